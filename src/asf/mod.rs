@@ -1,0 +1,1 @@
+//! ASF core (stub, filled in by the ASF work).

@@ -1,0 +1,1 @@
+//! Station configuration (stub, filled in by the config work).

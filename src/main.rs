@@ -1,0 +1,5 @@
+//! The `asfcast` command line.
+
+fn main() {
+    println!("asfcast {}", env!("CARGO_PKG_VERSION"));
+}

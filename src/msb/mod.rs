@@ -1,0 +1,1 @@
+//! MS-MSB packetizer (stub, filled in by the MSB work).

@@ -1,0 +1,1 @@
+//! .nsc announcements (stub, filled in by the NSC work).
