@@ -10,3 +10,4 @@ pub mod asf;
 pub mod config;
 pub mod msb;
 pub mod nsc;
+pub mod probe;
