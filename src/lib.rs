@@ -11,3 +11,5 @@ pub mod config;
 pub mod msb;
 pub mod nsc;
 pub mod probe;
+pub mod source;
+pub mod station;

@@ -13,6 +13,7 @@ pub mod header;
 pub mod packet;
 pub mod reader;
 pub mod rewrite;
+pub mod writer;
 
 pub use guid::Guid;
 pub use header::{AsfHeader, DataHead, StreamKind, StreamProperties};

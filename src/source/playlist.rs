@@ -1,0 +1,217 @@
+//! The file playlist source: plays a list of ASF files in order, optionally looping, paced by
+//! the packets' send times.
+//!
+//! A file that is missing or corrupt is logged and skipped; when every entry has failed in a
+//! row the source waits [`RETRY_DELAY`] before trying again, so a station whose media is not
+//! there yet stays up (its multicast keeps sending beacons) and starts playing once it appears.
+//! A bad packet inside a file is skipped with a log line; a file cut short ends there.
+//!
+//! The source reads files (the shell's job) but takes `now` as a parameter and never sleeps:
+//! [`PlaylistSource::poll`] says what to do now or when to ask again.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::asf::{AsfHeader, AsfReader, DataHead, ReadError, ReaderPacket};
+
+use super::Pacer;
+
+/// How long to wait after every playlist entry failed in a row.
+pub const RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// What the source has for the station now.
+#[derive(Debug)]
+pub enum SourceEvent {
+    /// A playlist entry starts: its (file) header. Packets that follow belong to it.
+    Header {
+        header: Box<AsfHeader>,
+        data: DataHead,
+        entry: usize,
+        path: PathBuf,
+    },
+    /// A packet (full size, as in the file) that is due now.
+    Packet(ReaderPacket),
+    /// Nothing to do before this instant.
+    Idle(Instant),
+    /// The playlist ended (no loop).
+    Ended,
+}
+
+type FileReader = AsfReader<std::io::BufReader<std::fs::File>>;
+
+pub struct PlaylistSource {
+    station: String,
+    files: Vec<PathBuf>,
+    looping: bool,
+    current: Option<FileReader>,
+    current_packets: u64,
+    next_entry: usize,
+    /// The next packet and when it is due.
+    pending: Option<(ReaderPacket, Instant)>,
+    pacer: Pacer,
+    failures_in_row: usize,
+    retry_at: Option<Instant>,
+    ended: bool,
+    /// Counters: entries started, entries failed, bad packets skipped.
+    pub entries_started: u64,
+    pub entries_failed: u64,
+    pub bad_packets: u64,
+}
+
+impl PlaylistSource {
+    pub fn new(station: &str, files: Vec<PathBuf>, looping: bool) -> Self {
+        PlaylistSource {
+            station: station.to_string(),
+            files,
+            looping,
+            current: None,
+            current_packets: 0,
+            next_entry: 0,
+            pending: None,
+            pacer: Pacer::new(),
+            failures_in_row: 0,
+            retry_at: None,
+            ended: false,
+            entries_started: 0,
+            entries_failed: 0,
+            bad_packets: 0,
+        }
+    }
+
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// The next thing to do at `now`. Never blocks beyond reading one packet from disk.
+    pub fn poll(&mut self, now: Instant) -> SourceEvent {
+        // Bounded: each turn either returns or consumes a packet or a playlist entry, and a
+        // full round of failed entries sets `retry_at`.
+        loop {
+            if self.ended {
+                return SourceEvent::Ended;
+            }
+            if let Some((_, due)) = &self.pending {
+                if *due > now {
+                    return SourceEvent::Idle(*due);
+                }
+                if let Some((p, _)) = self.pending.take() {
+                    return SourceEvent::Packet(p);
+                }
+            }
+            if self.current.is_none() {
+                if let Some(at) = self.retry_at {
+                    if at > now {
+                        return SourceEvent::Idle(at);
+                    }
+                    self.retry_at = None;
+                }
+                match self.open_next() {
+                    Some(ev) => return ev,
+                    None => continue,
+                }
+            }
+            self.read_next(now);
+        }
+    }
+
+    /// Opens the next playlist entry; None when it failed (the caller loops).
+    fn open_next(&mut self) -> Option<SourceEvent> {
+        if self.files.is_empty() {
+            self.ended = true;
+            return Some(SourceEvent::Ended);
+        }
+        if self.next_entry >= self.files.len() {
+            if !self.looping {
+                self.ended = true;
+                info!(station = %self.station, "playlist ended");
+                return Some(SourceEvent::Ended);
+            }
+            self.next_entry = 0;
+        }
+        let entry = self.next_entry;
+        self.next_entry += 1;
+        let path = self.files[entry].clone();
+        match AsfReader::open(&path) {
+            Ok(r) => {
+                let header = Box::new(r.header().clone());
+                let data = r.data_head().clone();
+                self.current = Some(r);
+                self.current_packets = 0;
+                self.pacer.reanchor();
+                self.entries_started += 1;
+                info!(station = %self.station, file = %path.display(), entry, "playing");
+                Some(SourceEvent::Header {
+                    header,
+                    data,
+                    entry,
+                    path,
+                })
+            }
+            Err(e) => {
+                self.entry_failed(&path, &e);
+                None
+            }
+        }
+    }
+
+    fn entry_failed(&mut self, path: &Path, e: &ReadError) {
+        warn!(station = %self.station, file = %path.display(), error = %e, "skipping playlist entry");
+        self.entries_failed += 1;
+        self.failures_in_row += 1;
+        if self.failures_in_row >= self.files.len() {
+            self.failures_in_row = 0;
+            self.retry_at = Some(Instant::now() + RETRY_DELAY);
+            warn!(
+                station = %self.station,
+                retry_in_s = RETRY_DELAY.as_secs(),
+                "no playable entry in the playlist; retrying"
+            );
+        }
+    }
+
+    /// Reads the next packet of the current file into `pending`, or closes the file.
+    fn read_next(&mut self, now: Instant) {
+        let Some(reader) = self.current.as_mut() else {
+            return;
+        };
+        match reader.next_packet() {
+            Some(Ok(p)) => {
+                self.current_packets += 1;
+                self.failures_in_row = 0;
+                let due = self.pacer.due(p.send_time, now);
+                self.pending = Some((p, due));
+            }
+            Some(Err(e @ ReadError::Packet { .. })) => {
+                self.bad_packets += 1;
+                warn!(station = %self.station, error = %e, "skipping bad packet");
+            }
+            Some(Err(e)) => {
+                let path = self
+                    .files
+                    .get(self.next_entry - 1)
+                    .cloned()
+                    .unwrap_or_default();
+                warn!(station = %self.station, file = %path.display(), error = %e, "file ended early");
+                self.close_current(&path, Some(e));
+            }
+            None => {
+                let path = self
+                    .files
+                    .get(self.next_entry - 1)
+                    .cloned()
+                    .unwrap_or_default();
+                self.close_current(&path, None);
+            }
+        }
+    }
+
+    fn close_current(&mut self, path: &Path, err: Option<ReadError>) {
+        self.current = None;
+        if self.current_packets == 0 {
+            let e = err.unwrap_or_else(|| ReadError::NotAsf("the file has no data packets".into()));
+            self.entry_failed(path, &e);
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The station hub: what every delivery of one station shares — the current ASF header with a
+//! generation number, a ring of recent packets that always reaches back to the last clean point
+//! (so a unicast joiner starts on a key frame), and the counters.
+//!
+//! Packets are immutable shared buffers ([`StationPacket`] behind an `Arc`): N sinks cost N
+//! socket writes, not N copies. Pure code: the shell pushes packets in and sinks read them out.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::asf::{AsfHeader, DataHead, Packet};
+
+/// The ASF header a station currently announces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StationHeader {
+    /// Increments whenever the header (or the playlist entry) changes.
+    pub generation: u64,
+    /// The 11-bit MSB Format ID of this header (the .nsc `Format<N>` key).
+    pub format_id: u16,
+    /// The broadcast-rewritten header as parsed.
+    pub header: AsfHeader,
+    /// Header Object + 50-byte Data Object head, as every protocol sends it.
+    pub bytes: Arc<[u8]>,
+}
+
+impl StationHeader {
+    /// Builds the live announcement of a file header: broadcast flags, broadcast Data head.
+    pub fn live(generation: u64, file_header: &AsfHeader, data: &DataHead, format_id: u16) -> Self {
+        let header = file_header.to_broadcast();
+        let bytes: Arc<[u8]> = header
+            .stream_header_bytes(&DataHead::broadcast(data.file_id))
+            .into();
+        StationHeader {
+            generation,
+            format_id,
+            header,
+            bytes,
+        }
+    }
+}
+
+/// One data packet of the station, padding stripped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StationPacket {
+    /// Station-wide packet sequence number, from 0, never reused.
+    pub seq: u64,
+    /// Header generation the packet belongs to.
+    pub generation: u64,
+    /// ASF send time (ms).
+    pub send_time: u32,
+    /// True when a joiner may start here: every clean-point stream starts a key frame at or
+    /// before this packet within the current run (see [`Station::push`]).
+    pub clean: bool,
+    /// The packet with its padding stripped.
+    pub bytes: Arc<[u8]>,
+}
+
+/// Counters a station exposes for status and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StationCounters {
+    pub packets: u64,
+    pub bytes: u64,
+    pub header_changes: u64,
+    pub bad_packets: u64,
+    pub source_errors: u64,
+}
+
+/// The hub of one station.
+#[derive(Debug)]
+pub struct Station {
+    pub name: String,
+    header: Option<Arc<StationHeader>>,
+    ring: VecDeque<Arc<StationPacket>>,
+    next_seq: u64,
+    /// Upper bound on the ring, in packets, so a stream without key frames cannot grow it.
+    max_ring: usize,
+    /// Clean-point streams of the current header.
+    clean_streams: Vec<u8>,
+    pub counters: StationCounters,
+}
+
+impl Station {
+    pub fn new(name: impl Into<String>, max_ring: usize) -> Self {
+        Station {
+            name: name.into(),
+            header: None,
+            ring: VecDeque::new(),
+            next_seq: 0,
+            max_ring: max_ring.max(1),
+            clean_streams: Vec::new(),
+            counters: StationCounters::default(),
+        }
+    }
+
+    pub fn header(&self) -> Option<&Arc<StationHeader>> {
+        self.header.as_ref()
+    }
+
+    /// Installs a new header (a new playlist entry or a live header change). The ring is
+    /// cleared: packets of the old header are useless to a joiner of the new one.
+    pub fn set_header(&mut self, header: StationHeader) -> Arc<StationHeader> {
+        self.clean_streams = header.header.clean_point_streams();
+        self.ring.clear();
+        self.counters.header_changes += 1;
+        let h = Arc::new(header);
+        self.header = Some(h.clone());
+        h
+    }
+
+    /// The generation the next header should carry.
+    pub fn next_generation(&self) -> u64 {
+        self.header.as_ref().map_or(1, |h| h.generation + 1)
+    }
+
+    /// Adds a stripped packet and returns it as shared. A packet is a clean point when it
+    /// starts a key frame on the first clean-point stream (the stream joiners wait for), or
+    /// always when the header has none (audio-only stations).
+    pub fn push(&mut self, stripped: Vec<u8>) -> Option<Arc<StationPacket>> {
+        let header = self.header.as_ref()?;
+        let (send_time, clean) = match Packet::parse(&stripped) {
+            Ok(p) => (
+                p.send_time,
+                match self.clean_streams.first() {
+                    Some(&s) => p.starts_key_frame_on(s),
+                    None => true,
+                },
+            ),
+            Err(_) => {
+                self.counters.bad_packets += 1;
+                return None;
+            }
+        };
+        let pkt = Arc::new(StationPacket {
+            seq: self.next_seq,
+            generation: header.generation,
+            send_time,
+            clean,
+            bytes: stripped.into(),
+        });
+        self.next_seq += 1;
+        self.counters.packets += 1;
+        self.counters.bytes += pkt.bytes.len() as u64;
+        if clean {
+            // Everything before the newest clean point is no longer needed by joiners.
+            self.ring.clear();
+        }
+        self.ring.push_back(pkt.clone());
+        while self.ring.len() > self.max_ring {
+            self.ring.pop_front();
+        }
+        Some(pkt)
+    }
+
+    /// Packets from the newest clean point to now: what a joiner receives first.
+    pub fn join_backlog(&self) -> impl Iterator<Item = &Arc<StationPacket>> {
+        let start = self
+            .ring
+            .iter()
+            .position(|p| p.clean)
+            .unwrap_or(self.ring.len());
+        self.ring.iter().skip(start)
+    }
+
+    pub fn ring_len(&self) -> usize {
+        self.ring.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asf::rewrite::strip_padding;
+    use crate::asf::AsfReader;
+    use std::path::PathBuf;
+
+    fn sample() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/sample-wmv2-wmav2.asf")
+    }
+
+    #[test]
+    fn ring_reaches_back_to_the_last_clean_point() {
+        let mut r = AsfReader::open(&sample()).unwrap();
+        let mut st = Station::new("t", 10_000);
+        assert!(st.push(vec![0; 10]).is_none(), "no header yet");
+        let h = StationHeader::live(st.next_generation(), r.header(), r.data_head(), 7);
+        st.set_header(h);
+        let mut cleans = 0;
+        while let Some(p) = r.next_packet() {
+            let p = p.unwrap();
+            let s = strip_padding(&p.parse().unwrap());
+            let sp = st.push(s).unwrap();
+            cleans += usize::from(sp.clean);
+            let first = st.join_backlog().next().unwrap();
+            assert!(first.clean, "joiners start at a clean point");
+            let parsed = Packet::parse(&first.bytes).unwrap();
+            assert!(parsed.starts_key_frame_on(1));
+        }
+        assert_eq!(cleans, 5, "one clean point per 2 s GOP");
+        assert!(
+            st.ring_len() < 40,
+            "ring holds only the last GOP: {}",
+            st.ring_len()
+        );
+        assert_eq!(st.counters.packets, 113);
+    }
+
+    #[test]
+    fn header_change_clears_the_ring_and_bumps_the_generation() {
+        let r = AsfReader::open(&sample()).unwrap();
+        let mut st = Station::new("t", 16);
+        let g1 = st.next_generation();
+        st.set_header(StationHeader::live(g1, r.header(), r.data_head(), 1));
+        let g2 = st.next_generation();
+        assert_eq!(g2, g1 + 1);
+        let h = st.set_header(StationHeader::live(g2, r.header(), r.data_head(), 1));
+        assert!(h.header.file.is_broadcast());
+        assert_eq!(st.ring_len(), 0);
+    }
+}
