@@ -1,1 +1,0 @@
-//! .nsc announcements (stub, filled in by the NSC work).
