@@ -96,6 +96,30 @@ impl ConfigError {
     }
 }
 
+/// Checks that `text` is one well-formed YAML document, before any field is
+/// looked at, so that a syntax error is not reported against whatever field the
+/// reader happened to be in.
+pub(crate) fn syntax_check(file: &Path, text: &str) -> Result<(), ConfigError> {
+    let Err(e) = serde_norway::from_str::<serde::de::IgnoredAny>(text) else {
+        return Ok(());
+    };
+    let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+    let raw = e.to_string();
+    let message = if raw.contains("more than one document") {
+        "the file holds more than one YAML document (`---`); put each station in its own file"
+            .to_owned()
+    } else {
+        format!("invalid YAML: {}", strip_positions(&raw))
+    };
+    Err(ConfigError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        field: String::new(),
+        message,
+    })
+}
+
 /// Removes serde_norway's " at line L column C" fragments and its leading
 /// "path: " (when that path is the field path or a parent of it).
 fn clean_message(raw: &str, field: &str) -> String {

@@ -181,6 +181,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
         )]));
     }
     let files = collect_files(paths, &mut errors);
+    let missing_paths = !errors.is_empty();
 
     let mut server: Option<ServerConfig> = None;
     let mut server_file: Option<PathBuf> = None;
@@ -226,7 +227,8 @@ pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
         }
     }
 
-    if station_files == 0 {
+    // When a path could not be read, "no station files" would only repeat that.
+    if station_files == 0 && !missing_paths {
         let place = paths
             .first()
             .map_or_else(|| PathBuf::from("."), Clone::clone);

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::error::ConfigError;
+use super::error::{syntax_check, ConfigError};
 use super::locate::{locate_nearest, Seg};
 use super::values::{Bytes, Decimal, FilePath, Host, Listeners, Ranged, Seconds};
 
@@ -152,7 +152,10 @@ pub struct LogConfig {
 // ---------------------------------------------------------------------------
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of server settings (listen, announce_dir, public_host, limits, log)"
+)]
 struct ServerFile {
     listen: Option<ListenFile>,
     announce_dir: Option<FilePath>,
@@ -162,7 +165,10 @@ struct ServerFile {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of listeners (http, mms, rtsp)"
+)]
 struct ListenFile {
     http: Option<Listeners>,
     mms: Option<Listeners>,
@@ -170,7 +176,7 @@ struct ListenFile {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a mapping of limits")]
 struct LimitsFile {
     max_clients: Option<Ranged<u32, 1, 1_000_000>>,
     max_clients_per_ip: Option<Ranged<u32, 1, 1_000_000>>,
@@ -182,7 +188,10 @@ struct LimitsFile {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of log settings (level, format)"
+)]
 struct LogFile {
     level: Option<LogLevel>,
     format: Option<LogFormat>,
@@ -197,6 +206,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ServerConfig, Vec<ConfigError>> 
             ..ServerConfig::default()
         });
     }
+    syntax_check(path, text).map_err(|e| vec![e])?;
     let de = serde_norway::Deserializer::from_str(text);
     let file: ServerFile =
         serde_path_to_error::deserialize(de).map_err(|e| vec![ConfigError::from_yaml(path, e)])?;

@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::error::ConfigError;
+use super::error::{syntax_check, ConfigError};
 use super::locate::{locate_key, locate_nearest, locate_value, Seg};
 use super::values::{
     AnnounceName, Bytes, Interface, MulticastGroup, PlaylistFiles, Ranged, Seconds, StationName,
@@ -179,7 +179,10 @@ pub struct Announcement {
 // ---------------------------------------------------------------------------
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a station mapping (name, source, multicast, unicast, announcement)"
+)]
 struct StationFile {
     name: StationName,
     description: Option<Text>,
@@ -190,7 +193,10 @@ struct StationFile {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of multicast settings (group, port, interface, ...)"
+)]
 struct MulticastFile {
     group: MulticastGroup,
     port: Ranged<u16, 1, 65535>,
@@ -204,7 +210,10 @@ struct MulticastFile {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of unicast settings (mms, mmsh, rtsp, max_clients)"
+)]
 struct UnicastFile {
     mms: Option<bool>,
     mmsh: Option<bool>,
@@ -213,7 +222,10 @@ struct UnicastFile {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of announcement settings (nsc, asx, unicast_url, log_url)"
+)]
 struct AnnouncementFile {
     nsc: Option<AnnounceName<false>>,
     asx: Option<AnnounceName<true>>,
@@ -322,6 +334,7 @@ pub fn parse(path: &Path, text: &str) -> Result<StationConfig, Vec<ConfigError>>
             "the file is empty; a station needs at least `name` and `source`",
         )]);
     }
+    syntax_check(path, text).map_err(|e| vec![e])?;
     let de = serde_norway::Deserializer::from_str(text);
     let file: StationFile =
         serde_path_to_error::deserialize(de).map_err(|e| vec![ConfigError::from_yaml(path, e)])?;
@@ -673,6 +686,44 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn ttl_is_accepted_exactly_in_range(ttl in 0u32..2000, pad in 0usize..4) {
+            let text = format!(
+                "{MINIMAL}{}multicast:\n  group: 239.1.1.1\n  port: 5000\n  interface: lo\n  ttl: {ttl}\n",
+                "\n".repeat(pad)
+            );
+            match parse(Path::new("s.yaml"), &text) {
+                Ok(s) => {
+                    proptest::prop_assert!(ttl <= 255);
+                    proptest::prop_assert_eq!(s.multicast.map(|m| u32::from(m.ttl)), Some(ttl));
+                }
+                Err(e) => {
+                    proptest::prop_assert!(ttl > 255);
+                    let want = format!(
+                        "s.yaml:{}:8: multicast.ttl: {ttl} is out of range 0–255",
+                        9 + pad
+                    );
+                    proptest::prop_assert_eq!(e.iter().map(ToString::to_string).collect::<Vec<_>>(), vec![want]);
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let _ = parse(Path::new("s.yaml"), &text);
+            let _ = super::super::server::parse(Path::new("server.yaml"), &text);
+        }
+
+        #[test]
+        fn yaml_shaped_noise_never_panics(
+            lines in proptest::collection::vec("( {0,4})(name|source|type|files|multicast|group|port|ttl|- |[a-z]{1,5})(: )?([0-9a-z.:\\[\\]{},]{0,12})", 0..12)
+        ) {
+            let text = lines.join("\n");
+            let _ = parse(Path::new("s.yaml"), &text);
+        }
+    }
+
     #[test]
     fn equality_ignores_the_file() {
         let a = ok(MINIMAL);
@@ -690,7 +741,25 @@ mod tests {
             ["s.yaml: the file is empty; a station needs at least `name` and `source`"]
         );
         let e = err("name: [a\n");
-        assert!(e[0].starts_with("s.yaml:"), "{e:?}");
+        assert_eq!(
+            e,
+            ["s.yaml:2:1: invalid YAML: did not find expected ',' or ']', while parsing a flow sequence"]
+        );
+        let e = err("name: a\n\tsource: x\n");
+        assert!(
+            e[0].starts_with("s.yaml:2:1: invalid YAML: found a tab character"),
+            "{e:?}"
+        );
+        let e = err("name: a\n---\nname: b\n");
+        assert!(
+            e[0].starts_with("s.yaml: the file holds more than one YAML document"),
+            "{e:?}"
+        );
+        let e = err("name: a\nsource: {type: playlist, files: [a]}\nmulticast: 239.1.1.1\n");
+        assert_eq!(
+            e,
+            ["s.yaml:3:12: multicast: invalid type: string \"239.1.1.1\", expected a mapping of multicast settings (group, port, interface, ...)"]
+        );
         let e = err("- a\n- b\n");
         assert!(
             e[0].starts_with("s.yaml:1:1: invalid type: sequence"),

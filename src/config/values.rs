@@ -858,6 +858,20 @@ mod tests {
         assert!(de::<Beacon>("-3").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn duration_text_round_trips(ms in 0u64..10_000_000) {
+            let d = Duration::from_millis(ms);
+            proptest::prop_assert_eq!(parse_duration(&human_duration(d)), Some(d));
+        }
+
+        #[test]
+        fn byte_text_round_trips(n in 0u64..(1 << 40)) {
+            let text = human_bytes(n).replace(" bytes", "").replace(' ', "");
+            proptest::prop_assert_eq!(parse_bytes(&text), Some(n));
+        }
+    }
+
     #[test]
     fn byte_sizes() {
         assert_eq!(parse_bytes("4MiB"), Some(4 << 20));
