@@ -3,7 +3,7 @@
 //! Why: a station file says what to play (`source`), how to send it (`multicast`,
 //! `unicast`) and how to announce it (`announcement`: the .nsc and .asx files).
 //! The pipeline is sozu's: `StationFile` mirrors the YAML with
-//! `deny_unknown_fields` and self-checking value types, then [`build`] applies
+//! `deny_unknown_fields` and self-checking value types, then `build` applies
 //! defaults and the checks that involve several fields, giving a
 //! [`StationConfig`].
 //!
