@@ -1,0 +1,450 @@
+//! The server file (`server.yaml`): listeners, announcement directory, limits, logs.
+//!
+//! Why: settings shared by all stations live in one optional file; when it is
+//! absent the defaults below apply (the appliance's standard ports on every
+//! address). Same pipeline as stations: file structs with `deny_unknown_fields`
+//! and self-checking values, then defaults and cross-field checks (a listener
+//! address may appear only once across HTTP, MMS and RTSP, since each needs its
+//! own socket).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::error::{syntax_check, ConfigError};
+use super::locate::{locate_nearest, Seg};
+use super::values::{Bytes, Decimal, FilePath, Host, Listeners, Ranged, Seconds};
+
+/// Default announcement directory on the appliance.
+pub const DEFAULT_ANNOUNCE_DIR: &str = "/var/lib/asfcast/announce";
+
+/// The validated server settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// The file the settings came from; `None` when defaults are used.
+    pub file: Option<PathBuf>,
+    /// Listener addresses per protocol.
+    pub listen: Listen,
+    /// Directory where the .nsc and .asx files are written (relative paths are
+    /// resolved against the server file's directory).
+    pub announce_dir: PathBuf,
+    /// Host name written into URLs in .nsc/.asx files; `None` means the
+    /// listener's own address.
+    pub public_host: Option<String>,
+    /// Global limits.
+    pub limits: Limits,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            file: None,
+            listen: Listen::default(),
+            announce_dir: PathBuf::from(DEFAULT_ANNOUNCE_DIR),
+            public_host: None,
+            limits: Limits::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// Listener addresses; an empty list turns that protocol off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// HTTP: MMSH streaming, .nsc/.asx downloads, status (default 0.0.0.0:80).
+    pub http: Vec<SocketAddr>,
+    /// MMS over TCP (default 0.0.0.0:1755).
+    pub mms: Vec<SocketAddr>,
+    /// RTSP (default 0.0.0.0:554).
+    pub rtsp: Vec<SocketAddr>,
+}
+
+fn any_v4(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            http: vec![any_v4(80)],
+            mms: vec![any_v4(1755)],
+            rtsp: vec![any_v4(554)],
+        }
+    }
+}
+
+/// Global limits that keep one client or one burst from hurting the others.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Most unicast clients across all stations.
+    pub max_clients: u32,
+    /// Most unicast clients from one IP address.
+    pub max_clients_per_ip: u32,
+    /// Largest request head (HTTP, RTSP, MMS command) accepted, in bytes.
+    pub request_max_bytes: usize,
+    /// Time a new connection has to complete its handshake.
+    pub handshake_timeout: Duration,
+    /// Time a connection may stay silent (no request, no keep-alive).
+    pub idle_timeout: Duration,
+    /// Bytes queued for one slow client before it skips to the next key frame.
+    pub client_backlog_bytes: usize,
+    /// Speed multiplier for the initial burst a new unicast client receives.
+    pub fast_start_rate: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_clients: 10_000,
+            max_clients_per_ip: 100,
+            request_max_bytes: 16 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            client_backlog_bytes: 4 << 20,
+            fast_start_rate: 4.0,
+        }
+    }
+}
+
+/// Log verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Only errors.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// Normal operation (default).
+    #[default]
+    Info,
+    /// Per-session detail.
+    Debug,
+    /// Per-packet detail.
+    Trace,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogConfig {
+    /// Verbosity.
+    pub level: LogLevel,
+    /// Format.
+    pub format: LogFormat,
+}
+
+// ---------------------------------------------------------------------------
+// File shape
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of server settings (listen, announce_dir, public_host, limits, log)"
+)]
+struct ServerFile {
+    listen: Option<ListenFile>,
+    announce_dir: Option<FilePath>,
+    public_host: Option<Host>,
+    limits: Option<LimitsFile>,
+    log: Option<LogFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of listeners (http, mms, rtsp)"
+)]
+struct ListenFile {
+    http: Option<Listeners>,
+    mms: Option<Listeners>,
+    rtsp: Option<Listeners>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping of limits")]
+struct LimitsFile {
+    max_clients: Option<Ranged<u32, 1, 1_000_000>>,
+    max_clients_per_ip: Option<Ranged<u32, 1, 1_000_000>>,
+    request_max_bytes: Option<Bytes<1024, { 1 << 20 }>>,
+    handshake_timeout: Option<Seconds<1000, 300_000>>,
+    idle_timeout: Option<Seconds<5000, 3_600_000>>,
+    client_backlog_bytes: Option<Bytes<{ 64 << 10 }, { 1 << 30 }>>,
+    fast_start_rate: Option<Decimal<1000, 16_000>>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of log settings (level, format)"
+)]
+struct LogFile {
+    level: Option<LogLevel>,
+    format: Option<LogFormat>,
+}
+
+/// Reads and validates the server file.
+pub fn parse(path: &Path, text: &str) -> Result<ServerConfig, Vec<ConfigError>> {
+    if text.trim().is_empty() {
+        // An empty server file means "all defaults", like an absent one.
+        return Ok(ServerConfig {
+            file: Some(path.to_path_buf()),
+            ..ServerConfig::default()
+        });
+    }
+    syntax_check(path, text).map_err(|e| vec![e])?;
+    let de = serde_norway::Deserializer::from_str(text);
+    let file: ServerFile =
+        serde_path_to_error::deserialize(de).map_err(|e| vec![ConfigError::from_yaml(path, e)])?;
+    build(path, text, file)
+}
+
+fn build(path: &Path, text: &str, file: ServerFile) -> Result<ServerConfig, Vec<ConfigError>> {
+    let d = ServerConfig::default();
+    let listen = match file.listen {
+        None => d.listen,
+        Some(l) => Listen {
+            http: l.http.map_or(d.listen.http, |v| v.0),
+            mms: l.mms.map_or(d.listen.mms, |v| v.0),
+            rtsp: l.rtsp.map_or(d.listen.rtsp, |v| v.0),
+        },
+    };
+    let errors = listener_conflicts(path, text, &listen);
+
+    let base = path.parent().unwrap_or_else(|| Path::new(""));
+    let announce_dir = file.announce_dir.map_or(d.announce_dir, |p| base.join(p.0));
+
+    let limits = match file.limits {
+        None => d.limits,
+        Some(l) => {
+            let d = d.limits;
+            Limits {
+                max_clients: l.max_clients.map_or(d.max_clients, |v| v.0),
+                max_clients_per_ip: l.max_clients_per_ip.map_or(d.max_clients_per_ip, |v| v.0),
+                request_max_bytes: l
+                    .request_max_bytes
+                    .and_then(|v| usize::try_from(v.0).ok())
+                    .unwrap_or(d.request_max_bytes),
+                handshake_timeout: l.handshake_timeout.map_or(d.handshake_timeout, |v| v.0),
+                idle_timeout: l.idle_timeout.map_or(d.idle_timeout, |v| v.0),
+                client_backlog_bytes: l
+                    .client_backlog_bytes
+                    .and_then(|v| usize::try_from(v.0).ok())
+                    .unwrap_or(d.client_backlog_bytes),
+                fast_start_rate: l.fast_start_rate.map_or(d.fast_start_rate, |v| v.0),
+            }
+        }
+    };
+    let log = file.log.map_or(d.log, |l| LogConfig {
+        level: l.level.unwrap_or_default(),
+        format: l.format.unwrap_or_default(),
+    });
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(ServerConfig {
+        file: Some(path.to_path_buf()),
+        listen,
+        announce_dir,
+        public_host: file.public_host.map(|h| h.0),
+        limits,
+        log,
+    })
+}
+
+/// Two listeners conflict when they would bind the same port on overlapping
+/// addresses: the same address, or a wildcard and any address of its family.
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+fn listener_conflicts(path: &Path, text: &str, listen: &Listen) -> Vec<ConfigError> {
+    let all: Vec<(&str, usize, SocketAddr)> = [
+        ("http", &listen.http),
+        ("mms", &listen.mms),
+        ("rtsp", &listen.rtsp),
+    ]
+    .into_iter()
+    .flat_map(|(proto, addrs)| addrs.iter().enumerate().map(move |(i, a)| (proto, i, *a)))
+    .collect();
+    let mut errors = Vec::new();
+    for (n, &(proto, i, addr)) in all.iter().enumerate() {
+        let earlier = all.iter().take(n).find(|(_, _, a)| overlaps(*a, addr));
+        if let Some(&(other, j, other_addr)) = earlier {
+            let single = listen_len(listen, proto) == 1;
+            let field = if single {
+                format!("listen.{proto}")
+            } else {
+                format!("listen.{proto}[{i}]")
+            };
+            let mut segs = vec![Seg::Key("listen"), Seg::Key(proto)];
+            if !single {
+                segs.push(Seg::Index(i));
+            }
+            let at = locate_nearest(text, &segs, false);
+            let other_field = if listen_len(listen, other) == 1 {
+                format!("listen.{other}")
+            } else {
+                format!("listen.{other}[{j}]")
+            };
+            errors.push(ConfigError::at(
+                path,
+                at,
+                field,
+                format!("{addr} overlaps {other_addr} of {other_field}; each listener needs its own address:port"),
+            ));
+        }
+    }
+    errors
+}
+
+fn listen_len(listen: &Listen, proto: &str) -> usize {
+    match proto {
+        "http" => listen.http.len(),
+        "mms" => listen.mms.len(),
+        _ => listen.rtsp.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(text: &str) -> ServerConfig {
+        match parse(Path::new("etc/server.yaml"), text) {
+            Ok(s) => s,
+            Err(e) => panic!("unexpected errors: {e:?}"),
+        }
+    }
+
+    fn err(text: &str) -> Vec<String> {
+        match parse(Path::new("server.yaml"), text) {
+            Ok(s) => panic!("accepted: {s:?}"),
+            Err(e) => e.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap_or_else(|_| panic!("bad test address {s}"))
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let s = ok("");
+        assert_eq!(s.listen, Listen::default());
+        assert_eq!(s.limits, Limits::default());
+        assert_eq!(s.announce_dir, PathBuf::from(DEFAULT_ANNOUNCE_DIR));
+        assert_eq!(s.log, LogConfig::default());
+    }
+
+    #[test]
+    fn listeners_single_list_and_off() {
+        let s = ok("listen:\n  http: 127.0.0.1:8080\n  mms: [127.0.0.1:1755, '[::1]:1755']\n  rtsp: false\n");
+        assert_eq!(s.listen.http, [sa("127.0.0.1:8080")]);
+        assert_eq!(s.listen.mms, [sa("127.0.0.1:1755"), sa("[::1]:1755")]);
+        assert!(s.listen.rtsp.is_empty());
+        let s = ok("listen:\n  http: 8080\n");
+        assert_eq!(s.listen.http, [sa("0.0.0.0:8080")]);
+        assert_eq!(s.listen.mms, Listen::default().mms);
+    }
+
+    #[test]
+    fn listener_errors() {
+        let e = err("listen:\n  http: 127.0.0.1:80x\n");
+        assert!(
+            e[0].starts_with(
+                "server.yaml:2:9: listen.http: `127.0.0.1:80x` is not an address:port"
+            ),
+            "{e:?}"
+        );
+        let e = err("listen:\n  http: 0.0.0.0:8080\n  rtsp: 127.0.0.1:8080\n");
+        assert_eq!(
+            e,
+            ["server.yaml:3:9: listen.rtsp: 127.0.0.1:8080 overlaps 0.0.0.0:8080 of listen.http; each listener needs its own address:port"]
+        );
+        let e = err("listen:\n  mms: [127.0.0.1:1755, 127.0.0.1:1755]\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("server.yaml:2:25: listen.mms[1]: 127.0.0.1:1755 overlaps 127.0.0.1:1755 of listen.mms[0]"), "{e:?}");
+        // Different families and different addresses do not overlap.
+        ok("listen:\n  http: ['0.0.0.0:80', '[::]:80']\n  mms: 127.0.0.1:1755\n  rtsp: 127.0.0.2:1755\n");
+    }
+
+    #[test]
+    fn limits_and_log() {
+        let s = ok("limits:\n  max_clients: 50\n  request_max_bytes: 32KiB\n  handshake_timeout: 5s\n  idle_timeout: 2m\n  client_backlog_bytes: 8MiB\n  fast_start_rate: 2.5\nlog:\n  level: debug\n  format: json\n");
+        assert_eq!(s.limits.max_clients, 50);
+        assert_eq!(
+            s.limits.max_clients_per_ip,
+            Limits::default().max_clients_per_ip
+        );
+        assert_eq!(s.limits.request_max_bytes, 32 << 10);
+        assert_eq!(s.limits.handshake_timeout, Duration::from_secs(5));
+        assert_eq!(s.limits.idle_timeout, Duration::from_secs(120));
+        assert_eq!(s.limits.client_backlog_bytes, 8 << 20);
+        assert!((s.limits.fast_start_rate - 2.5).abs() < f64::EPSILON);
+        assert_eq!(
+            s.log,
+            LogConfig {
+                level: LogLevel::Debug,
+                format: LogFormat::Json
+            }
+        );
+
+        let e = err("limits:\n  fast_start_rate: 100\n");
+        assert_eq!(
+            e,
+            ["server.yaml:2:20: limits.fast_start_rate: 100 is out of range 1–16"]
+        );
+        let e = err("limits:\n  idle_timeout: 1s\n");
+        assert_eq!(
+            e,
+            ["server.yaml:2:17: limits.idle_timeout: 1s is out of range 5s–60m"]
+        );
+        let e = err("log:\n  level: verbose\n");
+        assert!(
+            e[0].starts_with("server.yaml:2:10: log.level: unknown variant `verbose`"),
+            "{e:?}"
+        );
+        let e = err("logs: {}\n");
+        assert!(
+            e[0].starts_with("server.yaml:1:1: logs: unknown field `logs`"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn paths_and_host() {
+        let s = ok("announce_dir: www\npublic_host: box.example.org\n");
+        assert_eq!(s.announce_dir, PathBuf::from("etc/www"));
+        assert_eq!(s.public_host.as_deref(), Some("box.example.org"));
+        let s = ok("announce_dir: /tmp/asfcast-demo\n");
+        assert_eq!(s.announce_dir, PathBuf::from("/tmp/asfcast-demo"));
+        let e = err("public_host: box_1\n");
+        assert!(
+            e[0].starts_with("server.yaml:1:14: public_host: `box_1` is neither a host name"),
+            "{e:?}"
+        );
+        let e = err("announce_dir: ''\n");
+        assert!(
+            e[0].starts_with("server.yaml:1:15: announce_dir: the path is empty"),
+            "{e:?}"
+        );
+    }
+}

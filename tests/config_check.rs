@@ -1,0 +1,218 @@
+//! What `asfcast check` relies on: the shipped configs load, and broken configs
+//! are refused with `file:line:column: field: plain words`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use asfcast::config::{self, Config, Interface, LogFormat, LogLevel, Source};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixtures() -> PathBuf {
+    root().join("tests/fixtures/configs")
+}
+
+fn load_ok(path: &Path) -> Config {
+    match config::load(&[path.to_path_buf()]) {
+        Ok(c) => c,
+        Err(e) => panic!("{} should load:\n{e}", path.display()),
+    }
+}
+
+/// Loads paths under the fixture directory and returns the messages with the
+/// fixture directory stripped, so they read `dir/file.yaml:L:C: field: ...`.
+fn errors(paths: &[&str]) -> Vec<String> {
+    let base = fixtures();
+    let full: Vec<PathBuf> = paths.iter().map(|p| base.join(p)).collect();
+    match config::load(&full) {
+        Ok(c) => panic!("{paths:?} should be refused, got {c:?}"),
+        Err(e) => {
+            let prefix = format!("{}/", base.display());
+            e.iter()
+                .map(|e| e.to_string().replacen(&prefix, "", 1))
+                .collect()
+        }
+    }
+}
+
+#[test]
+fn demo_directory_passes() {
+    let c = load_ok(&root().join("station-configs"));
+    let local = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    assert_eq!(c.server.listen.http, [local(8080)]);
+    assert_eq!(c.server.listen.mms, [local(1755)]);
+    assert_eq!(c.server.listen.rtsp, [local(8554)]);
+    assert_eq!(c.server.announce_dir, PathBuf::from("/tmp/asfcast-demo"));
+
+    assert_eq!(c.stations.len(), 1);
+    let demo = c
+        .station("demo")
+        .unwrap_or_else(|| panic!("no demo station"));
+    let Source::Playlist(p) = &demo.source;
+    assert_eq!(p.files, [root().join("station-configs/media/demo.asf")]);
+    assert!(p.looping);
+    let m = demo
+        .multicast
+        .as_ref()
+        .unwrap_or_else(|| panic!("demo has no multicast"));
+    assert_eq!(
+        m.destination(),
+        SocketAddr::from(([239, 255, 42, 42], 19009))
+    );
+    assert_eq!(m.interface, Interface::Name("lo".into()));
+    assert_eq!(m.ttl, 0);
+    assert_eq!(m.fec_span, 10);
+    assert_eq!(m.beacon_interval, Duration::from_secs(2));
+    assert!(demo.unicast.mms && demo.unicast.mmsh && demo.unicast.rtsp);
+    assert_eq!(demo.announcement.nsc, "demo.nsc");
+    assert_eq!(demo.announcement.asx, "demo.asx");
+}
+
+#[test]
+fn box_example_passes() {
+    let c = load_ok(&root().join("station-configs/examples"));
+    assert_eq!(c.server.listen.http.len(), 2);
+    assert_eq!(
+        c.server.listen.rtsp,
+        [SocketAddr::from(([0, 0, 0, 0], 554))]
+    );
+    assert_eq!(c.server.public_host.as_deref(), Some("media.example.org"));
+    assert_eq!(c.server.log.level, LogLevel::Info);
+    assert_eq!(c.server.log.format, LogFormat::Text);
+    let news = c
+        .station("news")
+        .unwrap_or_else(|| panic!("no news station"));
+    let m = news
+        .multicast
+        .as_ref()
+        .unwrap_or_else(|| panic!("news has no multicast"));
+    // eth0 need not exist on the machine running the check.
+    assert_eq!(m.interface, Interface::Name("eth0".into()));
+    assert_eq!((m.ttl, m.dscp, m.loopback), (16, 34, false));
+    assert_eq!(m.send_buffer, Some(1 << 20));
+    let Source::Playlist(p) = &news.source;
+    assert!(p.files.iter().all(|f| f.starts_with("/srv/asfcast/media")));
+    assert_eq!(news.unicast.max_clients, 500);
+    assert_eq!(
+        news.announcement.unicast_url.as_deref(),
+        Some("mms://media.example.org/news")
+    );
+}
+
+#[test]
+fn unknown_key() {
+    let e = errors(&["unknown_key.yaml"]);
+    assert_eq!(
+        e,
+        ["unknown_key.yaml:9:3: multicast.tll: unknown field `tll`, expected one of `group`, `port`, `ttl`, `interface`, `fec_span`, `beacon_interval`, `dscp`, `loopback`, `send_buffer`"]
+    );
+}
+
+#[test]
+fn bad_address() {
+    let e = errors(&["bad_address.yaml"]);
+    assert_eq!(
+        e,
+        ["bad_address.yaml:6:10: multicast.group: `239.255.1.300` is not an IP address"]
+    );
+}
+
+#[test]
+fn ttl_out_of_range() {
+    let e = errors(&["ttl_range.yaml"]);
+    assert_eq!(
+        e,
+        ["ttl_range.yaml:9:8: multicast.ttl: 300 is out of range 0–255"]
+    );
+}
+
+#[test]
+fn group_not_multicast() {
+    let e = errors(&["not_multicast.yaml"]);
+    assert_eq!(
+        e,
+        ["not_multicast.yaml:6:10: multicast.group: 192.168.1.20 is not a multicast address (IPv4 multicast is 224.0.0.0–239.255.255.255; 239.0.0.0/8 is for local use)"]
+    );
+}
+
+#[test]
+fn bad_name() {
+    let e = errors(&["bad_name.yaml"]);
+    assert_eq!(
+        e,
+        ["bad_name.yaml:1:7: name: `my station` is not a valid station name: use 1–64 letters, digits, `-` or `_` (it is the URL path)"]
+    );
+}
+
+#[test]
+fn duplicate_station_across_files() {
+    let e = errors(&["duplicate"]);
+    let first = fixtures().join("duplicate/first.yaml");
+    assert_eq!(
+        e,
+        [format!(
+            "duplicate/second.yaml:2:7: name: station `news` is already defined at {}:1:7",
+            first.display()
+        )]
+    );
+}
+
+#[test]
+fn colliding_group_and_port() {
+    let e = errors(&["collision"]);
+    let music = fixtures().join("collision/music.yaml");
+    assert_eq!(
+        e,
+        [format!(
+            "collision/talk.yaml:8:10: multicast.group: 239.255.3.1:6000 is already used by station `music` ({}:6:10); each station needs its own group:port",
+            music.display()
+        )]
+    );
+}
+
+#[test]
+fn listener_reused_in_server_file() {
+    let e = errors(&["bad_server"]);
+    assert_eq!(
+        e,
+        ["bad_server/server.yaml:4:9: listen.rtsp: 127.0.0.1:8080 overlaps 127.0.0.1:8080 of listen.http; each listener needs its own address:port"]
+    );
+}
+
+#[test]
+fn every_broken_file_is_reported_at_once() {
+    let e = errors(&[
+        "unknown_key.yaml",
+        "bad_address.yaml",
+        "ttl_range.yaml",
+        "not_multicast.yaml",
+        "bad_name.yaml",
+        "duplicate",
+        "collision",
+    ]);
+    let located: Vec<&str> = e
+        .iter()
+        .map(|m| m.split(": ").next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        located,
+        [
+            "unknown_key.yaml:9:3",
+            "bad_address.yaml:6:10",
+            "ttl_range.yaml:9:8",
+            "not_multicast.yaml:6:10",
+            "bad_name.yaml:1:7",
+            "duplicate/second.yaml:2:7",
+            "collision/talk.yaml:8:10",
+        ]
+    );
+}
+
+#[test]
+fn missing_directory_is_an_error() {
+    let e = errors(&["no-such-dir"]);
+    assert_eq!(e, ["no-such-dir: no such file or directory"]);
+}
