@@ -1,32 +1,44 @@
 //! `asfcast run`: the daemon. One thread, one mio `Poll`: the pacing timer wakes it when the
-//! next packet of any station is due, the signalfd delivers SIGTERM/SIGINT (clean stop) and
-//! SIGHUP (reload), and the listeners and connections are further event sources.
+//! next packet of any station (or the next session deadline) is due, the signalfd delivers
+//! SIGTERM/SIGINT (clean stop) and SIGHUP (reload), and the listeners and connections are
+//! further event sources driven through the [`Session`] contract.
 //!
 //! Reload keeps what did not change: the new config is loaded and checked first (a broken one
 //! is refused with its errors logged and the running config stays); stations whose config is
-//! equal keep running untouched, changed ones restart, removed ones stop, new ones start.
+//! equal keep running untouched with their clients, changed ones restart, removed ones stop,
+//! new ones start.
 
 pub mod announce;
 pub mod connections;
+pub mod sessions;
 pub mod station_runtime;
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
+use crate::net::session::{Session, StationView};
 use crate::net::signals::{SignalRequest, Signals};
 use crate::net::timer::PacingTimer;
+use crate::station::{StationHeader, StationPacket};
 
-use station_runtime::StationRuntime;
+use connections::{log_close, Connection, Listener, ListenerKind, PeerCounts};
+use station_runtime::{HubEvent, StationRuntime};
 
 const TIMER: Token = Token(0);
 const SIGNALS: Token = Token(1);
+const LISTENER_BASE: usize = 16;
+const CONN_BASE: usize = 1024;
+/// How often idle bookkeeping runs even when nothing else is due.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -34,6 +46,34 @@ pub enum DaemonError {
     Config(config::ConfigErrors),
     #[error("{0}")]
     Io(#[from] io::Error),
+}
+
+/// The stations as unicast sessions see them.
+struct StationsView<'a>(&'a BTreeMap<String, StationRuntime>);
+
+impl StationView for StationsView<'_> {
+    fn header(&self, station: &str) -> Option<Arc<StationHeader>> {
+        self.0.get(station).and_then(|s| s.hub.header().cloned())
+    }
+
+    fn join_backlog(&self, station: &str) -> Vec<Arc<StationPacket>> {
+        self.0
+            .get(station)
+            .map(|s| s.hub.join_backlog().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn serves(&self, station: &str, protocol: &str) -> bool {
+        self.0.get(station).is_some_and(|s| {
+            let u = &s.config.unicast;
+            match protocol {
+                "mms" => u.mms,
+                "mmsh" => u.mmsh,
+                "rtsp" => u.rtsp,
+                _ => false,
+            }
+        })
+    }
 }
 
 pub struct Daemon {
@@ -45,10 +85,17 @@ pub struct Daemon {
     stations: BTreeMap<String, StationRuntime>,
     /// When each station wants to be serviced next.
     due: BTreeMap<String, Instant>,
+    listeners: Vec<Listener>,
+    conns: Vec<Option<Connection>>,
+    free: Vec<usize>,
+    peers: PeerCounts,
+    read_buf: Vec<u8>,
+    events_buf: Vec<HubEvent>,
 }
 
 impl Daemon {
-    /// Loads and checks the config, opens the signal and timer fds, starts every station.
+    /// Loads and checks the config, binds the listeners, opens the signal and timer fds and
+    /// starts every station.
     pub fn start(paths: Vec<PathBuf>) -> Result<Daemon, DaemonError> {
         let config = config::load(&paths).map_err(DaemonError::Config)?;
         let signals = Signals::new()?;
@@ -61,6 +108,31 @@ impl Daemon {
             SIGNALS,
             Interest::READABLE,
         )?;
+        let mut listeners = Vec::new();
+        let listen = &config.server.listen;
+        for (kind, addrs) in [
+            (ListenerKind::Http, &listen.http),
+            (ListenerKind::Mms, &listen.mms),
+            (ListenerKind::Rtsp, &listen.rtsp),
+        ] {
+            if !sessions::implemented(kind) {
+                continue;
+            }
+            for addr in addrs {
+                let mut socket = TcpListener::bind(*addr).map_err(|e| {
+                    io::Error::new(e.kind(), format!("{} listener {addr}: {e}", kind.as_str()))
+                })?;
+                let token = Token(LISTENER_BASE + listeners.len());
+                poll.registry()
+                    .register(&mut socket, token, Interest::READABLE)?;
+                info!(protocol = kind.as_str(), %addr, "listening");
+                listeners.push(Listener {
+                    kind,
+                    addr: *addr,
+                    socket,
+                });
+            }
+        }
         let mut d = Daemon {
             paths,
             config,
@@ -69,6 +141,12 @@ impl Daemon {
             signals,
             stations: BTreeMap::new(),
             due: BTreeMap::new(),
+            listeners,
+            conns: Vec::new(),
+            free: Vec::new(),
+            peers: PeerCounts::default(),
+            read_buf: vec![0u8; connections::READ_CHUNK],
+            events_buf: Vec::new(),
         };
         let now = Instant::now();
         let stations = d.config.stations.clone();
@@ -88,13 +166,13 @@ impl Daemon {
 
     /// Runs until SIGTERM or SIGINT.
     pub fn run(mut self) -> Result<(), DaemonError> {
-        let mut events = Events::with_capacity(256);
+        let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
-            self.service_due(now);
-            if let Some(next) = self.due.values().min().copied() {
-                self.timer.arm(next, Instant::now())?;
-            }
+            self.service_stations(now);
+            self.service_deadlines(now);
+            let next = self.next_deadline(now);
+            self.timer.arm(next, Instant::now())?;
             match self.poll.poll(&mut events, None) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -115,25 +193,162 @@ impl Daemon {
                             }
                         }
                     }
+                    Token(t) if (LISTENER_BASE..CONN_BASE).contains(&t) => {
+                        self.accept(t - LISTENER_BASE, Instant::now())
+                    }
+                    Token(t) if t >= CONN_BASE => {
+                        self.on_conn_event(t - CONN_BASE, ev.is_readable(), Instant::now())
+                    }
                     _ => {}
                 }
             }
         }
     }
 
-    fn service_due(&mut self, now: Instant) {
+    fn next_deadline(&self, now: Instant) -> Instant {
+        let mut next = now + HOUSEKEEPING;
+        if let Some(d) = self.due.values().min() {
+            next = next.min(*d);
+        }
+        for c in self.conns.iter().flatten() {
+            if let Some(d) = c.session.deadline() {
+                next = next.min(d);
+            }
+        }
+        next
+    }
+
+    fn service_stations(&mut self, now: Instant) {
+        let mut events = std::mem::take(&mut self.events_buf);
         for (name, rt) in self.stations.iter_mut() {
             let due = self.due.get(name).copied().unwrap_or(now);
             if due <= now {
                 let next = rt.service(now);
                 self.due.insert(name.clone(), next);
             }
+            rt.take_events(&mut events);
+            if !events.is_empty() {
+                fan_out(&mut self.conns, name, &events, now);
+                events.clear();
+            }
+        }
+        self.events_buf = events;
+        self.flush_all();
+    }
+
+    fn service_deadlines(&mut self, now: Instant) {
+        for i in 0..self.conns.len() {
+            let Some(c) = self.conns[i].as_mut() else {
+                continue;
+            };
+            if c.session.deadline().is_some_and(|d| d <= now) {
+                let step = c.session.on_timeout(now);
+                c.apply(step);
+                self.after_io(i);
+            }
+        }
+    }
+
+    fn accept(&mut self, li: usize, now: Instant) {
+        loop {
+            let Some(l) = self.listeners.get(li) else {
+                return;
+            };
+            let kind = l.kind;
+            let (stream, peer) = match l.socket.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!(protocol = kind.as_str(), error = %e, "accept failed");
+                    return;
+                }
+            };
+            let limits = &self.config.server.limits;
+            let open = self.conns.len() - self.free.len();
+            if open >= limits.max_clients as usize
+                || !self.peers.try_add(peer, limits.max_clients_per_ip)
+            {
+                warn!(%peer, protocol = kind.as_str(), "connection refused: client limit");
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let session = sessions::new_session(kind, peer, &self.config.server, now);
+            let idx = self.free.pop().unwrap_or_else(|| {
+                self.conns.push(None);
+                self.conns.len() - 1
+            });
+            let mut conn = Connection::new(stream, peer, session);
+            if let Err(e) = self.poll.registry().register(
+                &mut conn.stream,
+                Token(CONN_BASE + idx),
+                Interest::READABLE,
+            ) {
+                warn!(%peer, error = %e, "cannot register connection");
+                self.peers.remove(peer);
+                self.free.push(idx);
+                continue;
+            }
+            self.conns[idx] = Some(conn);
+        }
+    }
+
+    fn on_conn_event(&mut self, idx: usize, readable: bool, now: Instant) {
+        let view = StationsView(&self.stations);
+        let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
+            return;
+        };
+        if readable {
+            c.on_readable(now, &view, &mut self.read_buf);
+        }
+        self.after_io(idx);
+    }
+
+    /// Writes what a connection has queued, updates its interest, and closes it when done.
+    fn after_io(&mut self, idx: usize) {
+        let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
+            return;
+        };
+        let ok = c.flush();
+        if !ok {
+            c.force_close("write failed");
+        }
+        if c.finished() || !ok {
+            self.close(idx);
+            return;
+        }
+        if let Err(e) = c.update_interest(self.poll.registry(), Token(CONN_BASE + idx)) {
+            c.force_close(&format!("poll: {e}"));
+            self.close(idx);
+        }
+    }
+
+    fn flush_all(&mut self) {
+        for i in 0..self.conns.len() {
+            if self.conns[i].is_some() {
+                self.after_io(i);
+            }
+        }
+    }
+
+    fn close(&mut self, idx: usize) {
+        if let Some(mut c) = self.conns.get_mut(idx).and_then(|c| c.take()) {
+            log_close(&c);
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            self.peers.remove(c.peer);
+            self.free.push(idx);
         }
     }
 
     fn stop(&mut self) {
         for rt in self.stations.values_mut() {
             rt.stop();
+        }
+        for i in 0..self.conns.len() {
+            if let Some(c) = self.conns[i].as_mut() {
+                c.force_close("server stopping");
+                let _ = c.flush();
+            }
+            self.close(i);
         }
     }
 
@@ -153,16 +368,25 @@ impl Daemon {
         let old_names: Vec<String> = self.stations.keys().cloned().collect();
         for name in old_names {
             let keep = new
-                .stations
-                .iter()
-                .any(|s| s.name == name && Some(s) == self.config.station(&name));
-            if !keep {
-                if let Some(mut rt) = self.stations.remove(&name) {
-                    rt.stop();
-                    rt.announcer.withdraw();
-                    info!(station = %name, "station stopped by reload");
+                .station(&name)
+                .is_some_and(|s| Some(s) == self.config.station(&name));
+            if keep {
+                continue;
+            }
+            if let Some(mut rt) = self.stations.remove(&name) {
+                rt.stop();
+                rt.announcer.withdraw();
+                info!(station = %name, "station stopped by reload");
+            }
+            self.due.remove(&name);
+            // Its clients get a clean end; a restarted station is joined anew.
+            for i in 0..self.conns.len() {
+                if let Some(c) = self.conns[i].as_mut() {
+                    if c.session.station() == Some(name.as_str()) {
+                        c.force_close("station reconfigured");
+                        self.after_io(i);
+                    }
                 }
-                self.due.remove(&name);
             }
         }
         for s in &new.stations {
@@ -174,6 +398,27 @@ impl Daemon {
         }
         info!(stations = self.stations.len(), "configuration reloaded");
         self.config = new;
-        let _ = Duration::ZERO;
     }
 }
+
+/// Hands a station's new header and packets to the sessions that play it.
+fn fan_out(conns: &mut [Option<Connection>], station: &str, events: &[HubEvent], now: Instant) {
+    for c in conns.iter_mut().flatten() {
+        if c.session.station() != Some(station) {
+            continue;
+        }
+        for ev in events {
+            let step = match ev {
+                HubEvent::Header(h) => c.session.on_header(h, now),
+                HubEvent::Packet(p) => c.session.on_packet(p, now),
+            };
+            if !c.apply(step) {
+                break;
+            }
+        }
+    }
+}
+
+/// Sessions need this to be object-safe; checked at compile time.
+#[allow(dead_code)]
+fn _assert_object_safe(_: &dyn Session) {}
