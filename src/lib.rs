@@ -8,6 +8,7 @@
 
 pub mod asf;
 pub mod config;
+pub mod http;
 pub mod msb;
 pub mod nsc;
 pub mod probe;
