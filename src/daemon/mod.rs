@@ -25,7 +25,8 @@ use mio::{Events, Interest, Poll, Token};
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
-use crate::net::session::{Session, StationView};
+use crate::http::announce::{AnnouncementCatalog, StationEntry};
+use crate::net::session::{Datagram, Session, StationView, UdpChannel, UdpPorts};
 use crate::net::signals::{SignalRequest, Signals};
 use crate::net::timer::PacingTimer;
 use crate::station::{StationHeader, StationPacket};
@@ -63,6 +64,10 @@ impl StationView for StationsView<'_> {
             .unwrap_or_default()
     }
 
+    fn catalog(&self) -> &dyn AnnouncementCatalog {
+        self
+    }
+
     fn serves(&self, station: &str, protocol: &str) -> bool {
         self.0.get(station).is_some_and(|s| {
             let u = &s.config.unicast;
@@ -73,6 +78,31 @@ impl StationView for StationsView<'_> {
                 _ => false,
             }
         })
+    }
+}
+
+impl AnnouncementCatalog for StationsView<'_> {
+    fn stations(&self) -> Vec<StationEntry> {
+        self.0
+            .values()
+            .map(|rt| {
+                let a = &rt.config.announcement;
+                let mut urls = rt.announcer.unicast_urls();
+                // Players that speak MMS over HTTP take it as mmsh:// too.
+                if let Some(http) = urls.iter().find(|u| u.starts_with("http://")) {
+                    urls.push(http.replacen("http://", "mmsh://", 1));
+                }
+                StationEntry {
+                    name: rt.config.name.clone(),
+                    description: rt.config.description.clone().unwrap_or_default(),
+                    nsc: rt.announcer.current.nsc.clone(),
+                    asx: rt.announcer.current.asx.clone(),
+                    nsc_file: a.nsc.clone(),
+                    asx_file: a.asx.clone(),
+                    urls,
+                }
+            })
+            .collect()
     }
 }
 
@@ -91,6 +121,78 @@ pub struct Daemon {
     peers: PeerCounts,
     read_buf: Vec<u8>,
     events_buf: Vec<HubEvent>,
+    udp: UdpSockets,
+    datagrams: Vec<Datagram>,
+}
+
+/// The UDP sockets unicast sessions send data from (MMSU, RTP, RTCP). Sends never block: a
+/// datagram the kernel does not take is dropped, as UDP media is useless late.
+#[derive(Default)]
+struct UdpSockets {
+    mms_data: Option<std::net::UdpSocket>,
+    rtp: Option<std::net::UdpSocket>,
+    rtcp: Option<std::net::UdpSocket>,
+    dropped: u64,
+}
+
+impl UdpSockets {
+    /// Opens the sockets the configured listeners need, on the listeners' addresses.
+    fn open(listen: &config::Listen) -> io::Result<UdpSockets> {
+        let bind = |addr: std::net::SocketAddr| -> io::Result<std::net::UdpSocket> {
+            let s = std::net::UdpSocket::bind(addr)?;
+            s.set_nonblocking(true)?;
+            Ok(s)
+        };
+        let mut u = UdpSockets::default();
+        if let Some(a) = listen.mms.first() {
+            u.mms_data = Some(bind(std::net::SocketAddr::new(a.ip(), 0))?);
+        }
+        if let Some(a) = listen.rtsp.first() {
+            // An even/odd RTP/RTCP pair: try a few even ports the kernel hands out.
+            for _ in 0..32 {
+                let rtp = bind(std::net::SocketAddr::new(a.ip(), 0))?;
+                let port = rtp.local_addr()?.port();
+                if port % 2 != 0 || port == u16::MAX {
+                    continue;
+                }
+                if let Ok(rtcp) = bind(std::net::SocketAddr::new(a.ip(), port + 1)) {
+                    u.rtp = Some(rtp);
+                    u.rtcp = Some(rtcp);
+                    break;
+                }
+            }
+        }
+        Ok(u)
+    }
+
+    fn ports(&self) -> UdpPorts {
+        let port = |s: &Option<std::net::UdpSocket>| {
+            s.as_ref()
+                .and_then(|s| s.local_addr().ok())
+                .map(|a| a.port())
+        };
+        UdpPorts {
+            mms_data: port(&self.mms_data),
+            rtp: port(&self.rtp),
+            rtcp: port(&self.rtcp),
+        }
+    }
+
+    fn send(&mut self, d: &Datagram) {
+        let socket = match d.via {
+            UdpChannel::MmsData => &self.mms_data,
+            UdpChannel::Rtp => &self.rtp,
+            UdpChannel::Rtcp => &self.rtcp,
+        };
+        match socket {
+            Some(s) => {
+                if s.send_to(&d.bytes, d.to).is_err() {
+                    self.dropped += 1;
+                }
+            }
+            None => self.dropped += 1,
+        }
+    }
 }
 
 impl Daemon {
@@ -133,6 +235,7 @@ impl Daemon {
                 });
             }
         }
+        let listen_cfg = &config.server.listen.clone();
         let mut d = Daemon {
             paths,
             config,
@@ -147,6 +250,8 @@ impl Daemon {
             peers: PeerCounts::default(),
             read_buf: vec![0u8; connections::READ_CHUNK],
             events_buf: Vec::new(),
+            udp: UdpSockets::open(listen_cfg)?,
+            datagrams: Vec::new(),
         };
         let now = Instant::now();
         let stations = d.config.stations.clone();
@@ -272,7 +377,8 @@ impl Daemon {
                 continue;
             }
             let _ = stream.set_nodelay(true);
-            let session = sessions::new_session(kind, peer, &self.config.server, now);
+            let session =
+                sessions::new_session(kind, peer, &self.config.server, self.udp.ports(), now);
             let idx = self.free.pop().unwrap_or_else(|| {
                 self.conns.push(None);
                 self.conns.len() - 1
@@ -303,11 +409,16 @@ impl Daemon {
         self.after_io(idx);
     }
 
-    /// Writes what a connection has queued, updates its interest, and closes it when done.
+    /// Writes what a connection has queued (stream bytes and datagrams), updates its
+    /// interest, and closes it when done.
     fn after_io(&mut self, idx: usize) {
         let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
             return;
         };
+        c.session.take_datagrams(&mut self.datagrams);
+        for d in self.datagrams.drain(..) {
+            self.udp.send(&d);
+        }
         let ok = c.flush();
         if !ok {
             c.force_close("write failed");

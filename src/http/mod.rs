@@ -45,6 +45,7 @@ pub mod announce;
 pub mod conn;
 pub mod request;
 pub mod response;
+pub mod session;
 
 #[cfg(test)]
 mod tests;
