@@ -17,3 +17,4 @@ pub mod probe;
 pub mod recv;
 pub mod source;
 pub mod station;
+pub mod systemd;

@@ -30,6 +30,7 @@ use crate::net::session::{Datagram, Session, StationView, UdpChannel, UdpPorts};
 use crate::net::signals::{SignalRequest, Signals};
 use crate::net::timer::PacingTimer;
 use crate::station::{StationHeader, StationPacket};
+use crate::systemd::{self, ServiceManager};
 
 use connections::{log_close, Connection, Listener, ListenerKind, PeerCounts};
 use station_runtime::{HubEvent, StationRuntime};
@@ -40,6 +41,8 @@ const LISTENER_BASE: usize = 16;
 const CONN_BASE: usize = 1024;
 /// How often idle bookkeeping runs even when nothing else is due.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// `FileDescriptorName=`s of the socket unit, one per listener kind.
+const KNOWN_NAMES: [&str; 3] = ["http", "mms", "rtsp"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -123,6 +126,7 @@ pub struct Daemon {
     events_buf: Vec<HubEvent>,
     udp: UdpSockets,
     datagrams: Vec<Datagram>,
+    manager: ServiceManager,
 }
 
 /// The UDP sockets unicast sessions send data from (MMSU, RTP, RTCP). Sends never block: a
@@ -211,6 +215,7 @@ impl Daemon {
             Interest::READABLE,
         )?;
         let mut listeners = Vec::new();
+        let mut activated = systemd::take_listen_sockets();
         let listen = &config.server.listen;
         for (kind, addrs) in [
             (ListenerKind::Http, &listen.http),
@@ -221,9 +226,20 @@ impl Daemon {
                 continue;
             }
             for addr in addrs {
-                let mut socket = TcpListener::bind(*addr).map_err(|e| {
-                    io::Error::new(e.kind(), format!("{} listener {addr}: {e}", kind.as_str()))
-                })?;
+                let passed = activated.iter().position(|a| {
+                    a.local == *addr
+                        && (a.name == kind.as_str() || !KNOWN_NAMES.contains(&a.name.as_str()))
+                });
+                let mut socket = match passed {
+                    Some(i) => {
+                        let a = activated.swap_remove(i);
+                        info!(protocol = kind.as_str(), %addr, name = %a.name, "using socket passed by systemd");
+                        TcpListener::from_std(a.listener)
+                    }
+                    None => TcpListener::bind(*addr).map_err(|e| {
+                        io::Error::new(e.kind(), format!("{} listener {addr}: {e}", kind.as_str()))
+                    })?,
+                };
                 let token = Token(LISTENER_BASE + listeners.len());
                 poll.registry()
                     .register(&mut socket, token, Interest::READABLE)?;
@@ -234,6 +250,9 @@ impl Daemon {
                     socket,
                 });
             }
+        }
+        for a in activated {
+            warn!(name = %a.name, addr = %a.local, "socket passed by systemd matches no configured listener; closed");
         }
         let listen_cfg = &config.server.listen.clone();
         let mut d = Daemon {
@@ -252,6 +271,7 @@ impl Daemon {
             events_buf: Vec::new(),
             udp: UdpSockets::open(listen_cfg)?,
             datagrams: Vec::new(),
+            manager: ServiceManager::from_env(),
         };
         let now = Instant::now();
         let stations = d.config.stations.clone();
@@ -269,13 +289,33 @@ impl Daemon {
         Ok(())
     }
 
+    /// "3 stations, 12 clients": the systemd status line.
+    fn status_line(&self) -> String {
+        let clients = self
+            .conns
+            .iter()
+            .flatten()
+            .filter(|c| c.session.station().is_some())
+            .count();
+        format!("{} stations, {clients} clients", self.stations.len())
+    }
+
     /// Runs until SIGTERM or SIGINT.
     pub fn run(mut self) -> Result<(), DaemonError> {
         let mut events = Events::with_capacity(1024);
+        let status = self.status_line();
+        self.manager.ready(&status);
+        let mut next_status = Instant::now() + HOUSEKEEPING;
         loop {
             let now = Instant::now();
             self.service_stations(now);
             self.service_deadlines(now);
+            self.manager.ping_if_due(now);
+            if now >= next_status {
+                let status = self.status_line();
+                self.manager.status(&status);
+                next_status = now + HOUSEKEEPING;
+            }
             let next = self.next_deadline(now);
             self.timer.arm(next, Instant::now())?;
             match self.poll.poll(&mut events, None) {
@@ -312,6 +352,9 @@ impl Daemon {
 
     fn next_deadline(&self, now: Instant) -> Instant {
         let mut next = now + HOUSEKEEPING;
+        if let Some(w) = self.manager.watchdog_due() {
+            next = next.min(w);
+        }
         if let Some(d) = self.due.values().min() {
             next = next.min(*d);
         }
@@ -451,6 +494,7 @@ impl Daemon {
     }
 
     fn stop(&mut self) {
+        self.manager.stopping();
         for rt in self.stations.values_mut() {
             rt.stop();
         }
@@ -465,6 +509,13 @@ impl Daemon {
 
     /// SIGHUP: re-read the config; apply it by diff, or keep the running one if it is broken.
     fn reload(&mut self) {
+        self.manager.reloading();
+        self.apply_reload();
+        let status = self.status_line();
+        self.manager.ready(&status);
+    }
+
+    fn apply_reload(&mut self) {
         let new = match config::load(&self.paths) {
             Ok(c) => c,
             Err(errs) => {
