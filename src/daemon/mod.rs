@@ -498,9 +498,12 @@ impl Daemon {
         for rt in self.stations.values_mut() {
             rt.stop();
         }
+        let now = Instant::now();
         for i in 0..self.conns.len() {
             if let Some(c) = self.conns[i].as_mut() {
-                c.force_close("server stopping");
+                let step = c.session.on_station_end(now);
+                c.apply(step);
+                // One last non-blocking write of the end-of-stream; then close regardless.
                 let _ = c.flush();
             }
             self.close(i);
@@ -523,42 +526,45 @@ impl Daemon {
                 return;
             }
         };
-        if new.server != self.config.server {
+        let plan = config::diff::diff(&self.config, &new);
+        if plan.server_changed {
             warn!("server settings changed; listeners and limits apply at the next restart");
         }
         let now = Instant::now();
-        let old_names: Vec<String> = self.stations.keys().cloned().collect();
-        for name in old_names {
-            let keep = new
-                .station(&name)
-                .is_some_and(|s| Some(s) == self.config.station(&name));
-            if keep {
-                continue;
-            }
-            if let Some(mut rt) = self.stations.remove(&name) {
+        for name in plan.stop.iter().chain(plan.restart.iter()) {
+            if let Some(mut rt) = self.stations.remove(name) {
                 rt.stop();
-                rt.announcer.withdraw();
+                if plan.stop.contains(name) {
+                    rt.announcer.withdraw();
+                }
                 info!(station = %name, "station stopped by reload");
             }
-            self.due.remove(&name);
-            // Its clients get a clean end; a restarted station is joined anew.
+            self.due.remove(name);
+            // Its clients get the protocol's clean end; a restarted station is joined anew.
             for i in 0..self.conns.len() {
                 if let Some(c) = self.conns[i].as_mut() {
                     if c.session.station() == Some(name.as_str()) {
-                        c.force_close("station reconfigured");
+                        let step = c.session.on_station_end(now);
+                        c.apply(step);
                         self.after_io(i);
                     }
                 }
             }
         }
-        for s in &new.stations {
-            if !self.stations.contains_key(&s.name) {
-                if let Err(e) = self.start_station(s, now) {
-                    error!(station = %s.name, error = %e, "station failed to start");
+        for name in plan.restart.iter().chain(plan.start.iter()) {
+            if let Some(s) = new.station(name) {
+                if let Err(e) = self.start_station(&s.clone(), now) {
+                    error!(station = %name, error = %e, "station failed to start");
                 }
             }
         }
-        info!(stations = self.stations.len(), "configuration reloaded");
+        info!(
+            unchanged = plan.unchanged.len(),
+            restarted = plan.restart.len(),
+            stopped = plan.stop.len(),
+            started = plan.start.len(),
+            "configuration reloaded"
+        );
         self.config = new;
     }
 }

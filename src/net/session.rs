@@ -197,6 +197,11 @@ pub trait Session {
     fn output(&mut self) -> &mut OutQueue;
     /// Datagrams to send (UDP data channels); default none.
     fn take_datagrams(&mut self, _out: &mut Vec<Datagram>) {}
+    /// The station this session plays stopped (removed or reconfigured by a reload, or the
+    /// daemon is stopping): queue the protocol's end-of-stream and close. The default closes.
+    fn on_station_end(&mut self, _now: Instant) -> Step {
+        Step::close("station stopped")
+    }
     /// The peer closed its side: default is to close.
     fn on_peer_closed(&mut self, _now: Instant) -> Step {
         Step::close("peer closed the connection")
