@@ -204,6 +204,7 @@ impl Daemon {
     /// starts every station.
     pub fn start(paths: Vec<PathBuf>) -> Result<Daemon, DaemonError> {
         let config = config::load(&paths).map_err(DaemonError::Config)?;
+        raise_open_file_limit(config.server.limits.max_clients);
         let signals = Signals::new()?;
         let timer = PacingTimer::new()?;
         let poll = Poll::new()?;
@@ -566,6 +567,32 @@ impl Daemon {
             "configuration reloaded"
         );
         self.config = new;
+    }
+}
+
+/// Raises the soft open-file limit to the hard one (systemd's `LimitNOFILE=` sets both), so
+/// `max_clients` connections fit; warns when even the hard limit is too small.
+fn raise_open_file_limit(max_clients: u32) {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    let (soft, hard) = unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                r.rlim_cur = r.rlim_max;
+            }
+        }
+        (r.rlim_cur, r.rlim_max)
+    };
+    let needed = u64::from(max_clients) + 64;
+    if (soft as u64) < needed {
+        warn!(soft, hard, needed, "open-file limit below max_clients; raise LimitNOFILE");
     }
 }
 
