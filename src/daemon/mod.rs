@@ -457,6 +457,7 @@ impl Daemon {
         for i in 0..self.conns.len() {
             if let Some(c) = self.conns[i].as_mut() {
                 c.force_close("server stopping");
+                c.session.on_stop(Instant::now());
                 let _ = c.flush();
             }
             self.close(i);
@@ -495,6 +496,7 @@ impl Daemon {
                 if let Some(c) = self.conns[i].as_mut() {
                     if c.session.station() == Some(name.as_str()) {
                         c.force_close("station reconfigured");
+                        c.session.on_stop(now);
                         self.after_io(i);
                     }
                 }

@@ -201,6 +201,10 @@ pub trait Session {
     fn on_peer_closed(&mut self, _now: Instant) -> Step {
         Step::close("peer closed the connection")
     }
+    /// The server is stopping or the session's station was removed: queue the protocol's end
+    /// of stream (MMSH `$E`, …). The loop has already dropped the output not yet started and
+    /// writes what the socket takes before closing. Default: nothing.
+    fn on_stop(&mut self, _now: Instant) {}
 }
 
 #[cfg(test)]
