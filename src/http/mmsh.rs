@@ -505,3 +505,7 @@ pub fn error_response(request: &Request, status: u16, message: &str) -> Response
     r.keep_alive = false;
     r
 }
+
+#[cfg(test)]
+#[path = "mmsh_tests.rs"]
+pub(crate) mod tests;

@@ -23,8 +23,8 @@
 //!     Describe and Play.
 //!
 //!   So: a header with the same bytes (the playlist looping over one file) is not signalled at
-//!   all; a *compatible* header (same packet size, same stream numbers and types, not longer
-//!   than the one this client got first) is sent as `$C` + `$H` with the next incarnation and
+//!   all; a *compatible* header (same packet size, same streams with the same formats, not
+//!   longer than the one this client got first) is sent as `$C` + `$H` with the next incarnation and
 //!   the client waits for the new entry's first clean point, with LocationId restarting at 0
 //!   (as VLC and libmms expect after `$C`); any other header ends the stream with `$E`
 //!   (reason 1: the next entry follows) and a close, which VLC and libmms answer by
@@ -104,17 +104,19 @@ pub fn compare_headers(
             b.packet_size()
         ));
     }
-    let layout = |h: &AsfHeader| -> Vec<(u8, String)> {
-        let mut v: Vec<(u8, String)> = h
+    // The clients' demuxers keep the first header's stream formats: only a header whose
+    // streams are the same (number, type and format data) can be switched to in place.
+    let layout = |h: &AsfHeader| -> Vec<(u8, &'static str, Vec<u8>)> {
+        let mut v: Vec<_> = h
             .streams
             .iter()
-            .map(|s| (s.number, s.kind.as_str().to_string()))
+            .map(|s| (s.number, s.kind.as_str(), s.type_specific.clone()))
             .collect();
         v.sort();
         v
     };
     if layout(a) != layout(b) {
-        return HeaderChange::Incompatible("different streams".to_string());
+        return HeaderChange::Incompatible("different streams or stream formats".to_string());
     }
     if new.bytes.len() > first_len {
         return HeaderChange::Incompatible(format!(
@@ -244,6 +246,10 @@ impl MmshStream {
         }
         self.feed.release(now, &mut self.ready);
         self.send_ready(out);
+        let state = self.feed.state(now);
+        if state == FeedState::Stalled {
+            return self.check(state, out, now);
+        }
         if now.saturating_duration_since(self.last_station_event) >= self.config.silence_timeout {
             self.end(out);
             return Step::close(format!(
@@ -251,7 +257,6 @@ impl MmshStream {
                 self.station, self.config.silence_timeout
             ));
         }
-        let state = self.feed.state(now);
         self.check(state, out, now)
     }
 

@@ -310,3 +310,7 @@ impl Drop for HttpSession {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "mmsh_session_tests.rs"]
+mod tests;
