@@ -38,6 +38,8 @@ const TIMER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const LISTENER_BASE: usize = 16;
 const CONN_BASE: usize = 1024;
+/// SO_SNDBUF of accepted connections (the kernel doubles it for its bookkeeping).
+const SEND_BUFFER: usize = 128 * 1024;
 /// How often idle bookkeeping runs even when nothing else is due.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
@@ -377,6 +379,10 @@ impl Daemon {
                 continue;
             }
             let _ = stream.set_nodelay(true);
+            // A fixed send buffer instead of autotuning (up to tcp_wmem's 4 MiB): a client that
+            // stops reading then holds little kernel memory and falls behind in the session's
+            // queue, where the slow-client policy sees it.
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
             let session =
                 sessions::new_session(kind, peer, &self.config.server, self.udp.ports(), now);
             let idx = self.free.pop().unwrap_or_else(|| {
