@@ -44,7 +44,13 @@ pub struct Connection {
     pub session: Box<dyn Session>,
     writable_interest: bool,
     closing: Option<String>,
+    /// When the session asked to close: output still queued after [`LINGER`] is abandoned, so
+    /// a client that stopped reading cannot hold a closing connection open.
+    closing_since: Option<Instant>,
 }
+
+/// How long a closing connection may take to write out what it has queued.
+pub const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Read buffer size per readiness event.
 pub const READ_CHUNK: usize = 64 * 1024;
@@ -59,6 +65,7 @@ impl Connection {
             session,
             writable_interest: false,
             closing: None,
+            closing_since: None,
         }
     }
 
@@ -86,7 +93,7 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.closing = Some(format!("read error: {e}"));
+                    self.mark_closing(format!("read error: {e}"));
                     return false;
                 }
             }
@@ -96,11 +103,21 @@ impl Connection {
     /// Records a session's step; false once the session asked to close.
     pub fn apply(&mut self, step: Step) -> bool {
         if let Step::Close { reason } = step {
-            if self.closing.is_none() {
-                self.closing = Some(reason);
-            }
+            self.mark_closing(reason);
         }
         self.closing.is_none()
+    }
+
+    fn mark_closing(&mut self, reason: String) {
+        if self.closing.is_none() {
+            self.closing = Some(reason);
+            self.closing_since = Some(Instant::now());
+        }
+    }
+
+    /// When a closing connection is given up on, if it is closing.
+    pub fn linger_deadline(&self) -> Option<Instant> {
+        self.closing_since.map(|t| t + LINGER)
     }
 
     /// Writes as much of the session's queue as the socket takes. Returns false on error.
@@ -154,7 +171,7 @@ impl Connection {
     }
 
     pub fn force_close(&mut self, reason: &str) {
-        self.closing.get_or_insert_with(|| reason.to_string());
+        self.mark_closing(reason.to_string());
         let _ = self.session.output().drop_unstarted();
     }
 }

@@ -39,6 +39,8 @@ const TIMER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const LISTENER_BASE: usize = 16;
 const CONN_BASE: usize = 1024;
+/// SO_SNDBUF of accepted connections (the kernel doubles it for its bookkeeping).
+const SEND_BUFFER: usize = 128 * 1024;
 /// How often idle bookkeeping runs even when nothing else is due.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// `FileDescriptorName=`s of the socket unit, one per listener kind.
@@ -360,7 +362,10 @@ impl Daemon {
             next = next.min(*d);
         }
         for c in self.conns.iter().flatten() {
-            if let Some(d) = c.session.deadline() {
+            for d in [c.session.deadline(), c.linger_deadline()]
+                .into_iter()
+                .flatten()
+            {
                 next = next.min(d);
             }
         }
@@ -390,6 +395,11 @@ impl Daemon {
             let Some(c) = self.conns[i].as_mut() else {
                 continue;
             };
+            if c.linger_deadline().is_some_and(|d| d <= now) {
+                c.force_close("client did not read its last bytes");
+                self.close(i);
+                continue;
+            }
             if c.session.deadline().is_some_and(|d| d <= now) {
                 let step = c.session.on_timeout(now);
                 c.apply(step);
@@ -421,6 +431,10 @@ impl Daemon {
                 continue;
             }
             let _ = stream.set_nodelay(true);
+            // A fixed send buffer instead of autotuning (up to tcp_wmem's 4 MiB): a client that
+            // stops reading then holds little kernel memory and falls behind in the session's
+            // queue, where the slow-client policy sees it.
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
             let session =
                 sessions::new_session(kind, peer, &self.config.server, self.udp.ports(), now);
             let idx = self.free.pop().unwrap_or_else(|| {
@@ -591,8 +605,11 @@ fn raise_open_file_limit(max_clients: u32) {
         (r.rlim_cur, r.rlim_max)
     };
     let needed = u64::from(max_clients) + 64;
-    if (soft as u64) < needed {
-        warn!(soft, hard, needed, "open-file limit below max_clients; raise LimitNOFILE");
+    if soft < needed {
+        warn!(
+            soft,
+            hard, needed, "open-file limit below max_clients; raise LimitNOFILE"
+        );
     }
 }
 

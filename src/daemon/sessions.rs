@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::config::ServerConfig;
-use crate::http::session::HttpSession;
+use crate::http::session::{HttpSession, SessionLimits};
 use crate::net::session::{Session, UdpPorts};
 
 use super::connections::ListenerKind;
@@ -27,14 +27,14 @@ pub fn new_session(
     udp: UdpPorts,
     now: Instant,
 ) -> Box<dyn Session> {
-    let _ = (peer, udp);
+    let _ = udp;
     let limits = &server.limits;
     match kind {
         // MMS and RTSP listeners are not bound until their sessions exist (`implemented`);
         // should one be, its connections get the HTTP session, which answers 400 and closes.
         ListenerKind::Http | ListenerKind::Mms | ListenerKind::Rtsp => Box::new(HttpSession::new(
-            limits.request_max_bytes,
-            limits.handshake_timeout,
+            SessionLimits::from_limits(limits),
+            peer,
             now,
         )),
     }

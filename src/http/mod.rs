@@ -43,6 +43,7 @@
 
 pub mod announce;
 pub mod conn;
+pub mod mmsh;
 pub mod request;
 pub mod response;
 pub mod session;

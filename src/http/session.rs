@@ -1,29 +1,122 @@
-//! The HTTP listener's session on the [`Session`] contract: it answers the announcement routes
-//! (`/`, `/<station>.nsc`, `/<station>.asx`) through [`HttpConn`], and closes connections that
-//! are slow to send a request (handshake timeout) or idle on keep-alive.
+//! The HTTP listener's session on the [`Session`] contract. It starts in the HTTP phase: the
+//! announcement routes (`/`, `/<station>.nsc`, `/<station>.asx`) are answered through
+//! [`HttpConn`], which also closes connections that are slow to send a request (handshake
+//! timeout) or idle on keep-alive. A request for a station path (`/<station>`) is handed over
+//! to MMS over HTTP ([`super::mmsh`]):
+//!
+//! - Describe (and POST, and errors) are answered here; after a kept-alive answer the
+//!   connection goes back to the HTTP phase with a fresh request deadline (WMP sends its Play
+//!   on the same connection), with any bytes that followed the request;
+//! - Play turns the session into an [`MmshStream`]: from then on the request deadline no longer
+//!   applies; the stream's own deadlines (fast start, stall, station silence) do, and bytes the
+//!   client sends are ignored.
+//!
+//! Each session has a `client-id` (`Pragma: client-id=<n>`) unique within the process.
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing::{debug, info};
+
 use super::conn::{ConnAction, HttpConn};
+use super::mmsh::stream::{MmshStream, StreamConfig};
+use super::mmsh::{self, MmshRequest};
+use super::request::Request;
 use super::response::Response;
+use crate::config::Limits;
 use crate::net::session::{OutQueue, Session, StationView, Step};
+use crate::station::feed::FeedConfig;
 use crate::station::{StationHeader, StationPacket};
 
+/// The next `client-id` handed out.
+static NEXT_CLIENT_ID: AtomicU32 = AtomicU32::new(1);
+
+/// The limits an HTTP session works with (from the server's `limits`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionLimits {
+    /// Largest request head (and body).
+    pub max_request_bytes: usize,
+    /// Time to send a complete request; also the keep-alive idle time.
+    pub handshake_timeout: Duration,
+    /// The MMSH data stream's limits.
+    pub stream: StreamConfig,
+}
+
+impl SessionLimits {
+    /// From the server's limits: the stall timeout and the station-silence timeout are the
+    /// idle timeout.
+    pub fn from_limits(l: &Limits) -> Self {
+        SessionLimits {
+            max_request_bytes: l.request_max_bytes,
+            handshake_timeout: l.handshake_timeout,
+            stream: StreamConfig {
+                feed: FeedConfig {
+                    backlog_limit: l.client_backlog_bytes,
+                    fast_start_rate: l.fast_start_rate,
+                    stall_timeout: l.idle_timeout,
+                },
+                silence_timeout: l.idle_timeout,
+            },
+        }
+    }
+}
+
+enum Phase {
+    Http(Box<HttpConn>),
+    Streaming(Box<MmshStream>),
+}
+
 pub struct HttpSession {
-    conn: HttpConn,
+    phase: Phase,
     out: OutQueue,
+    limits: SessionLimits,
+    peer: SocketAddr,
+    client_id: u32,
+    /// Bytes that followed a request answered in the MMSH phase, for the next HTTP phase.
+    carry: Vec<u8>,
 }
 
 impl HttpSession {
-    pub fn new(max_request_bytes: usize, handshake_timeout: Duration, now: Instant) -> Self {
+    pub fn new(limits: SessionLimits, peer: SocketAddr, now: Instant) -> Self {
         HttpSession {
-            conn: HttpConn::new(max_request_bytes, handshake_timeout, now),
+            phase: Phase::Http(Box::new(HttpConn::new(
+                limits.max_request_bytes,
+                limits.handshake_timeout,
+                now,
+            ))),
             out: OutQueue::new(),
+            limits,
+            peer,
+            client_id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            carry: Vec::new(),
         }
     }
 
-    fn apply(&mut self, action: ConnAction) -> Step {
+    /// The `client-id` this session announces.
+    pub fn client_id(&self) -> u32 {
+        self.client_id
+    }
+
+    /// The MMSH stream, once playing.
+    pub fn stream(&self) -> Option<&MmshStream> {
+        match &self.phase {
+            Phase::Streaming(s) => Some(s),
+            Phase::Http(_) => None,
+        }
+    }
+
+    /// Feeds bytes to the HTTP phase (ignored while streaming).
+    fn feed_http(&mut self, input: &[u8], now: Instant, stations: &dyn StationView) -> Step {
+        let Phase::Http(conn) = &mut self.phase else {
+            return Step::Continue;
+        };
+        let action = conn.on_bytes(input, now, stations.catalog());
+        self.apply(action, now, stations)
+    }
+
+    fn apply(&mut self, action: ConnAction, now: Instant, stations: &dyn StationView) -> Step {
         match action {
             ConnAction::NeedMore => Step::Continue,
             ConnAction::Respond { bytes, close } => {
@@ -35,56 +128,191 @@ impl HttpSession {
                 }
             }
             ConnAction::Handoff(request) => {
-                // A GET of a station path: MMS over HTTP, served by the MMSH session.
-                let r = Response::text(404, "no such station over HTTP").for_request(&request);
-                self.out.push_owned(r.until_close().to_bytes());
-                Step::close(format!("no HTTP route for {}", request.path))
+                if let Phase::Http(conn) = &mut self.phase {
+                    let mut leftover = conn.take_leftover();
+                    leftover.append(&mut self.carry);
+                    self.carry = leftover;
+                }
+                self.handoff(&request, now, stations)
             }
-            ConnAction::Close { reason } => Step::close(format!("{reason:?}")),
+            ConnAction::Close { reason } => Step::close(format!("{reason}")),
         }
+    }
+
+    /// Answers a request for a station path (MMS over HTTP).
+    fn handoff(&mut self, request: &Request, now: Instant, stations: &dyn StationView) -> Step {
+        let name = request
+            .safe_path()
+            .and_then(|p| p.strip_prefix('/'))
+            .unwrap_or_default()
+            .to_string();
+        if !stations.serves(&name, "mmsh") {
+            return self.refuse(request, 404, "station not served over HTTP");
+        }
+        match mmsh::classify(request) {
+            MmshRequest::Describe => {
+                let Some(header) = stations.header(&name) else {
+                    return self.refuse(request, 503, "station not ready");
+                };
+                debug!(station = %name, peer = %self.peer, client_id = self.client_id, "MMSH describe");
+                let r = mmsh::describe_response(request, &header.bytes, self.client_id);
+                self.answer(r, now)
+            }
+            MmshRequest::Post => {
+                let r = Response::new(204)
+                    .header("Server", mmsh::SERVER)
+                    .for_request(request);
+                self.answer(r, now)
+            }
+            MmshRequest::Unsupported(status, why) => self.refuse(request, status, why),
+            MmshRequest::Play {
+                switches,
+                client_id,
+            } => {
+                let Some(header) = stations.header(&name) else {
+                    return self.refuse(request, 503, "station not ready");
+                };
+                self.out
+                    .push_owned(mmsh::play_response_head(request, self.client_id));
+                let stream = MmshStream::start(
+                    &name,
+                    header,
+                    stations.join_backlog(&name),
+                    switches,
+                    self.limits.stream,
+                    now,
+                    &mut self.out,
+                );
+                info!(
+                    station = %name,
+                    peer = %self.peer,
+                    protocol = "mmsh",
+                    client_id = self.client_id,
+                    sent_client_id = client_id.as_deref().unwrap_or("-"),
+                    user_agent = request.header("user-agent").unwrap_or("-"),
+                    selection = ?stream.selection(),
+                    "MMSH play started"
+                );
+                self.carry = Vec::new();
+                self.phase = Phase::Streaming(Box::new(stream));
+                Step::Continue
+            }
+        }
+    }
+
+    /// Queues a response; a kept connection returns to the HTTP phase.
+    fn answer(&mut self, r: Response, now: Instant) -> Step {
+        self.out.push_owned(r.to_bytes());
+        if r.closes() {
+            return Step::close("response sent");
+        }
+        self.phase = Phase::Http(Box::new(HttpConn::new(
+            self.limits.max_request_bytes,
+            self.limits.handshake_timeout,
+            now,
+        )));
+        Step::Continue
+    }
+
+    fn refuse(&mut self, request: &Request, status: u16, why: &str) -> Step {
+        let r = mmsh::error_response(request, status, why);
+        self.out.push_owned(r.to_bytes());
+        Step::close(format!("{status} for {}: {why}", request.path))
     }
 }
 
 impl Session for HttpSession {
     fn protocol(&self) -> &'static str {
-        "http"
+        match self.phase {
+            Phase::Http(_) => "http",
+            Phase::Streaming(_) => "mmsh",
+        }
     }
 
     fn station(&self) -> Option<&str> {
-        None
+        self.stream().map(MmshStream::station)
     }
 
     fn on_bytes(&mut self, input: &[u8], now: Instant, stations: &dyn StationView) -> Step {
-        let action = self.conn.on_bytes(input, now, stations.catalog());
-        let mut step = self.apply(action);
-        // Pipelined requests the connection still holds are answered in order.
-        while step == Step::Continue && self.conn.has_pending() {
-            let action = self.conn.on_bytes(&[], now, stations.catalog());
-            step = self.apply(action);
+        let mut step = self.feed_http(input, now, stations);
+        // Pipelined requests held back, and bytes that followed an MMSH answer, in order.
+        while step == Step::Continue {
+            let pending = matches!(&self.phase, Phase::Http(c) if c.has_pending());
+            if pending {
+                step = self.feed_http(&[], now, stations);
+            } else if !self.carry.is_empty() && matches!(self.phase, Phase::Http(_)) {
+                let carry = std::mem::take(&mut self.carry);
+                step = self.feed_http(&carry, now, stations);
+            } else {
+                break;
+            }
         }
         step
     }
 
-    fn on_header(&mut self, _header: &Arc<StationHeader>, _now: Instant) -> Step {
-        Step::Continue
+    fn on_header(&mut self, header: &Arc<StationHeader>, now: Instant) -> Step {
+        match &mut self.phase {
+            Phase::Streaming(s) => s.on_header(header, &mut self.out, now),
+            Phase::Http(_) => Step::Continue,
+        }
     }
 
-    fn on_packet(&mut self, _packet: &Arc<StationPacket>, _now: Instant) -> Step {
-        Step::Continue
+    fn on_packet(&mut self, packet: &Arc<StationPacket>, now: Instant) -> Step {
+        match &mut self.phase {
+            Phase::Streaming(s) => s.on_packet(packet, &mut self.out, now),
+            Phase::Http(_) => Step::Continue,
+        }
     }
 
     fn on_timeout(&mut self, now: Instant) -> Step {
-        match self.conn.on_timeout(now) {
-            Some(a) => self.apply(a),
-            None => Step::Continue,
+        match &mut self.phase {
+            Phase::Streaming(s) => s.on_timeout(&mut self.out, now),
+            Phase::Http(conn) => match conn.on_timeout(now) {
+                Some(ConnAction::Close { reason }) => Step::close(format!("{reason}")),
+                Some(_) | None => Step::Continue,
+            },
         }
     }
 
     fn deadline(&self) -> Option<Instant> {
-        Some(self.conn.deadline())
+        match &self.phase {
+            Phase::Streaming(s) => s.deadline(),
+            Phase::Http(conn) => Some(conn.deadline()),
+        }
     }
 
     fn output(&mut self) -> &mut OutQueue {
         &mut self.out
     }
+
+    fn on_station_end(&mut self, _now: Instant) -> Step {
+        self.out.drop_unstarted();
+        if let Phase::Streaming(s) = &mut self.phase {
+            s.end(&mut self.out);
+        }
+        Step::close("station stopped")
+    }
 }
+
+impl Drop for HttpSession {
+    fn drop(&mut self) {
+        if let Phase::Streaming(s) = &self.phase {
+            info!(
+                station = %s.station(),
+                peer = %self.peer,
+                protocol = "mmsh",
+                client_id = self.client_id,
+                packets = s.stats.packets,
+                bytes = s.stats.bytes,
+                skips = s.skips(),
+                header_changes = s.stats.header_changes,
+                dropped_empty = s.stats.dropped_empty,
+                "MMSH play ended"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "mmsh_session_tests.rs"]
+mod tests;

@@ -198,7 +198,8 @@ pub trait Session {
     /// Datagrams to send (UDP data channels); default none.
     fn take_datagrams(&mut self, _out: &mut Vec<Datagram>) {}
     /// The station this session plays stopped (removed or reconfigured by a reload, or the
-    /// daemon is stopping): queue the protocol's end-of-stream and close. The default closes.
+    /// daemon is stopping): drop the output not yet started, queue the protocol's end of
+    /// stream (MMSH `$E`, …) and close. The default just closes.
     fn on_station_end(&mut self, _now: Instant) -> Step {
         Step::close("station stopped")
     }
