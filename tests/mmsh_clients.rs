@@ -436,3 +436,54 @@ fn stopping_the_daemon_ends_a_stream_with_e() {
     );
     assert_eq!(r.buffered(), 0);
 }
+
+#[test]
+fn a_station_refuses_clients_beyond_its_max_clients() {
+    let dir = TempDir::new("mmsh-max");
+    let port = support::free_tcp_port();
+    let path = dir.path();
+    std::fs::write(
+        path.join("server.yaml"),
+        format!(
+            "listen:\n  http: 127.0.0.1:{port}\n  mms: false\n  rtsp: false\nannounce_dir: {}\n",
+            path.join("announce").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        path.join("demo.yaml"),
+        format!(
+            "name: {STATION}\nsource:\n  type: playlist\n  files: [{}]\nunicast:\n  max_clients: 1\n",
+            support::demo_media().display()
+        ),
+    )
+    .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut daemon = Daemon::asfcast(["run", "--config", path.to_str().unwrap()]);
+    daemon.wait_for_tcp(addr, Duration::from_secs(10));
+    assert!(daemon.wait_for_stderr("playing", Duration::from_secs(10)));
+    let play = |c: &mut TcpStream| -> String {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(PLAY.as_bytes()).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = c.read(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut first = TcpStream::connect(addr).unwrap();
+    assert!(play(&mut first).starts_with("HTTP/1.1 200"));
+    let mut second = TcpStream::connect(addr).unwrap();
+    let refused = play(&mut second);
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    // The first one's leaving frees the place.
+    drop(first);
+    let mut third = None;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let mut c = TcpStream::connect(addr).unwrap();
+        if play(&mut c).starts_with("HTTP/1.1 200") {
+            third = Some(c);
+            break;
+        }
+    }
+    assert!(third.is_some(), "{}", daemon.stderr());
+}

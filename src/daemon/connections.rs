@@ -42,6 +42,8 @@ pub struct Connection {
     pub stream: TcpStream,
     pub peer: SocketAddr,
     pub session: Box<dyn Session>,
+    /// The station this connection is counted against (see the daemon's client counts).
+    pub counted_station: Option<String>,
     writable_interest: bool,
     closing: Option<String>,
     /// When the session asked to close: output still queued after [`LINGER`] is abandoned, so
@@ -63,6 +65,7 @@ impl Connection {
             stream,
             peer,
             session,
+            counted_station: None,
             writable_interest: false,
             closing: None,
             closing_since: None,

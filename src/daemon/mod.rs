@@ -13,7 +13,7 @@ pub mod connections;
 pub mod sessions;
 pub mod station_runtime;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,8 +54,11 @@ pub enum DaemonError {
     Io(#[from] io::Error),
 }
 
-/// The stations as unicast sessions see them.
-struct StationsView<'a>(&'a BTreeMap<String, StationRuntime>);
+/// The stations as unicast sessions see them, with the number of clients each has.
+struct StationsView<'a>(
+    &'a BTreeMap<String, StationRuntime>,
+    &'a HashMap<String, usize>,
+);
 
 impl StationView for StationsView<'_> {
     fn header(&self, station: &str) -> Option<Arc<StationHeader>> {
@@ -71,6 +74,14 @@ impl StationView for StationsView<'_> {
 
     fn catalog(&self) -> &dyn AnnouncementCatalog {
         self
+    }
+
+    fn has_room(&self, station: &str) -> bool {
+        let max = self
+            .0
+            .get(station)
+            .map_or(0, |s| s.config.unicast.max_clients as usize);
+        self.1.get(station).copied().unwrap_or(0) < max
     }
 
     fn serves(&self, station: &str, protocol: &str) -> bool {
@@ -129,6 +140,8 @@ pub struct Daemon {
     udp: UdpSockets,
     datagrams: Vec<Datagram>,
     manager: ServiceManager,
+    /// Unicast clients per station (sessions whose `station()` names it).
+    clients: HashMap<String, usize>,
 }
 
 /// The UDP sockets unicast sessions send data from (MMSU, RTP, RTCP). Sends never block: a
@@ -275,6 +288,7 @@ impl Daemon {
             udp: UdpSockets::open(listen_cfg)?,
             datagrams: Vec::new(),
             manager: ServiceManager::from_env(),
+            clients: HashMap::new(),
         };
         let now = Instant::now();
         let stations = d.config.stations.clone();
@@ -294,12 +308,7 @@ impl Daemon {
 
     /// "3 stations, 12 clients": the systemd status line.
     fn status_line(&self) -> String {
-        let clients = self
-            .conns
-            .iter()
-            .flatten()
-            .filter(|c| c.session.station().is_some())
-            .count();
+        let clients: usize = self.clients.values().sum();
         format!("{} stations, {clients} clients", self.stations.len())
     }
 
@@ -457,7 +466,7 @@ impl Daemon {
     }
 
     fn on_conn_event(&mut self, idx: usize, readable: bool, now: Instant) {
-        let view = StationsView(&self.stations);
+        let view = StationsView(&self.stations, &self.clients);
         let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
             return;
         };
@@ -473,6 +482,17 @@ impl Daemon {
         let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
             return;
         };
+        let station = c.session.station();
+        if station != c.counted_station.as_deref() {
+            let station = station.map(str::to_string);
+            if let Some(old) = c.counted_station.take() {
+                decrement(&mut self.clients, &old);
+            }
+            if let Some(new) = &station {
+                *self.clients.entry(new.clone()).or_insert(0) += 1;
+            }
+            c.counted_station = station;
+        }
         c.session.take_datagrams(&mut self.datagrams);
         for d in self.datagrams.drain(..) {
             self.udp.send(&d);
@@ -502,6 +522,9 @@ impl Daemon {
     fn close(&mut self, idx: usize) {
         if let Some(mut c) = self.conns.get_mut(idx).and_then(|c| c.take()) {
             log_close(&c);
+            if let Some(station) = c.counted_station.take() {
+                decrement(&mut self.clients, &station);
+            }
             let _ = self.poll.registry().deregister(&mut c.stream);
             self.peers.remove(c.peer);
             self.free.push(idx);
@@ -581,6 +604,15 @@ impl Daemon {
             "configuration reloaded"
         );
         self.config = new;
+    }
+}
+
+fn decrement(counts: &mut HashMap<String, usize>, station: &str) {
+    if let Some(n) = counts.get_mut(station) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            counts.remove(station);
+        }
     }
 }
 

@@ -172,6 +172,9 @@ impl HttpSession {
                 let Some(header) = stations.header(&name) else {
                     return self.refuse(request, 503, "station not ready");
                 };
+                if !stations.has_room(&name) {
+                    return self.refuse(request, 503, "station has its maximum of clients");
+                }
                 self.out
                     .push_owned(mmsh::play_response_head(request, self.client_id));
                 let stream = MmshStream::start(

@@ -173,6 +173,10 @@ pub trait StationView {
     fn join_backlog(&self, station: &str) -> Vec<Arc<StationPacket>>;
     /// Does the station exist and serve this protocol ("mms", "mmsh", "rtsp")?
     fn serves(&self, station: &str, protocol: &str) -> bool;
+    /// Is there room for one more unicast client on the station (its `unicast.max_clients`)?
+    fn has_room(&self, _station: &str) -> bool {
+        true
+    }
     /// The stations' announcements, for the HTTP listener's routes.
     fn catalog(&self) -> &dyn crate::http::announce::AnnouncementCatalog;
 }
