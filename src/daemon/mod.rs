@@ -142,6 +142,9 @@ pub struct Daemon {
     manager: ServiceManager,
     /// Unicast clients per station (sessions whose `station()` names it).
     clients: HashMap<String, usize>,
+    /// When station packets were first queued without being written yet.
+    unflushed: Option<Instant>,
+    write_coalesce: Duration,
 }
 
 /// The UDP sockets unicast sessions send data from (MMSU, RTP, RTCP). Sends never block: a
@@ -289,6 +292,13 @@ impl Daemon {
             datagrams: Vec::new(),
             manager: ServiceManager::from_env(),
             clients: HashMap::new(),
+            unflushed: None,
+            write_coalesce: Duration::from_millis(
+                std::env::var("ASFCAST_COALESCE_MS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            ),
         };
         let now = Instant::now();
         let stations = d.config.stations.clone();
@@ -367,6 +377,9 @@ impl Daemon {
         if let Some(w) = self.manager.watchdog_due() {
             next = next.min(w);
         }
+        if let Some(t) = self.unflushed {
+            next = next.min(t + self.write_coalesce);
+        }
         if let Some(d) = self.due.values().min() {
             next = next.min(*d);
         }
@@ -393,10 +406,16 @@ impl Daemon {
             if !events.is_empty() {
                 fan_out(&mut self.conns, name, &events, now);
                 events.clear();
+                self.unflushed.get_or_insert(now);
             }
         }
         self.events_buf = events;
-        self.flush_all();
+        // Station packets are written in batches: one writev per client carries every packet
+        // of the last WRITE_COALESCE, instead of one system call per packet per client.
+        if self.unflushed.is_some_and(|t| now >= t + self.write_coalesce) {
+            self.flush_all();
+            self.unflushed = None;
+        }
     }
 
     fn service_deadlines(&mut self, now: Instant) {
