@@ -49,10 +49,28 @@ pub enum DaemonError {
     Io(#[from] io::Error),
 }
 
-/// The stations as unicast sessions see them.
-struct StationsView<'a>(&'a BTreeMap<String, StationRuntime>);
+/// The stations as unicast sessions see them. `others` are the connections other than the
+/// one being served (so it can count a station's clients while one of them is borrowed).
+struct StationsView<'a>(
+    &'a BTreeMap<String, StationRuntime>,
+    [&'a [Option<Connection>]; 2],
+);
 
 impl StationView for StationsView<'_> {
+    fn clients(&self, station: &str) -> usize {
+        self.1
+            .iter()
+            .flat_map(|s| s.iter().flatten())
+            .filter(|c| c.session.station() == Some(station))
+            .count()
+    }
+
+    fn max_clients(&self, station: &str) -> Option<usize> {
+        self.0
+            .get(station)
+            .map(|s| s.config.unicast.max_clients as usize)
+    }
+
     fn header(&self, station: &str) -> Option<Arc<StationHeader>> {
         self.0.get(station).and_then(|s| s.hub.header().cloned())
     }
@@ -399,10 +417,17 @@ impl Daemon {
     }
 
     fn on_conn_event(&mut self, idx: usize, readable: bool, now: Instant) {
-        let view = StationsView(&self.stations);
-        let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
+        if idx >= self.conns.len() {
+            return;
+        }
+        let (before, rest) = self.conns.split_at_mut(idx);
+        let Some((cur, after)) = rest.split_first_mut() else {
             return;
         };
+        let Some(c) = cur.as_mut() else {
+            return;
+        };
+        let view = StationsView(&self.stations, [before, after]);
         if readable {
             c.on_readable(now, &view, &mut self.read_buf);
         }

@@ -175,6 +175,14 @@ pub trait StationView {
     fn serves(&self, station: &str, protocol: &str) -> bool;
     /// The stations' announcements, for the HTTP listener's routes.
     fn catalog(&self) -> &dyn crate::http::announce::AnnouncementCatalog;
+    /// How many other unicast sessions (any protocol) play the station now.
+    fn clients(&self, _station: &str) -> usize {
+        0
+    }
+    /// The station's `unicast.max_clients`; `None` when there is no such limit.
+    fn max_clients(&self, _station: &str) -> Option<usize> {
+        None
+    }
 }
 
 /// The contract between the event loop and every unicast session.
