@@ -11,7 +11,8 @@
 //!
 //! The invariants of mmsp.md §5.5: exactly one reply per request, in order; nothing
 //! unsolicited before StartPlaying (pings only while playing, when the station is silent);
-//! 0x11 before the header packets and 0x05 before the media packets; header fragments carry
+//! 0x11 before the header packets (TCP only, see [`MmsSession`]'s `send_header`) and 0x05
+//! before the media packets; header fragments carry
 //! the ReadBlock incarnation and AFFlags 0x04…0x0C; media packets carry the StartPlaying
 //! incarnation, a per-client LocationId counting from 0 and are exactly `filePacketSize` bytes
 //! (the station's stripped packets are re-padded with zeros: mplayer pads with stale bytes
@@ -430,8 +431,15 @@ impl MmsSession {
     }
 
     /// ReadBlock: 0x11 first, then the header blob in fragments of at most one ASF packet.
+    ///
+    /// With UDP data the 0x11 is left out: only VLC speaks MMSU, it does not wait for 0x11,
+    /// and since its header then arrives by UDP the stray 0x11 stays in its TCP buffer where
+    /// its command reader (which polls for new bytes before parsing buffered ones) stalls on
+    /// it when the 0x21 arrives behind it, until its 5 s timeouts run out.
     fn send_header(&mut self, play_incarnation: u32, now: Instant) {
-        self.send(ServerMessage::ReadBlock { play_incarnation }, now);
+        if self.udp_to.is_none() {
+            self.send(ServerMessage::ReadBlock { play_incarnation }, now);
+        }
         let Some(h) = self.header.clone() else {
             return;
         };
