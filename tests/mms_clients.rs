@@ -509,3 +509,67 @@ fn hostile_input_is_refused_cleanly_and_a_real_client_still_plays() {
     assert!(d.is_running());
     assert_no_panic(&d);
 }
+
+// ---------------------------------------------------------------------------
+// Wireshark's dissector
+
+#[test]
+fn tshark_dissects_a_captured_session() {
+    let dir = TempDir::new("mms-tshark");
+    let (d, addr) = start(dir.path(), "  idle_timeout: 10s\n");
+    let pcap = dir.path().join("mms.pcapng");
+    let mut cap = Command::new("tshark");
+    cap.args(["-i", "lo", "-f"])
+        .arg(format!("tcp port {}", addr.port()))
+        .args(["-a", "duration:60", "-w"])
+        .arg(&pcap);
+    let mut tshark = Daemon::spawn("tshark", cap);
+    if !tshark.wait_for_stderr("Capturing on", Duration::from_secs(10)) {
+        eprintln!(
+            "tshark_dissects_a_captured_session: skipped: cannot capture on lo: {}",
+            tshark.stderr()
+        );
+        return;
+    }
+    thread::sleep(Duration::from_millis(500));
+    let (video, _) = ffmpeg_frames(&format!("mmst://{addr}/demo"), 2);
+    assert!(video > 0);
+    thread::sleep(Duration::from_millis(500));
+    tshark.stop();
+    let limit = Duration::from_secs(60);
+    let mut cmd = support::bounded(limit, "tshark");
+    cmd.arg("-r")
+        .arg(&pcap)
+        .arg("-d")
+        .arg(format!("tcp.port=={},msmms", addr.port()))
+        .args(["-Y", "msmms"]);
+    let out = support::run_bounded(&mut cmd, limit).unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Each request and its reply, in order, as Wireshark's msmms dissector names them.
+    let expected = [
+        "--> Connect info",
+        "<-- Server info",
+        "--> Timing test data request",
+        "<-- Timing test data response",
+        "--> Transport info",
+        "<-- Transport info ack",
+        "--> Request server file (demo)",
+        "<-- Media details",
+        "--> Header request",
+        "<-- Sending header response",
+        "--> Media Stream MBR selector",
+        "<-- Stream selection indicator",
+        "--> Start sending from",
+        "<-- Sending media file now",
+    ];
+    let mut at = 0;
+    for e in expected {
+        let found = text[at..]
+            .find(e)
+            .unwrap_or_else(|| panic!("{e:?} not in\n{text}"));
+        at += found + e.len();
+    }
+    assert!(text.contains("Data: seq="), "{text}");
+    assert!(!text.contains("Malformed"), "{text}");
+    drop(d);
+}
