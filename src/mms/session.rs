@@ -662,7 +662,7 @@ impl Session for MmsSession {
         }
     }
 
-    fn on_header(&mut self, header: &Arc<StationHeader>, _now: Instant) -> Step {
+    fn on_header(&mut self, header: &Arc<StationHeader>, now: Instant) -> Step {
         let Some(mine) = self.header.as_ref() else {
             return Step::Continue;
         };
@@ -686,7 +686,7 @@ impl Session for MmsSession {
                     hr: hr::OK,
                     play_incarnation,
                 },
-                _now,
+                now,
             );
         }
         Step::close("station changed to a header with other streams")
