@@ -49,7 +49,7 @@ pub enum DaemonError {
     Io(#[from] io::Error),
 }
 
-/// The stations as unicast sessions see them. `others` are the connections other than the
+/// The stations as unicast sessions see them. The second field holds the connections other than the
 /// one being served (so it can count a station's clients while one of them is borrowed).
 struct StationsView<'a>(
     &'a BTreeMap<String, StationRuntime>,
