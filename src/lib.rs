@@ -10,6 +10,7 @@ pub mod asf;
 pub mod config;
 pub mod daemon;
 pub mod http;
+pub mod mms;
 pub mod msb;
 pub mod net;
 pub mod nsc;

@@ -412,7 +412,10 @@ impl Daemon {
         self.events_buf = events;
         // Station packets are written in batches: one writev per client carries every packet
         // of the last WRITE_COALESCE, instead of one system call per packet per client.
-        if self.unflushed.is_some_and(|t| now >= t + self.write_coalesce) {
+        if self
+            .unflushed
+            .is_some_and(|t| now >= t + self.write_coalesce)
+        {
             self.flush_all();
             self.unflushed = None;
         }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::config::ServerConfig;
 use crate::http::session::{HttpSession, SessionLimits};
+use crate::mms::{MmsConfig, MmsSession};
 use crate::net::session::{Session, UdpPorts};
 
 use super::connections::ListenerKind;
@@ -14,7 +15,7 @@ use super::connections::ListenerKind;
 pub fn implemented(kind: ListenerKind) -> bool {
     match kind {
         ListenerKind::Http => true,
-        ListenerKind::Mms => false,
+        ListenerKind::Mms => true,
         ListenerKind::Rtsp => false,
     }
 }
@@ -27,12 +28,16 @@ pub fn new_session(
     udp: UdpPorts,
     now: Instant,
 ) -> Box<dyn Session> {
-    let _ = udp;
     let limits = &server.limits;
     match kind {
-        // MMS and RTSP listeners are not bound until their sessions exist (`implemented`);
+        ListenerKind::Mms => Box::new(MmsSession::new(
+            peer,
+            MmsConfig::from_server(server, udp),
+            now,
+        )),
+        // RTSP listeners are not bound until their sessions exist (`implemented`);
         // should one be, its connections get the HTTP session, which answers 400 and closes.
-        ListenerKind::Http | ListenerKind::Mms | ListenerKind::Rtsp => Box::new(HttpSession::new(
+        ListenerKind::Http | ListenerKind::Rtsp => Box::new(HttpSession::new(
             SessionLimits::from_limits(limits),
             peer,
             now,

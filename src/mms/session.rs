@@ -1,0 +1,797 @@
+//! One MMS client on the [`Session`] contract: the live-broadcast sequence of [MS-MMSP] 3.2
+//! as the four open-source clients drive it (ffmpeg `mmst.c`, VLC `mmstu.c`, libmms, mplayer;
+//! `shared/docs/protocols/mmsp.md` §2 and §5), over TCP with optional UDP data (MMSU).
+//!
+//! ```text
+//! Greeting --0x01--> Connected --0x18/0x02--> Connected --0x05 (station)--> Open
+//! Open --0x15--> 0x11 + header Data packets      Open --0x33--> 0x21 (stream selection)
+//! Open --0x07--> 0x05, then media (join at the newest clean point) --> Playing
+//! Playing --0x09--> 0x1E (Open again)   any --0x0D--> close   0x1B pongs are ignored
+//! ```
+//!
+//! The invariants of mmsp.md §5.5: exactly one reply per request, in order; nothing
+//! unsolicited before StartPlaying (pings only while playing, when the station is silent);
+//! 0x11 before the header packets (TCP only, see [`MmsSession`]'s `send_header`) and 0x05
+//! before the media packets; header fragments carry
+//! the ReadBlock incarnation and AFFlags 0x04…0x0C; media packets carry the StartPlaying
+//! incarnation, a per-client LocationId counting from 0 and are exactly `filePacketSize` bytes
+//! (the station's stripped packets are re-padded with zeros: mplayer pads with stale bytes
+//! otherwise); never 0x20 (only libmms copes) and never 0x1A.
+//!
+//! A live station's playlist may move on to a new entry. With the same stream layout the
+//! client simply continues (it waits for the next clean point); with a different one the
+//! session ends with 0x1E, since only libmms understands ReportStreamChange.
+//!
+//! The join / fast start / slow-client policy is [`LiveFeed`]'s: a client whose TCP backlog
+//! passes `client_backlog_bytes` skips to the next clean point, and one that stays behind
+//! for `idle_timeout` is closed with its reason logged.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info};
+
+use super::codec::{
+    self, hr, ClientMessage, CommandReader, DataHead, OpenFileReport, ServerMessage,
+    StreamSwitchEntry, Transport, ATTR_BROADCAST, DATA_HEAD_LEN, MAX_DATA_PAYLOAD,
+};
+use crate::asf::rewrite::{filter_payloads, Filtered};
+use crate::asf::Packet;
+use crate::config::ServerConfig;
+use crate::net::session::{Datagram, OutQueue, Session, StationView, Step, UdpChannel, UdpPorts};
+use crate::station::feed::{FeedConfig, FeedState, LiveFeed};
+use crate::station::{StationHeader, StationPacket};
+
+/// How long a playing client may go without any output before it gets a Ping.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(3);
+/// How often a playing session re-checks its feed when nothing else is due.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The limits one MMS session works with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MmsConfig {
+    pub feed: FeedConfig,
+    /// Longest command accepted.
+    pub request_max_bytes: usize,
+    /// Time from connect to the first StartPlaying.
+    pub handshake_timeout: Duration,
+    /// Time a connected but not playing client may stay silent.
+    pub idle_timeout: Duration,
+    /// Silence (no data, no command) after which a playing client is pinged.
+    pub ping_interval: Duration,
+    /// The server's MMS UDP data socket port; `None` refuses MMSU.
+    pub udp_port: Option<u16>,
+}
+
+impl MmsConfig {
+    pub fn from_server(server: &ServerConfig, udp: UdpPorts) -> Self {
+        let l = &server.limits;
+        MmsConfig {
+            feed: FeedConfig {
+                backlog_limit: l.client_backlog_bytes,
+                fast_start_rate: l.fast_start_rate,
+                stall_timeout: l.idle_timeout,
+            },
+            request_max_bytes: l.request_max_bytes,
+            handshake_timeout: l.handshake_timeout,
+            idle_timeout: l.idle_timeout,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            udp_port: udp.mms_data,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for LinkViewerToMacConnect.
+    Greeting,
+    /// Connected; funnel and OpenFile expected.
+    Connected,
+    /// A station is open: header, stream selection, StartPlaying.
+    Open,
+    /// Media flows.
+    Playing,
+}
+
+/// Which payloads of the station's packets this client gets (StreamSwitch).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Selection {
+    /// Streams turned off (thinning level 2).
+    off: Vec<u8>,
+    /// Streams thinned to key frames (level 1).
+    key_only: Vec<u8>,
+}
+
+impl Selection {
+    fn from_entries(entries: &[StreamSwitchEntry], header: &StationHeader) -> Selection {
+        let mut s = Selection::default();
+        for e in entries {
+            let Ok(n) = u8::try_from(e.stream) else {
+                continue;
+            };
+            if header.header.stream(n).is_none() {
+                continue;
+            }
+            match e.thinning {
+                0 => {}
+                1 => s.key_only.push(n),
+                _ => s.off.push(n),
+            }
+        }
+        // A selection that turns every stream off would send nothing at all: keep everything.
+        if header
+            .header
+            .streams
+            .iter()
+            .all(|st| s.off.contains(&st.number))
+        {
+            s.off.clear();
+        }
+        s
+    }
+
+    fn is_all(&self) -> bool {
+        self.off.is_empty() && self.key_only.is_empty()
+    }
+}
+
+/// Do two headers describe the same streams, so a client can continue across them?
+fn same_layout(a: &StationHeader, b: &StationHeader) -> bool {
+    if a.bytes == b.bytes {
+        return true;
+    }
+    let (ha, hb) = (&a.header, &b.header);
+    ha.packet_size() == hb.packet_size()
+        && ha.streams.len() == hb.streams.len()
+        && ha.streams.iter().zip(&hb.streams).all(|(x, y)| {
+            x.number == y.number && x.kind == y.kind && x.type_specific == y.type_specific
+        })
+}
+
+/// An MMS (MMST/MMSU) session.
+pub struct MmsSession {
+    peer: SocketAddr,
+    cfg: MmsConfig,
+    reader: CommandReader,
+    out: OutQueue,
+    datagrams: Vec<Datagram>,
+    /// Server message counter.
+    seq: u16,
+    phase: Phase,
+    station: Option<String>,
+    header: Option<Arc<StationHeader>>,
+    /// MMSU: where Data packets go.
+    udp_to: Option<SocketAddr>,
+    selection: Selection,
+    feed: Option<LiveFeed>,
+    ready: Vec<Arc<StationPacket>>,
+    /// StartPlaying playIncarnation (byte 4 of media packets).
+    incarnation: u8,
+    /// Next media LocationId (virtual packet number, per client).
+    location: u32,
+    /// Media AFFlags sequence ([MS-MMSP] 3.2.5.11.1).
+    af_seq: u8,
+    started: Instant,
+    ever_played: bool,
+    last_input: Instant,
+    last_output: Instant,
+    next_check: Instant,
+    /// Media packets and bytes sent, skips to a clean point and packets skipped, for the
+    /// end-of-session log line.
+    packets_sent: u64,
+    bytes_sent: u64,
+    skips: u64,
+    skipped: u64,
+}
+
+impl MmsSession {
+    pub fn new(peer: SocketAddr, cfg: MmsConfig, now: Instant) -> Self {
+        MmsSession {
+            peer,
+            reader: CommandReader::new(cfg.request_max_bytes),
+            cfg,
+            out: OutQueue::new(),
+            datagrams: Vec::new(),
+            seq: 0,
+            phase: Phase::Greeting,
+            station: None,
+            header: None,
+            udp_to: None,
+            selection: Selection::default(),
+            feed: None,
+            ready: Vec::new(),
+            incarnation: 0,
+            location: 0,
+            af_seq: 0,
+            started: now,
+            ever_played: false,
+            last_input: now,
+            last_output: now,
+            next_check: now + CHECK_INTERVAL,
+            packets_sent: 0,
+            bytes_sent: 0,
+            skips: 0,
+            skipped: 0,
+        }
+    }
+
+    /// True once the client has started playing (for tests and status).
+    pub fn is_playing(&self) -> bool {
+        self.phase == Phase::Playing
+    }
+
+    fn send(&mut self, m: ServerMessage, now: Instant) {
+        let bytes = m.encode(self.seq);
+        self.seq = self.seq.wrapping_add(1);
+        self.out.push_owned(bytes);
+        self.last_output = now;
+    }
+
+    fn transport(&self) -> &'static str {
+        if self.udp_to.is_some() {
+            "udp"
+        } else {
+            "tcp"
+        }
+    }
+
+    fn unexpected(&self, what: &str) -> Step {
+        Step::close(format!(
+            "unexpected {what} in state {:?} (station {})",
+            self.phase,
+            self.station.as_deref().unwrap_or("-")
+        ))
+    }
+
+    fn handle(&mut self, msg: ClientMessage, now: Instant, stations: &dyn StationView) -> Step {
+        debug!(peer = %self.peer, ?msg, "mms command");
+        match msg {
+            ClientMessage::Connect { subscriber } => {
+                if self.phase != Phase::Greeting {
+                    return self.unexpected("second Connect");
+                }
+                debug!(peer = %self.peer, %subscriber, "mms client connected");
+                self.send(ServerMessage::ConnectedEx, now);
+                self.phase = Phase::Connected;
+            }
+            ClientMessage::FunnelInfo => {
+                if self.phase == Phase::Greeting {
+                    return self.unexpected("FunnelInfo");
+                }
+                let client_id = u32::from(self.peer.port()).max(1);
+                self.send(ServerMessage::FunnelInfo { client_id }, now);
+            }
+            ClientMessage::ConnectFunnel { funnel, transport } => {
+                if self.phase != Phase::Connected {
+                    return self.unexpected("ConnectFunnel");
+                }
+                match transport {
+                    Transport::Tcp => self.send(
+                        ServerMessage::ConnectedFunnel {
+                            play_incarnation: 0,
+                        },
+                        now,
+                    ),
+                    Transport::Udp { port } => {
+                        if self.cfg.udp_port.is_none() {
+                            info!(peer = %self.peer, %funnel, "mms: UDP data refused (no UDP data socket)");
+                            self.send(
+                                ServerMessage::DisconnectedFunnel {
+                                    hr: hr::NOT_IMPLEMENTED,
+                                    play_incarnation: 0,
+                                },
+                                now,
+                            );
+                            return Step::close("MMSU requested but no UDP data socket");
+                        }
+                        // Data goes to the address the TCP connection comes from, never to
+                        // an address the client names (no reflection to third parties).
+                        self.udp_to = Some(SocketAddr::new(self.peer.ip(), port));
+                        self.send(
+                            ServerMessage::ConnectedFunnel {
+                                play_incarnation: 0,
+                            },
+                            now,
+                        );
+                    }
+                }
+            }
+            ClientMessage::OpenFile {
+                play_incarnation,
+                path,
+            } => {
+                if self.phase != Phase::Connected {
+                    return self.unexpected("OpenFile");
+                }
+                return self.open(play_incarnation, &path, now, stations);
+            }
+            ClientMessage::ReadBlock {
+                play_incarnation, ..
+            } => {
+                if !matches!(self.phase, Phase::Open | Phase::Playing) {
+                    return self.unexpected("ReadBlock");
+                }
+                self.send_header(play_incarnation, now);
+            }
+            ClientMessage::StreamSwitch { entries } => {
+                let Some(h) = self.header.clone() else {
+                    return self.unexpected("StreamSwitch");
+                };
+                self.selection = Selection::from_entries(&entries, &h);
+                debug!(peer = %self.peer, selection = ?self.selection, "mms stream selection");
+                self.send(
+                    ServerMessage::StreamSwitch {
+                        play_incarnation: 0,
+                    },
+                    now,
+                );
+            }
+            ClientMessage::StartPlaying {
+                play_incarnation, ..
+            } => {
+                if !matches!(self.phase, Phase::Open | Phase::Playing) {
+                    return self.unexpected("StartPlaying");
+                }
+                return self.start_playing(play_incarnation, now, stations);
+            }
+            ClientMessage::StopPlaying { play_incarnation } => {
+                if !matches!(self.phase, Phase::Open | Phase::Playing) {
+                    return self.unexpected("StopPlaying");
+                }
+                self.stop_feed();
+                self.phase = Phase::Open;
+                self.send(
+                    ServerMessage::EndOfStream {
+                        hr: hr::OK,
+                        play_incarnation,
+                    },
+                    now,
+                );
+            }
+            ClientMessage::CloseFile => return Step::close("client closed the file"),
+            ClientMessage::Pong | ClientMessage::Logging => {}
+            ClientMessage::Unsupported { command } => {
+                return self.unexpected(&format!("command 0x{command:02x}"));
+            }
+        }
+        Step::Continue
+    }
+
+    fn open(
+        &mut self,
+        play_incarnation: u32,
+        path: &str,
+        now: Instant,
+        stations: &dyn StationView,
+    ) -> Step {
+        let name = path
+            .trim_start_matches('/')
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('/');
+        let refuse = |s: &mut Self, code: u32, why: String| {
+            s.send(
+                ServerMessage::OpenFile(OpenFileReport::error(code, play_incarnation)),
+                now,
+            );
+            info!(peer = %s.peer, protocol = "mms", station = name, reason = %why, "mms open refused");
+            Step::close(why)
+        };
+        if !stations.serves(name, "mms") {
+            return refuse(self, hr::PATH_NOT_FOUND, format!("no MMS station {name:?}"));
+        }
+        if !stations.has_room(name) {
+            return refuse(
+                self,
+                hr::ACCESS_DENIED,
+                format!("station {name} has its maximum of clients"),
+            );
+        }
+        let Some(h) = stations.header(name) else {
+            return refuse(
+                self,
+                hr::NOT_READY,
+                format!("station {name} has no header yet"),
+            );
+        };
+        let packet_size = h.header.packet_size();
+        if packet_size as usize > MAX_DATA_PAYLOAD {
+            return refuse(
+                self,
+                hr::NOT_IMPLEMENTED,
+                format!("packet size {packet_size} does not fit an MMS Data packet"),
+            );
+        }
+        let header_size = u32::try_from(h.bytes.len()).unwrap_or(u32::MAX);
+        self.send(
+            ServerMessage::OpenFile(OpenFileReport {
+                hr: hr::OK,
+                play_incarnation,
+                open_file_id: 1,
+                attributes: ATTR_BROADCAST,
+                duration_s: 0.0,
+                blocks: 0,
+                packet_size,
+                packet_count: 0,
+                bit_rate: h.header.file.max_bitrate,
+                header_size,
+            }),
+            now,
+        );
+        info!(peer = %self.peer, protocol = "mms", station = name, transport = self.transport(), "mms station opened");
+        self.station = Some(name.to_string());
+        self.header = Some(h);
+        self.phase = Phase::Open;
+        Step::Continue
+    }
+
+    /// ReadBlock: 0x11 first, then the header blob in fragments of at most one ASF packet.
+    ///
+    /// With UDP data the 0x11 is left out: only VLC speaks MMSU, it does not wait for 0x11,
+    /// and since its header then arrives by UDP the stray 0x11 stays in its TCP buffer where
+    /// its command reader (which polls for new bytes before parsing buffered ones) stalls on
+    /// it when the 0x21 arrives behind it, until its 5 s timeouts run out.
+    fn send_header(&mut self, play_incarnation: u32, now: Instant) {
+        if self.udp_to.is_none() {
+            self.send(ServerMessage::ReadBlock { play_incarnation }, now);
+        }
+        let Some(h) = self.header.clone() else {
+            return;
+        };
+        let max = h.header.packet_size() as usize;
+        for p in codec::header_packets(&h.bytes, max, play_incarnation as u8) {
+            self.emit_data(p, now);
+        }
+    }
+
+    fn start_playing(
+        &mut self,
+        play_incarnation: u32,
+        now: Instant,
+        stations: &dyn StationView,
+    ) -> Step {
+        self.incarnation = play_incarnation as u8;
+        self.send(
+            ServerMessage::StartedPlaying {
+                play_incarnation,
+                file_id: 1,
+            },
+            now,
+        );
+        if self.phase == Phase::Playing {
+            // libmms re-issues StartPlaying with a new incarnation to seek: a live stream
+            // just continues under the new incarnation.
+            return Step::Continue;
+        }
+        let (Some(name), Some(h)) = (self.station.clone(), self.header.clone()) else {
+            return self.unexpected("StartPlaying");
+        };
+        let backlog: Vec<_> = stations
+            .join_backlog(&name)
+            .into_iter()
+            .filter(|p| p.generation == h.generation)
+            .collect();
+        info!(
+            peer = %self.peer,
+            protocol = "mms",
+            station = %name,
+            transport = self.transport(),
+            incarnation = play_incarnation,
+            backlog = backlog.len(),
+            "mms playing"
+        );
+        self.feed = Some(LiveFeed::join(self.cfg.feed, backlog, now));
+        self.phase = Phase::Playing;
+        self.ever_played = true;
+        self.release(now)
+    }
+
+    fn stop_feed(&mut self) {
+        if let Some(f) = self.feed.take() {
+            self.skips += f.skips;
+            self.skipped += f.skipped_packets;
+        }
+    }
+
+    /// Skips and skipped packets so far, the running feed included.
+    fn skip_counts(&self) -> (u64, u64) {
+        let (a, b) = self
+            .feed
+            .as_ref()
+            .map_or((0, 0), |f| (f.skips, f.skipped_packets));
+        (self.skips + a, self.skipped + b)
+    }
+
+    /// Releases due fast-start packets and checks the client is keeping up.
+    fn release(&mut self, now: Instant) -> Step {
+        let Some(feed) = self.feed.as_mut() else {
+            return Step::Continue;
+        };
+        let mut ready = std::mem::take(&mut self.ready);
+        feed.release(now, &mut ready);
+        let state = feed.state(now);
+        for p in ready.drain(..) {
+            self.send_packet(&p, now);
+        }
+        self.ready = ready;
+        self.check(state)
+    }
+
+    fn check(&mut self, state: FeedState) -> Step {
+        if state != FeedState::Stalled {
+            return Step::Continue;
+        }
+        let (skips, skipped) = self.skip_counts();
+        let queued = self.out.queued_bytes();
+        // The client is not reading: nothing queued will ever be written, and the
+        // connection must not wait for it.
+        self.out.advance(queued);
+        self.stop_feed();
+        let reason = format!(
+            "client fell behind for {:?} ({queued} bytes queued, {skips} skips, {skipped} packets skipped)",
+            self.cfg.feed.stall_timeout
+        );
+        info!(peer = %self.peer, protocol = "mms", station = self.station.as_deref().unwrap_or("-"), %reason, "mms client dropped");
+        Step::close(reason)
+    }
+
+    /// One station packet to the client: filtered by the stream selection, framed as a Data
+    /// packet with this client's LocationId and incarnation, re-padded to the packet size.
+    fn send_packet(&mut self, p: &Arc<StationPacket>, now: Instant) {
+        let Some(h) = self.header.as_ref() else {
+            return;
+        };
+        if p.generation != h.generation {
+            return;
+        }
+        let size = h.header.packet_size() as usize;
+        let filtered = if self.selection.is_all() {
+            Filtered::Unchanged
+        } else {
+            match Packet::parse(&p.bytes) {
+                Ok(pkt) => {
+                    let sel = &self.selection;
+                    filter_payloads(&pkt, |pl| {
+                        !sel.off.contains(&pl.stream)
+                            && (!sel.key_only.contains(&pl.stream) || pl.key_frame)
+                    })
+                }
+                Err(e) => {
+                    debug!(peer = %self.peer, error = %e, "mms: unparsable station packet skipped");
+                    return;
+                }
+            }
+        };
+        let len = match &filtered {
+            Filtered::Dropped => return,
+            Filtered::Unchanged => p.bytes.len(),
+            Filtered::Rewritten(v) => v.len(),
+        };
+        if len > size {
+            debug!(peer = %self.peer, len, size, "mms: packet larger than the packet size skipped");
+            return;
+        }
+        let head = DataHead {
+            location_id: self.location,
+            incarnation: self.incarnation,
+            af_flags: self.af_seq,
+            packet_size: (DATA_HEAD_LEN + size) as u16,
+        };
+        self.location = self.location.wrapping_add(1);
+        self.af_seq = self.af_seq.wrapping_add(1);
+        self.packets_sent += 1;
+        self.bytes_sent += (DATA_HEAD_LEN + size) as u64;
+        self.last_output = now;
+        let pad = size - len;
+        if let Some(to) = self.udp_to {
+            let mut d = Vec::with_capacity(DATA_HEAD_LEN + size);
+            d.extend_from_slice(&head.encode());
+            match &filtered {
+                Filtered::Rewritten(v) => d.extend_from_slice(v),
+                _ => d.extend_from_slice(&p.bytes),
+            }
+            d.resize(DATA_HEAD_LEN + size, 0);
+            self.datagrams.push(Datagram {
+                via: UdpChannel::MmsData,
+                to,
+                bytes: d,
+            });
+            return;
+        }
+        self.out.push_owned(head.encode().to_vec());
+        match filtered {
+            Filtered::Rewritten(v) => self.out.push_owned(v),
+            _ => self.out.push_shared(p.bytes.clone()),
+        }
+        if pad > 0 {
+            self.out.push_owned(vec![0; pad]);
+        }
+    }
+
+    /// A Data packet (header fragment) over the negotiated transport.
+    fn emit_data(&mut self, bytes: Vec<u8>, now: Instant) {
+        self.last_output = now;
+        match self.udp_to {
+            Some(to) => self.datagrams.push(Datagram {
+                via: UdpChannel::MmsData,
+                to,
+                bytes,
+            }),
+            None => self.out.push_owned(bytes),
+        }
+    }
+}
+
+impl Session for MmsSession {
+    fn protocol(&self) -> &'static str {
+        "mms"
+    }
+
+    fn station(&self) -> Option<&str> {
+        self.station.as_deref()
+    }
+
+    fn on_bytes(&mut self, input: &[u8], now: Instant, stations: &dyn StationView) -> Step {
+        self.last_input = now;
+        self.reader.push(input);
+        loop {
+            let msg = match self.reader.next_command() {
+                Ok(Some(m)) => m,
+                Ok(None) => return Step::Continue,
+                Err(e) => {
+                    info!(peer = %self.peer, protocol = "mms", error = %e, "mms: refused malformed input");
+                    return Step::close(format!("malformed MMS input: {e}"));
+                }
+            };
+            let decoded = match ClientMessage::decode(&msg) {
+                Ok(d) => d,
+                Err(e) => {
+                    info!(peer = %self.peer, protocol = "mms", error = %e, "mms: refused malformed command");
+                    return Step::close(format!("malformed MMS command: {e}"));
+                }
+            };
+            let step = self.handle(decoded, now, stations);
+            if step != Step::Continue {
+                return step;
+            }
+        }
+    }
+
+    fn on_header(&mut self, header: &Arc<StationHeader>, now: Instant) -> Step {
+        let Some(mine) = self.header.as_ref() else {
+            return Step::Continue;
+        };
+        if mine.generation == header.generation {
+            return Step::Continue;
+        }
+        if same_layout(mine, header) {
+            // Same streams (typically the playlist looping): continue at the next clean point.
+            self.header = Some(header.clone());
+            if let Some(f) = self.feed.as_mut() {
+                f.on_header_change();
+            }
+            return Step::Continue;
+        }
+        // Only libmms handles ReportStreamChange (0x20): end the stream cleanly instead.
+        if self.phase == Phase::Playing {
+            self.stop_feed();
+            let play_incarnation = u32::from(self.incarnation);
+            self.send(
+                ServerMessage::EndOfStream {
+                    hr: hr::OK,
+                    play_incarnation,
+                },
+                now,
+            );
+        }
+        Step::close("station changed to a header with other streams")
+    }
+
+    fn on_station_end(&mut self, now: Instant) -> Step {
+        // The station stopped: what is queued is dropped and the client is told the stream
+        // ended (0x1E), which every client takes as a clean end.
+        self.out.drop_unstarted();
+        if self.phase == Phase::Playing {
+            self.stop_feed();
+            let play_incarnation = u32::from(self.incarnation);
+            self.send(
+                ServerMessage::EndOfStream {
+                    hr: hr::OK,
+                    play_incarnation,
+                },
+                now,
+            );
+        }
+        Step::close("station stopped")
+    }
+
+    fn on_packet(&mut self, packet: &Arc<StationPacket>, now: Instant) -> Step {
+        let Some(feed) = self.feed.as_mut() else {
+            return Step::Continue;
+        };
+        let mut ready = std::mem::take(&mut self.ready);
+        let skips = feed.skips;
+        let state = feed.offer(packet, self.out.queued_bytes(), now, &mut ready);
+        if feed.skips != skips {
+            debug!(peer = %self.peer, queued = self.out.queued_bytes(), "mms client behind: skipping to the next clean point");
+        }
+        for p in ready.drain(..) {
+            self.send_packet(&p, now);
+        }
+        self.ready = ready;
+        self.check(state)
+    }
+
+    fn on_timeout(&mut self, now: Instant) -> Step {
+        if self.phase != Phase::Playing {
+            if !self.ever_played && now >= self.started + self.cfg.handshake_timeout {
+                return Step::close(format!(
+                    "handshake not completed within {:?}",
+                    self.cfg.handshake_timeout
+                ));
+            }
+            if self.ever_played && now >= self.last_input + self.cfg.idle_timeout {
+                return Step::close(format!("idle for {:?}", self.cfg.idle_timeout));
+            }
+            return Step::Continue;
+        }
+        let step = self.release(now);
+        if step != Step::Continue {
+            return step;
+        }
+        if now >= self.last_output + self.cfg.ping_interval {
+            // The station is silent: keep the client (VLC gives up after ~50 s of nothing).
+            self.send(ServerMessage::Ping, now);
+        }
+        if now >= self.next_check {
+            self.next_check = now + CHECK_INTERVAL;
+        }
+        Step::Continue
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        if self.phase != Phase::Playing {
+            return Some(if self.ever_played {
+                self.last_input + self.cfg.idle_timeout
+            } else {
+                self.started + self.cfg.handshake_timeout
+            });
+        }
+        let mut d = self
+            .next_check
+            .min(self.last_output + self.cfg.ping_interval);
+        if let Some(f) = self.feed.as_ref().and_then(|f| f.deadline()) {
+            d = d.min(f);
+        }
+        Some(d)
+    }
+
+    fn output(&mut self) -> &mut OutQueue {
+        &mut self.out
+    }
+
+    fn take_datagrams(&mut self, out: &mut Vec<Datagram>) {
+        out.append(&mut self.datagrams);
+    }
+}
+
+impl Drop for MmsSession {
+    fn drop(&mut self) {
+        if let Some(station) = &self.station {
+            let (skips, skipped) = self.skip_counts();
+            info!(
+                peer = %self.peer,
+                protocol = "mms",
+                station = %station,
+                transport = self.transport(),
+                packets = self.packets_sent,
+                bytes = self.bytes_sent,
+                skips,
+                skipped,
+                "mms session ended"
+            );
+        }
+    }
+}
