@@ -15,5 +15,6 @@ pub mod net;
 pub mod nsc;
 pub mod probe;
 pub mod recv;
+pub mod rtsp;
 pub mod source;
 pub mod station;

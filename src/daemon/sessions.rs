@@ -15,7 +15,7 @@ pub fn implemented(kind: ListenerKind) -> bool {
     match kind {
         ListenerKind::Http => true,
         ListenerKind::Mms => false,
-        ListenerKind::Rtsp => false,
+        ListenerKind::Rtsp => true,
     }
 }
 
@@ -30,9 +30,15 @@ pub fn new_session(
     let _ = (peer, udp);
     let limits = &server.limits;
     match kind {
+        ListenerKind::Rtsp => Box::new(crate::rtsp::RtspSession::new(
+            crate::rtsp::RtspConfig::from_server(server),
+            peer,
+            udp,
+            now,
+        )),
         // MMS and RTSP listeners are not bound until their sessions exist (`implemented`);
         // should one be, its connections get the HTTP session, which answers 400 and closes.
-        ListenerKind::Http | ListenerKind::Mms | ListenerKind::Rtsp => Box::new(HttpSession::new(
+        ListenerKind::Http | ListenerKind::Mms => Box::new(HttpSession::new(
             limits.request_max_bytes,
             limits.handshake_timeout,
             now,
