@@ -653,3 +653,66 @@ fn silent_sessions_time_out_and_header_changes_are_judged() {
         Step::Close { .. }
     ));
 }
+
+#[test]
+fn only_the_streams_set_up_are_sent() {
+    let mut c = Client::new(cfg(true, 1450));
+    c.request("DESCRIBE", URL, "");
+    c.request(
+        "SETUP",
+        &format!("{URL}/stream=2"),
+        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+    );
+    let (_, r, mut out) = c.request("PLAY", URL, "");
+    assert_eq!(status(&r), 200);
+    c.now += Duration::from_secs(5);
+    c.s.on_timeout(c.now);
+    out.extend(c.take_out());
+    let rtp: Vec<Vec<u8>> = frames(&out)
+        .into_iter()
+        .filter(|f| f.0 == 0)
+        .map(|f| f.1)
+        .collect();
+    let pkts = reassemble(&rtp);
+    assert!(!pkts.is_empty());
+    assert!(pkts.iter().all(|p| payload_streams(p) == [2]), "audio only");
+}
+
+#[test]
+fn a_tcp_client_that_stops_reading_skips_then_is_closed() {
+    let mut config = cfg(true, 1450);
+    config.feed.backlog_limit = 16 * 1024;
+    config.feed.stall_timeout = Duration::from_secs(10);
+    config.session_timeout = Duration::from_secs(600);
+    let (_, all) = demo();
+    let mut c = Client::new(config);
+    c.request("DESCRIBE", URL, "");
+    c.request(
+        "SETUP",
+        &format!("{URL}/stream=1"),
+        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+    );
+    c.request("PLAY", URL, "");
+    // Live packets arrive every 40 ms; the client never reads, so the queue only grows.
+    let mut closed = None;
+    for (i, p) in all.iter().cycle().skip(3).take(2000).enumerate() {
+        let p = Arc::new(StationPacket {
+            seq: 10_000 + i as u64,
+            ..(**p).clone()
+        });
+        c.now += Duration::from_millis(40);
+        if let Step::Close { reason } = c.s.on_packet(&p, c.now) {
+            closed = Some((i, reason));
+            break;
+        }
+    }
+    let (i, reason) = closed.expect("a stalled client is closed");
+    assert!(reason.contains("stalled"), "{reason}");
+    // Bounded: it queued little more than the backlog limit before skipping.
+    assert!(
+        c.s.output().queued_bytes() < 64 * 1024,
+        "{}",
+        c.s.output().queued_bytes()
+    );
+    assert!(i * 40 >= 10_000, "not before the stall timeout");
+}
