@@ -16,6 +16,7 @@ pub mod net;
 pub mod nsc;
 pub mod probe;
 pub mod recv;
+pub mod rtsp;
 pub mod source;
 pub mod station;
 pub mod systemd;

@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub public_host: Option<String>,
     /// Global limits.
     pub limits: Limits,
+    /// RTSP delivery settings.
+    pub rtsp: RtspSettings,
     /// Logging.
     pub log: LogConfig,
 }
@@ -47,7 +49,28 @@ impl Default for ServerConfig {
             announce_dir: PathBuf::from(DEFAULT_ANNOUNCE_DIR),
             public_host: None,
             limits: Limits::default(),
+            rtsp: RtspSettings::default(),
             log: LogConfig::default(),
+        }
+    }
+}
+
+/// RTSP delivery settings (`rtsp:` in the server file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtspSettings {
+    /// Offer RTP over UDP. When false, a UDP SETUP is answered `461 Unsupported Transport`
+    /// and clients fall back to TCP interleaved on the same connection (default true).
+    pub udp: bool,
+    /// Largest RTP packet sent (RTP header included), in bytes; ASF packets that do not fit
+    /// are fragmented (default 1450, 576–65000).
+    pub mtu: usize,
+}
+
+impl Default for RtspSettings {
+    fn default() -> Self {
+        RtspSettings {
+            udp: true,
+            mtu: 1450,
         }
     }
 }
@@ -154,14 +177,25 @@ pub struct LogConfig {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of server settings (listen, announce_dir, public_host, limits, log)"
+    expecting = "a mapping of server settings (listen, announce_dir, public_host, limits, rtsp, log)"
 )]
 struct ServerFile {
     listen: Option<ListenFile>,
     announce_dir: Option<FilePath>,
     public_host: Option<Host>,
     limits: Option<LimitsFile>,
+    rtsp: Option<RtspFile>,
     log: Option<LogFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of RTSP settings (udp, mtu)"
+)]
+struct RtspFile {
+    udp: Option<bool>,
+    mtu: Option<Ranged<usize, 576, 65_000>>,
 }
 
 #[derive(Deserialize)]
@@ -249,6 +283,10 @@ fn build(path: &Path, text: &str, file: ServerFile) -> Result<ServerConfig, Vec<
             }
         }
     };
+    let rtsp = file.rtsp.map_or(d.rtsp, |r| RtspSettings {
+        udp: r.udp.unwrap_or(d.rtsp.udp),
+        mtu: r.mtu.map_or(d.rtsp.mtu, |v| v.0),
+    });
     let log = file.log.map_or(d.log, |l| LogConfig {
         level: l.level.unwrap_or_default(),
         format: l.format.unwrap_or_default(),
@@ -263,6 +301,7 @@ fn build(path: &Path, text: &str, file: ServerFile) -> Result<ServerConfig, Vec<
         announce_dir,
         public_host: file.public_host.map(|h| h.0),
         limits,
+        rtsp,
         log,
     })
 }
@@ -425,6 +464,39 @@ mod tests {
         let e = err("logs: {}\n");
         assert!(
             e[0].starts_with("server.yaml:1:1: logs: unknown field `logs`"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn rtsp_settings() {
+        assert_eq!(
+            ok("").rtsp,
+            RtspSettings {
+                udp: true,
+                mtu: 1450
+            }
+        );
+        let s = ok("rtsp:\n  udp: false\n  mtu: 1000\n");
+        assert_eq!(
+            s.rtsp,
+            RtspSettings {
+                udp: false,
+                mtu: 1000
+            }
+        );
+        assert_eq!(ok("rtsp:\n  mtu: 576\n").rtsp.mtu, 576);
+        assert!(ok("rtsp: {}\n").rtsp.udp);
+        let e = err("rtsp:\n  mtu: 100\n");
+        assert_eq!(
+            e,
+            ["server.yaml:2:8: rtsp.mtu: 100 is out of range 576–65000"]
+        );
+        let e = err("rtsp:\n  udp: maybe\n");
+        assert!(e[0].starts_with("server.yaml:2:8: rtsp.udp: "), "{e:?}");
+        let e = err("rtsp:\n  tcp: true\n");
+        assert!(
+            e[0].starts_with("server.yaml:2:3: rtsp.tcp: unknown field `tcp`"),
             "{e:?}"
         );
     }

@@ -8,6 +8,7 @@ use crate::config::ServerConfig;
 use crate::http::session::{HttpSession, SessionLimits};
 use crate::mms::{MmsConfig, MmsSession};
 use crate::net::session::{Session, UdpPorts};
+use crate::rtsp::{RtspConfig, RtspSession};
 
 use super::connections::ListenerKind;
 
@@ -16,7 +17,7 @@ pub fn implemented(kind: ListenerKind) -> bool {
     match kind {
         ListenerKind::Http => true,
         ListenerKind::Mms => true,
-        ListenerKind::Rtsp => false,
+        ListenerKind::Rtsp => true,
     }
 }
 
@@ -35,9 +36,13 @@ pub fn new_session(
             MmsConfig::from_server(server, udp),
             now,
         )),
-        // RTSP listeners are not bound until their sessions exist (`implemented`);
-        // should one be, its connections get the HTTP session, which answers 400 and closes.
-        ListenerKind::Http | ListenerKind::Rtsp => Box::new(HttpSession::new(
+        ListenerKind::Rtsp => Box::new(RtspSession::new(
+            RtspConfig::from_server(server),
+            peer,
+            udp,
+            now,
+        )),
+        ListenerKind::Http => Box::new(HttpSession::new(
             SessionLimits::from_limits(limits),
             peer,
             now,

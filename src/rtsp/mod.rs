@@ -1,0 +1,25 @@
+//! RTSP with the Windows Media extensions ([MS-RTSP]; facts in
+//! shared/docs/protocols/rtsp-wmsp.md): live stations as ASF over RTP (the x-asf-pf payload
+//! format) to FFmpeg, GStreamer and VLC, over UDP or interleaved on the RTSP connection.
+//!
+//! Sans-I/O throughout: bytes and `now` in, bytes, datagrams and deadlines out.
+//! - [`message`]: request framing (on `rtsp-types`), interleaved frames, response writing with
+//!   the `Server: WMServer/…` identity that puts FFmpeg and GStreamer into WMS mode;
+//! - [`sdp`]: the DESCRIBE answer (ASF header in `a=pgmpu`, one x-asf-pf section per stream,
+//!   the x-wms-rtx section FFmpeg's UDP setup needs);
+//! - [`transport`]: SETUP transport negotiation (UDP, TCP interleaved, 461 otherwise);
+//! - [`retime`]: continuous ASF times across the station's playlist entries, per client;
+//! - [`rtp`]: RTP header, x-asf-pf packetizer with MTU fragmentation, RTCP sender reports;
+//! - [`session`]: the per-connection state machine on the session contract.
+
+pub mod message;
+pub mod retime;
+pub mod rtp;
+pub mod sdp;
+pub mod session;
+pub mod transport;
+
+#[cfg(test)]
+mod tests;
+
+pub use session::{RtspConfig, RtspSession};

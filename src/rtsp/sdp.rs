@@ -1,0 +1,194 @@
+//! The DESCRIBE answer: an SDP (RFC 4566, written with `sdp-types`) for one live station in the
+//! form Windows Media Services uses ([MS-RTSP] 2.2.1, rtsp-wmsp.md §1.3).
+//!
+//! What each line is for:
+//! - `a=pgmpu:data:application/vnd.ms.wms-hdr.asfv1;base64,…` at session level: the ASF header
+//!   (Header Object + 50-byte Data Object head). FFmpeg (in WMS mode) opens its ASF demuxer on it
+//!   and matches the prefix exactly; GStreamer's `rtspwms` takes it as the depayloader `config`.
+//!   FFmpeg copies SDP lines into a 16 KiB buffer, so headers above about 12 KiB are cut there
+//!   ([`Described::fits_ffmpeg`]).
+//! - `a=maxps:<packet size>`: GStreamer's `rtpasfdepay` refuses its caps without it and pads
+//!   packets to it.
+//! - An `m=application … x-wms-rtx/1000` section with control `…/rtx`: FFmpeg's WMS UDP setup
+//!   looks for a control URL ending in `/rtx` and fails the whole open without it. It comes
+//!   **last**: FFmpeg 5.1's TCP setup skips it, and when it is first the next reply is compared
+//!   with a transport never recorded and the open fails with "Invalid data" (rtsp.c,
+//!   `ff_rtsp_make_setup_request`, the `i > 0` check). Nothing is ever sent on it.
+//! - One `m=audio|video 0 RTP/AVP 96` per ASF audio/video stream, `a=rtpmap:96 x-asf-pf/1000`,
+//!   `a=control:<absolute URL>` and `a=stream:<ASF stream number>` (without it FFmpeg delivers
+//!   nothing). Other ASF stream kinds (script commands, images) are not offered: FFmpeg
+//!   registers x-asf-pf only for audio and video.
+//! - `a=range:npt=0-`: live, no duration, not seekable.
+//! - Control URLs are absolute, so FFmpeg, GStreamer and VLC resolve them the same way.
+
+use base64::Engine;
+use sdp_types::{AddrType, Attribute, Bandwidth, Connection, Media, NetType, Origin, Time};
+
+use crate::asf::header::StreamKind;
+use crate::station::StationHeader;
+
+use super::rtp::PAYLOAD_TYPE;
+
+/// FFmpeg's SDP line buffer (`SDP_MAX_SIZE`), minus the `a=pgmpu:` prefix and line end.
+const FFMPEG_LINE_MAX: usize = 16_384 - 64;
+const PGMPU_PREFIX: &str = "data:application/vnd.ms.wms-hdr.asfv1;base64,";
+
+/// What a media section of the SDP stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackKind {
+    /// The x-wms-rtx section (set up, never fed).
+    Rtx,
+    /// An ASF audio or video stream.
+    Asf { stream: u8, video: bool },
+}
+
+/// One media section and its control path segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Track {
+    pub kind: TrackKind,
+    /// The last path segment of its control URL: `rtx` or `stream=<n>`.
+    pub control: String,
+}
+
+/// The media sections a header is described with, in SDP order.
+pub fn tracks(header: &StationHeader) -> Vec<Track> {
+    let mut out: Vec<Track> = Vec::new();
+    for s in &header.header.streams {
+        let video = match s.kind {
+            StreamKind::Audio => false,
+            StreamKind::Video => true,
+            _ => continue,
+        };
+        if out.iter().any(|t| {
+            t.kind
+                == TrackKind::Asf {
+                    stream: s.number,
+                    video,
+                }
+        }) {
+            continue;
+        }
+        out.push(Track {
+            kind: TrackKind::Asf {
+                stream: s.number,
+                video,
+            },
+            control: format!("stream={}", s.number),
+        });
+    }
+    // Last: FFmpeg's TCP setup skips this section but compares every later reply's transport
+    // with the first reply's, so a skipped first section makes it fail ("Invalid data").
+    out.push(Track {
+        kind: TrackKind::Rtx,
+        control: "rtx".into(),
+    });
+    out
+}
+
+/// A DESCRIBE answer.
+#[derive(Debug, Clone)]
+pub struct Described {
+    pub sdp: String,
+    /// The `Content-Base:` (base URL with a trailing slash).
+    pub content_base: String,
+    /// False when FFmpeg would truncate the header line.
+    pub fits_ffmpeg: bool,
+}
+
+/// Keeps only printable characters (no line breaks can reach the SDP).
+fn printable(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+/// Builds the SDP for `header`, with control URLs under `base` (e.g. `rtsp://host:554/news`,
+/// without a trailing slash). `session_id` goes into the origin line.
+pub fn describe(header: &StationHeader, base: &str, name: &str, session_id: u64) -> Described {
+    let h = &header.header;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&header.bytes);
+    let fits_ffmpeg = b64.len() + PGMPU_PREFIX.len() <= FFMPEG_LINE_MAX;
+    let title = h
+        .content
+        .as_ref()
+        .map(|c| printable(&c.title, 200))
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| printable(name, 200));
+    let kbps = |bps: u32| u64::from(bps).div_ceil(1000);
+
+    let mut s = sdp_types::Session::new(
+        Origin {
+            username: None,
+            sess_id: session_id.to_string(),
+            sess_version: header.generation,
+            nettype: NetType::In,
+            addrtype: AddrType::Ip4,
+            unicast_address: "0.0.0.0".into(),
+        },
+        if title.trim().is_empty() {
+            "-".to_string()
+        } else {
+            title
+        },
+    );
+    s.connection = Some(Connection::new(NetType::In, AddrType::Ip4, "0.0.0.0"));
+    if h.file.max_bitrate > 0 {
+        s.bandwidths.push(Bandwidth {
+            bwtype: "AS".into(),
+            bandwidth: kbps(h.file.max_bitrate),
+        });
+    }
+    s.times.push(Time::new(0, 0));
+    s.attributes = vec![
+        Attribute::with_value("control", base),
+        Attribute::with_value("range", "npt=0-"),
+        Attribute::with_value("maxps", h.packet_size()),
+        Attribute::with_value("pgmpu", format!("{PGMPU_PREFIX}{b64}")),
+    ];
+    for t in tracks(header) {
+        let (media, encoding, extra) = match t.kind {
+            TrackKind::Rtx => ("application", "x-wms-rtx", None),
+            TrackKind::Asf { stream, video } => (
+                if video { "video" } else { "audio" },
+                "x-asf-pf",
+                Some(stream),
+            ),
+        };
+        let mut m = Media {
+            media: media.into(),
+            port: 0,
+            num_ports: None,
+            proto: "RTP/AVP".into(),
+            fmt: PAYLOAD_TYPE.to_string(),
+            media_title: None,
+            connections: Vec::new(),
+            bandwidths: Vec::new(),
+            key: None,
+            attributes: Vec::new(),
+        };
+        if let Some(bps) = extra.and_then(|n| h.stream_bitrate(n)).filter(|b| *b > 0) {
+            m.bandwidths.push(Bandwidth {
+                bwtype: "AS".into(),
+                bandwidth: kbps(bps),
+            });
+        }
+        m.attributes.push(Attribute::with_value(
+            "rtpmap",
+            format!("{PAYLOAD_TYPE} {encoding}/1000"),
+        ));
+        m.attributes.push(Attribute::with_value(
+            "control",
+            format!("{base}/{}", t.control),
+        ));
+        if let Some(n) = extra {
+            m.attributes.push(Attribute::with_value("stream", n));
+        }
+        s.medias.push(m);
+    }
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = s.write(&mut out);
+    Described {
+        sdp: String::from_utf8_lossy(&out).into_owned(),
+        content_base: format!("{base}/"),
+        fits_ffmpeg,
+    }
+}

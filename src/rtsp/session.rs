@@ -1,0 +1,903 @@
+//! One RTSP connection on the [`Session`] contract: the RTSP/1.0 method state machine
+//! (RFC 2326 §10) with the Windows Media extensions clients look for ([MS-RTSP];
+//! rtsp-wmsp.md §1), feeding live station packets as x-asf-pf RTP over UDP or interleaved TCP.
+//!
+//! - **OPTIONS** answers with `Server: WMServer/…` (FFmpeg's and GStreamer's WMS switch) and
+//!   `Public:` listing GET_PARAMETER (the keep-alive FFmpeg and VLC then use).
+//! - **DESCRIBE** `rtsp://host/<station>` answers the SDP of `sdp.rs`.
+//! - **SETUP** `…/<station>/rtx | …/stream=<n>` takes the first acceptable transport
+//!   (`transport.rs`), or answers **461** so FFmpeg and VLC retry over TCP at once (UDP refused
+//!   by config or no server RTP sockets). Unknown tracks get 404, aggregate SETUP 459.
+//! - **PLAY** joins the station through [`LiveFeed`] (newest clean point, fast start, slow-client
+//!   skips and stall close as for MMS) and answers `Range: npt=0.000-` and `RTP-Info` (seq and
+//!   rtptime of the first packet). **PAUSE** stops delivery; PLAY again rejoins live.
+//! - **GET_PARAMETER / SET_PARAMETER / OPTIONS** are keep-alives; **TEARDOWN** answers and closes.
+//! - A session that hears no request (nor interleaved RTCP) for the session timeout is closed.
+//!   Inbound UDP RTCP is not read (the loop does not deliver it): liveness over UDP rests on the
+//!   RTSP keep-alives every client sends (FFmpeg every timeout/2, GStreamer and VLC likewise).
+//!
+//! **Stream selection and RTP sessions.** Each set-up ASF stream has a destination (client UDP
+//! port pair, or interleaved channel pair). Streams with the same destination share one RTP
+//! session (SSRC, sequence space) — this is exactly FFmpeg's WMS UDP mode, which sends the
+//! second and later SETUPs with the client port the server echoed and parses every stream with
+//! one RTP context. Each RTP session carries the station's ASF packets reduced to its own
+//! streams (`asf::rewrite::select_streams`; packets with none of them are not sent), so
+//! GStreamer, which runs one depayloader and ASF demuxer per stream, sees each stream once, and
+//! streams not set up are not sent at all. A packet that needs no rewriting and no fragmenting
+//! goes out over TCP as the station's shared buffer, never copied per client.
+//!
+//! **Timestamps.** ASF times are made continuous across playlist entries per client
+//! (`retime.rs`). RTP time is 1 kHz media time: the (continued) ASF send times from a random
+//! per-session base. RTCP sender
+//! reports go every few seconds on every RTP session, with an NTP timestamp counted from the
+//! session's start (the core reads no wall clock; receivers need it only to relate streams).
+//!
+//! **Header changes.** When the station's header changes to one with the same packet size and
+//! the same audio/video streams (a looping playlist), delivery continues from the next clean
+//! point. Any other change closes the session: the client's SDP no longer describes the stream,
+//! and a reconnect gets the new one.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtsp_types::headers;
+use rtsp_types::{Method, Request, Url, Version};
+use tracing::{debug, info, warn};
+
+use crate::asf::rewrite::{select_streams, Filtered};
+use crate::asf::Packet;
+use crate::config::ServerConfig;
+use crate::net::session::{Datagram, OutQueue, Session, StationView, Step, UdpChannel, UdpPorts};
+use crate::station::feed::{FeedConfig, FeedState, LiveFeed};
+use crate::station::{StationHeader, StationPacket};
+
+use super::message::{header, Incoming, ReadError, Reader, Reply, PUBLIC};
+use super::retime::Retimer;
+use super::rtp::{self, SenderInfo};
+use super::sdp::{self, Track, TrackKind};
+use super::transport::{self, Dest};
+
+/// How often RTCP sender reports go out on each RTP session.
+pub const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+/// CNAME of every RTCP report.
+const CNAME: &str = "asfcast";
+/// NTP seconds of the session start in sender reports (2020-01-01; only differences matter).
+const NTP_BASE_SECS: u64 = 3_786_825_600;
+
+/// Settings of RTSP sessions (from the server file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RtspConfig {
+    /// Offer RTP over UDP; when false a UDP SETUP gets 461.
+    pub allow_udp: bool,
+    /// Largest RTP packet, RTP header included.
+    pub mtu: usize,
+    /// Largest request (head and body).
+    pub request_max_bytes: usize,
+    /// Time to send the first complete request.
+    pub handshake_timeout: Duration,
+    /// Silence after which a session is closed (also announced as `Session: …;timeout=`).
+    pub session_timeout: Duration,
+    /// Join, fast start and slow-client policy.
+    pub feed: FeedConfig,
+}
+
+impl RtspConfig {
+    pub fn from_server(server: &ServerConfig) -> Self {
+        let l = &server.limits;
+        RtspConfig {
+            allow_udp: server.rtsp.udp,
+            mtu: server.rtsp.mtu,
+            request_max_bytes: l.request_max_bytes,
+            handshake_timeout: l.handshake_timeout,
+            session_timeout: l.idle_timeout,
+            feed: FeedConfig {
+                backlog_limit: l.client_backlog_bytes,
+                fast_start_rate: l.fast_start_rate,
+                stall_timeout: l.idle_timeout,
+            },
+        }
+    }
+}
+
+/// A stream the client set up.
+#[derive(Debug, Clone)]
+struct SetUp {
+    track: Track,
+    dest: Dest,
+}
+
+/// One RTP session: the set-up ASF streams that share a destination.
+#[derive(Debug, Clone)]
+struct RtpSession {
+    dest: Dest,
+    streams: Vec<u8>,
+    ssrc: u32,
+    seq: u16,
+    packets: u32,
+    octets: u32,
+}
+
+/// Maps ASF send times to the 1 kHz RTP clock.
+#[derive(Debug, Clone)]
+struct MediaClock {
+    base: u32,
+    last: Option<(u32, u32, Instant)>, // (rtp ts, send time, when)
+    /// The timestamp promised in RTP-Info for the next packet.
+    declared: Option<u32>,
+}
+
+impl MediaClock {
+    /// The RTP time at `now` (for RTP-Info and sender reports).
+    fn at(&self, now: Instant) -> u32 {
+        match self.last {
+            Some((ts, _, when)) => {
+                let ms = now.saturating_duration_since(when).as_millis();
+                ts.wrapping_add(u32::try_from(ms).unwrap_or(u32::MAX))
+            }
+            None => self.base,
+        }
+    }
+
+    fn declare(&mut self, now: Instant) -> u32 {
+        let v = self.at(now);
+        self.declared = Some(v);
+        v
+    }
+
+    fn stamp(&mut self, send_time: u32, now: Instant) -> u32 {
+        let ts = match (self.declared.take(), self.last) {
+            (Some(d), _) => d,
+            (None, Some((ts, prev, _))) => {
+                let delta = send_time.wrapping_sub(prev);
+                ts.wrapping_add(if delta <= 60_000 { delta } else { 0 })
+            }
+            (None, None) => self.base,
+        };
+        self.last = Some((ts, send_time, now));
+        ts
+    }
+}
+
+fn random_u64(tag: u64) -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(tag);
+    h.finish()
+}
+
+/// `rtsp://host[:port]/<station>[/<control>]` → (station, control, base URL of the station).
+fn split_url(url: &Url) -> Option<(String, Option<String>, String)> {
+    let mut segs = url.path_segments()?.filter(|s| !s.is_empty());
+    let station = segs.next()?.to_string();
+    let control = segs.next().map(str::to_string);
+    if segs.next().is_some() {
+        return None;
+    }
+    let host = url.host()?;
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let base = format!("{}://{host}{port}/{station}", url.scheme());
+    Some((station, control, base))
+}
+
+/// Same packet size and the same audio/video streams: the client's SDP still holds.
+fn compatible(old: &StationHeader, new: &StationHeader) -> bool {
+    if old.bytes == new.bytes {
+        return true;
+    }
+    let av = |h: &StationHeader| {
+        h.header
+            .streams
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.kind,
+                    crate::asf::header::StreamKind::Audio | crate::asf::header::StreamKind::Video
+                )
+            })
+            .map(|s| (s.number, s.type_specific.clone()))
+            .collect::<Vec<_>>()
+    };
+    old.header.packet_size() == new.header.packet_size() && av(old) == av(new)
+}
+
+/// The data of one ASF packet to send: the station's shared buffer or a rewritten copy.
+enum Data<'a> {
+    Shared(&'a Arc<[u8]>),
+    Slice(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
+impl Data<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Data::Shared(a) => a,
+            Data::Slice(s) => s,
+            Data::Owned(v) => v,
+        }
+    }
+}
+
+/// The RTSP session of one connection.
+pub struct RtspSession {
+    cfg: RtspConfig,
+    peer: SocketAddr,
+    server_ports: Option<(u16, u16)>,
+    reader: Reader,
+    out: OutQueue,
+    datagrams: Vec<Datagram>,
+    station: Option<String>,
+    header: Option<Arc<StationHeader>>,
+    base: Option<String>,
+    session_id: Option<String>,
+    seed: u64,
+    setups: Vec<SetUp>,
+    rtp: Vec<RtpSession>,
+    playing: bool,
+    feed: Option<LiveFeed>,
+    clock: MediaClock,
+    retimer: Retimer,
+    created: Instant,
+    last_heard: Option<Instant>,
+    next_report: Option<Instant>,
+    ready: Vec<Arc<StationPacket>>,
+    warned_header_size: bool,
+}
+
+impl RtspSession {
+    pub fn new(cfg: RtspConfig, peer: SocketAddr, udp: UdpPorts, now: Instant) -> Self {
+        let seed = random_u64(0x7273_7470);
+        RtspSession {
+            reader: Reader::new(cfg.request_max_bytes),
+            cfg,
+            peer,
+            server_ports: udp.rtp.zip(udp.rtcp),
+            out: OutQueue::new(),
+            datagrams: Vec::new(),
+            station: None,
+            header: None,
+            base: None,
+            session_id: None,
+            seed,
+            setups: Vec::new(),
+            rtp: Vec::new(),
+            playing: false,
+            feed: None,
+            clock: MediaClock {
+                base: (seed >> 32) as u32,
+                last: None,
+                declared: None,
+            },
+            retimer: Retimer::new(),
+            created: now,
+            last_heard: None,
+            next_report: None,
+            ready: Vec::new(),
+            warned_header_size: false,
+        }
+    }
+
+    fn idle_deadline(&self) -> Instant {
+        match self.last_heard {
+            None => self.created + self.cfg.handshake_timeout,
+            Some(t) => t + self.cfg.session_timeout,
+        }
+    }
+
+    fn session_header(&self) -> Option<String> {
+        self.session_id
+            .as_ref()
+            .map(|id| format!("{id};timeout={}", self.cfg.session_timeout.as_secs().max(1)))
+    }
+
+    fn reply(&mut self, r: Reply, cseq: Option<&str>, with_session: bool) {
+        let session = if with_session {
+            self.session_header()
+        } else {
+            None
+        };
+        debug!(peer = %self.peer, status = r.status(), "rtsp reply");
+        self.out.push_owned(r.to_bytes(cseq, session.as_deref()));
+    }
+
+    fn read_error(&mut self, e: ReadError) -> Step {
+        let r = match e {
+            ReadError::TooLarge { .. } => Reply::new(413).reason("Request Too Large"),
+            ReadError::Malformed { .. } => Reply::new(400),
+        };
+        self.reply(r, None, false);
+        Step::close(format!("rtsp: {e}"))
+    }
+
+    fn on_request(
+        &mut self,
+        req: Request<Vec<u8>>,
+        now: Instant,
+        stations: &dyn StationView,
+    ) -> Step {
+        self.last_heard = Some(now);
+        let method = req.method().clone();
+        debug!(peer = %self.peer, method = ?method, uri = ?req.request_uri().map(Url::as_str), "rtsp request");
+        let Some(cseq) = header(&req, &headers::CSEQ).map(|c| c.trim().to_string()) else {
+            self.reply(Reply::new(400).reason("Missing CSeq"), None, false);
+            return Step::Continue;
+        };
+        let cseq = Some(cseq.as_str());
+        if req.version() != Version::V1_0 {
+            self.reply(Reply::new(505), cseq, false);
+            return Step::Continue;
+        }
+        if let Some(req_opts) = header(&req, &headers::REQUIRE) {
+            let r = Reply::new(551).header(headers::UNSUPPORTED, req_opts.to_string());
+            self.reply(r, cseq, false);
+            return Step::Continue;
+        }
+        // A Session header must name this connection's session.
+        let session_ok = match header(&req, &headers::SESSION) {
+            None => true,
+            Some(v) => {
+                let id = v.split(';').next().unwrap_or_default().trim();
+                self.session_id.as_deref() == Some(id)
+            }
+        };
+        if !session_ok && !matches!(method, Method::Options) {
+            self.reply(Reply::new(454), cseq, false);
+            return Step::Continue;
+        }
+        match method {
+            Method::Options => {
+                let r = Reply::new(200).header(headers::PUBLIC, PUBLIC);
+                self.reply(r, cseq, session_ok);
+                Step::Continue
+            }
+            Method::Describe => {
+                let r = self.describe(&req, stations);
+                self.reply(r, cseq, false);
+                Step::Continue
+            }
+            Method::Setup => {
+                let r = self.setup(&req, stations);
+                let with_session = r.status() == 200;
+                self.reply(r, cseq, with_session);
+                Step::Continue
+            }
+            Method::Play => self.play(cseq, now, stations),
+            Method::Pause => {
+                let r = if self.session_id.is_none() {
+                    Reply::new(454)
+                } else {
+                    if self.playing {
+                        info!(peer = %self.peer, station = self.station.as_deref().unwrap_or(""), "rtsp pause");
+                    }
+                    self.playing = false;
+                    self.feed = None;
+                    self.next_report = None;
+                    Reply::new(200)
+                };
+                let with_session = r.status() == 200;
+                self.reply(r, cseq, with_session);
+                Step::Continue
+            }
+            Method::GetParameter | Method::SetParameter => {
+                self.reply(Reply::new(200), cseq, true);
+                Step::Continue
+            }
+            Method::Teardown => {
+                self.reply(Reply::new(200), cseq, true);
+                self.playing = false;
+                Step::close("rtsp teardown")
+            }
+            Method::Announce | Method::Record | Method::Redirect | Method::PlayNotify => {
+                let r = Reply::new(405).header(headers::ALLOW, PUBLIC);
+                self.reply(r, cseq, false);
+                Step::Continue
+            }
+            Method::Extension(_) => {
+                self.reply(Reply::new(501), cseq, false);
+                Step::Continue
+            }
+        }
+    }
+
+    /// Resolves the station of a request URL, checking it may be served on this connection.
+    fn station_of(
+        &mut self,
+        req: &Request<Vec<u8>>,
+        stations: &dyn StationView,
+    ) -> Result<(String, Option<String>, String), Reply> {
+        let Some((station, control, base)) = req.request_uri().and_then(split_url) else {
+            return Err(Reply::new(404).reason("No Such Station"));
+        };
+        if !stations.serves(&station, "rtsp") {
+            return Err(Reply::new(404).reason("No Such Station"));
+        }
+        if self.session_id.is_some() && self.station.as_deref() != Some(station.as_str()) {
+            // One station per session.
+            return Err(Reply::new(455));
+        }
+        Ok((station, control, base))
+    }
+
+    fn describe(&mut self, req: &Request<Vec<u8>>, stations: &dyn StationView) -> Reply {
+        let (station, control, base) = match self.station_of(req, stations) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        if control.is_some() {
+            return Reply::new(404).reason("No Such Station");
+        }
+        let Some(h) = stations.header(&station) else {
+            return Reply::new(503).reason("Station Not Started");
+        };
+        let d = sdp::describe(&h, &base, &station, self.seed >> 1);
+        if !d.fits_ffmpeg && !self.warned_header_size {
+            self.warned_header_size = true;
+            warn!(station = %station, bytes = h.bytes.len(), "ASF header too large for FFmpeg's SDP line buffer; FFmpeg clients will fail");
+        }
+        self.station = Some(station);
+        self.header = Some(h);
+        self.base = Some(base);
+        Reply::new(200)
+            .header(headers::CONTENT_BASE, d.content_base)
+            .header(headers::CACHE_CONTROL, "no-cache")
+            .body("application/sdp", d.sdp.into_bytes())
+    }
+
+    fn setup(&mut self, req: &Request<Vec<u8>>, stations: &dyn StationView) -> Reply {
+        if self.playing {
+            return Reply::new(455);
+        }
+        let (station, control, base) = match self.station_of(req, stations) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let Some(control) = control else {
+            return Reply::new(459);
+        };
+        if self.station.as_deref() != Some(station.as_str()) || self.header.is_none() {
+            // SETUP without DESCRIBE (or after describing another station).
+            let Some(h) = stations.header(&station) else {
+                return Reply::new(503).reason("Station Not Started");
+            };
+            self.station = Some(station);
+            self.header = Some(h);
+            self.base = Some(base);
+        }
+        let Some(h) = self.header.clone() else {
+            return Reply::new(503).reason("Station Not Started");
+        };
+        let Some(track) = sdp::tracks(&h).into_iter().find(|t| t.control == control) else {
+            return Reply::new(404).reason("Stream Not Found");
+        };
+        let Some(value) = header(req, &headers::TRANSPORT) else {
+            return Reply::new(400).reason("Missing Transport");
+        };
+        let offers = match transport::parse(value) {
+            Ok(o) => o,
+            Err(e) => {
+                debug!(peer = %self.peer, error = %e, "bad Transport");
+                return Reply::new(400).reason("Bad Transport");
+            }
+        };
+        let others: Vec<Dest> = self
+            .setups
+            .iter()
+            .filter(|s| s.track.control != track.control)
+            .map(|s| s.dest)
+            .collect();
+        let taken = |c: u8| {
+            others
+                .iter()
+                .any(|d| matches!(d, Dest::Tcp { rtp, rtcp } if *rtp == c || *rtcp == c))
+        };
+        let free = (0..=252u8).step_by(2).find(|c| !taken(*c) && !taken(c + 1));
+        let allow_udp = self.cfg.allow_udp && self.server_ports.is_some();
+        let Some(chosen) = transport::choose(&offers, allow_udp, self.server_ports, free, taken)
+        else {
+            debug!(peer = %self.peer, transport = value, allow_udp, "no acceptable transport: 461");
+            return Reply::new(461);
+        };
+        if self.session_id.is_none() {
+            self.session_id = Some(format!("{:016X}", random_u64(self.seed)));
+        }
+        self.setups.retain(|s| s.track.control != track.control);
+        self.setups.push(SetUp {
+            track,
+            dest: chosen.dest,
+        });
+        self.regroup();
+        let mut reply = chosen.reply;
+        if let Some(g) = self.rtp.iter().find(|g| g.dest == chosen.dest) {
+            reply.push_str(&format!(";ssrc={:08X}", g.ssrc));
+        }
+        Reply::new(200).header(headers::TRANSPORT, reply)
+    }
+
+    /// Rebuilds the RTP sessions from the set-up streams, keeping existing SSRCs and sequences.
+    fn regroup(&mut self) {
+        let mut groups: Vec<RtpSession> = Vec::new();
+        for s in &self.setups {
+            let TrackKind::Asf { stream, .. } = s.track.kind else {
+                continue;
+            };
+            if let Some(g) = groups.iter_mut().find(|g| g.dest == s.dest) {
+                g.streams.push(stream);
+                continue;
+            }
+            let g = match self.rtp.iter().find(|g| g.dest == s.dest) {
+                Some(old) => RtpSession {
+                    streams: vec![stream],
+                    ..old.clone()
+                },
+                None => {
+                    let r = random_u64(self.seed ^ u64::from(stream));
+                    RtpSession {
+                        dest: s.dest,
+                        streams: vec![stream],
+                        ssrc: r as u32,
+                        seq: (r >> 32) as u16 & 0x7FFF,
+                        packets: 0,
+                        octets: 0,
+                    }
+                }
+            };
+            groups.push(g);
+        }
+        self.rtp = groups;
+    }
+
+    fn play(&mut self, cseq: Option<&str>, now: Instant, stations: &dyn StationView) -> Step {
+        let (Some(station), Some(base), true) = (
+            self.station.clone(),
+            self.base.clone(),
+            self.session_id.is_some() && !self.setups.is_empty(),
+        ) else {
+            self.reply(Reply::new(455), cseq, false);
+            return Step::Continue;
+        };
+        let rtptime = self.clock.declare(now);
+        let info: Vec<String> = self
+            .setups
+            .iter()
+            .filter_map(|s| {
+                let g = self.rtp.iter().find(|g| g.dest == s.dest)?;
+                Some(format!(
+                    "url={base}/{};seq={};rtptime={rtptime}",
+                    s.track.control, g.seq
+                ))
+            })
+            .collect();
+        let mut r = Reply::new(200).header(headers::RANGE, "npt=0.000-");
+        if !info.is_empty() {
+            r = r.header(headers::RTP_INFO, info.join(","));
+        }
+        self.reply(r, cseq, true);
+        if !self.playing {
+            self.playing = true;
+            self.feed = Some(LiveFeed::join(
+                self.cfg.feed,
+                stations.join_backlog(&station),
+                now,
+            ));
+            self.next_report = Some(now + Duration::from_secs(1));
+            let transports: Vec<&str> = self
+                .rtp
+                .iter()
+                .map(|g| match g.dest {
+                    Dest::Udp { .. } => "udp",
+                    Dest::Tcp { .. } => "tcp",
+                })
+                .collect();
+            let streams: Vec<u8> = self.rtp.iter().flat_map(|g| g.streams.clone()).collect();
+            info!(peer = %self.peer, station = %station, transport = ?transports, streams = ?streams, "rtsp play");
+        }
+        self.pump(now)
+    }
+
+    /// Releases due fast-start packets and sends them; closes a stalled client.
+    fn pump(&mut self, now: Instant) -> Step {
+        let Some(feed) = self.feed.as_mut() else {
+            return Step::Continue;
+        };
+        let mut ready = std::mem::take(&mut self.ready);
+        feed.release(now, &mut ready);
+        let state = feed.state(now);
+        for p in ready.drain(..) {
+            self.send_packet(&p, now);
+        }
+        self.ready = ready;
+        self.check_feed(state)
+    }
+
+    fn check_feed(&self, state: FeedState) -> Step {
+        if state == FeedState::Stalled {
+            let (skips, skipped) = self
+                .feed
+                .as_ref()
+                .map_or((0, 0), |f| (f.skips, f.skipped_packets));
+            return Step::close(format!(
+                "rtsp client stalled: behind for longer than {:?} ({skips} skips, {skipped} packets skipped)",
+                self.cfg.feed.stall_timeout
+            ));
+        }
+        Step::Continue
+    }
+
+    fn send_packet(&mut self, p: &Arc<StationPacket>, now: Instant) {
+        let parsed = match Packet::parse(&p.bytes) {
+            Ok(x) => x,
+            Err(e) => {
+                debug!(peer = %self.peer, error = %e, "unparsable station packet skipped");
+                return;
+            }
+        };
+        let (send_time, retimed) = self.retimer.apply(&parsed);
+        let ts = self.clock.stamp(send_time, now);
+        let reparsed;
+        let pkt = match &retimed {
+            Some(v) => match Packet::parse(v) {
+                Ok(x) => {
+                    reparsed = x;
+                    &reparsed
+                }
+                Err(_) => return,
+            },
+            None => &parsed,
+        };
+        for gi in 0..self.rtp.len() {
+            let Some(g) = self.rtp.get(gi) else {
+                continue;
+            };
+            let data = match (select_streams(pkt, &g.streams), &retimed) {
+                (Filtered::Unchanged, None) => Data::Shared(&p.bytes),
+                (Filtered::Unchanged, Some(v)) => Data::Slice(v),
+                (Filtered::Dropped, _) => continue,
+                (Filtered::Rewritten(v), _) => Data::Owned(v),
+            };
+            let key = pkt
+                .payloads
+                .iter()
+                .any(|pl| g.streams.contains(&pl.stream) && pl.starts_key_frame());
+            emit(
+                self.rtp.get_mut(gi),
+                &mut self.out,
+                &mut self.datagrams,
+                self.peer,
+                self.cfg.mtu,
+                &data,
+                key,
+                ts,
+            );
+        }
+    }
+
+    fn send_reports(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.created);
+        let secs = NTP_BASE_SECS + elapsed.as_secs();
+        let frac = (u64::from(elapsed.subsec_nanos()) << 32) / 1_000_000_000;
+        let ntp = (secs << 32) | frac;
+        let ts = self.clock.at(now);
+        for g in &self.rtp {
+            let sr = rtp::sender_report(
+                &SenderInfo {
+                    ssrc: g.ssrc,
+                    ntp,
+                    rtp_timestamp: ts,
+                    packets: g.packets,
+                    octets: g.octets,
+                },
+                CNAME,
+            );
+            match g.dest {
+                Dest::Udp { rtcp, .. } => self.datagrams.push(Datagram {
+                    via: UdpChannel::Rtcp,
+                    to: SocketAddr::new(self.peer.ip(), rtcp),
+                    bytes: sr,
+                }),
+                Dest::Tcp { rtcp, .. } => {
+                    if let Some(prefix) = rtp::interleaved_prefix(rtcp, sr.len()) {
+                        let mut b = prefix.to_vec();
+                        b.extend_from_slice(&sr);
+                        self.out.push_owned(b);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_interleaved(&mut self, channel: u8, len: usize, now: Instant) {
+        let known = self.setups.iter().any(
+            |s| matches!(s.dest, Dest::Tcp { rtp, rtcp } if rtp == channel || rtcp == channel),
+        );
+        if known {
+            // RTCP receiver reports: proof of life; their contents are not used.
+            self.last_heard = Some(now);
+        } else {
+            debug!(peer = %self.peer, channel, len, "interleaved frame on an unknown channel ignored");
+        }
+    }
+}
+
+/// Packetizes one ASF packet for one RTP session and queues it (UDP datagrams or interleaved
+/// frames).
+#[allow(clippy::too_many_arguments)]
+fn emit(
+    g: Option<&mut RtpSession>,
+    out: &mut OutQueue,
+    datagrams: &mut Vec<Datagram>,
+    peer: SocketAddr,
+    mtu: usize,
+    data: &Data<'_>,
+    key: bool,
+    ts: u32,
+) {
+    let Some(g) = g else {
+        return;
+    };
+    let bytes = data.bytes();
+    let frags = match rtp::fragments(bytes.len(), key, mtu) {
+        Ok(f) => f,
+        Err(e) => {
+            debug!(%peer, error = %e, "packet not sent");
+            return;
+        }
+    };
+    let whole = frags.len() == 1;
+    for f in frags {
+        let Some(piece) = bytes.get(f.start..f.end) else {
+            continue;
+        };
+        let seq = g.seq;
+        g.seq = g.seq.wrapping_add(1);
+        g.packets = g.packets.wrapping_add(1);
+        g.octets = g.octets.wrapping_add((rtp::PF_HEADER + piece.len()) as u32);
+        let head = rtp::rtp_header(f.last, seq, ts, g.ssrc);
+        let size = rtp::RTP_HEADER + rtp::PF_HEADER + piece.len();
+        match g.dest {
+            Dest::Udp { rtp: port, .. } => {
+                let mut b = Vec::with_capacity(size);
+                b.extend_from_slice(&head);
+                b.extend_from_slice(&f.pf_header);
+                b.extend_from_slice(piece);
+                datagrams.push(Datagram {
+                    via: UdpChannel::Rtp,
+                    to: SocketAddr::new(peer.ip(), port),
+                    bytes: b,
+                });
+            }
+            Dest::Tcp { rtp: ch, .. } => {
+                let Some(prefix) = rtp::interleaved_prefix(ch, size) else {
+                    continue;
+                };
+                let mut b = Vec::with_capacity(4 + size);
+                b.extend_from_slice(&prefix);
+                b.extend_from_slice(&head);
+                b.extend_from_slice(&f.pf_header);
+                match data {
+                    Data::Shared(arc) if whole => {
+                        out.push_owned(b);
+                        out.push_shared(Arc::clone(arc));
+                    }
+                    _ => {
+                        b.extend_from_slice(piece);
+                        out.push_owned(b);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Session for RtspSession {
+    fn protocol(&self) -> &'static str {
+        "rtsp"
+    }
+
+    fn station(&self) -> Option<&str> {
+        self.station.as_deref()
+    }
+
+    fn on_bytes(&mut self, input: &[u8], now: Instant, stations: &dyn StationView) -> Step {
+        let pushed = self.reader.push(input);
+        loop {
+            match self.reader.next_message() {
+                Ok(Some(Incoming::Request(req))) => {
+                    let step = self.on_request(*req, now, stations);
+                    if step != Step::Continue {
+                        return step;
+                    }
+                }
+                Ok(Some(Incoming::Interleaved { channel, len })) => {
+                    self.on_interleaved(channel, len, now)
+                }
+                Ok(Some(Incoming::Response)) => {}
+                Ok(None) => break,
+                Err(e) => return self.read_error(e),
+            }
+        }
+        match pushed {
+            Ok(()) => Step::Continue,
+            Err(e) => self.read_error(e),
+        }
+    }
+
+    fn on_header(&mut self, header: &Arc<StationHeader>, _now: Instant) -> Step {
+        let Some(old) = &self.header else {
+            return Step::Continue;
+        };
+        if compatible(old, header) {
+            self.header = Some(header.clone());
+            self.retimer.new_entry();
+            if let Some(f) = self.feed.as_mut() {
+                f.on_header_change();
+            }
+            return Step::Continue;
+        }
+        Step::close("station header changed (new stream layout); RTSP clients must reconnect")
+    }
+
+    fn on_packet(&mut self, packet: &Arc<StationPacket>, now: Instant) -> Step {
+        if !self.playing {
+            return Step::Continue;
+        }
+        let Some(feed) = self.feed.as_mut() else {
+            return Step::Continue;
+        };
+        let mut ready = std::mem::take(&mut self.ready);
+        let state = feed.offer(packet, self.out.queued_bytes(), now, &mut ready);
+        for p in ready.drain(..) {
+            self.send_packet(&p, now);
+        }
+        self.ready = ready;
+        self.check_feed(state)
+    }
+
+    fn on_timeout(&mut self, now: Instant) -> Step {
+        if now >= self.idle_deadline() {
+            let what = if self.last_heard.is_none() {
+                "no request"
+            } else {
+                "no request or keep-alive"
+            };
+            let after = if self.last_heard.is_none() {
+                self.cfg.handshake_timeout
+            } else {
+                self.cfg.session_timeout
+            };
+            return Step::close(format!("rtsp session timed out: {what} for {after:?}"));
+        }
+        if !self.playing {
+            return Step::Continue;
+        }
+        if self.next_report.is_some_and(|t| t <= now) {
+            self.send_reports(now);
+            self.next_report = Some(now + RTCP_INTERVAL);
+        }
+        self.pump(now)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let mut d = self.idle_deadline();
+        if self.playing {
+            for t in [
+                self.next_report,
+                self.feed.as_ref().and_then(|f| f.deadline()),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                d = d.min(t);
+            }
+        }
+        Some(d)
+    }
+
+    fn output(&mut self) -> &mut OutQueue {
+        &mut self.out
+    }
+
+    fn take_datagrams(&mut self, out: &mut Vec<Datagram>) {
+        out.append(&mut self.datagrams);
+    }
+}

@@ -1,0 +1,718 @@
+//! The RTSP session driven through whole exchanges shaped like FFmpeg's, GStreamer's and hostile
+//! clients' (rtsp-wmsp.md §1), against the demo station: every response is checked for the
+//! fields FFmpeg requires, and the RTP it sends is reassembled back into the station's packets.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::asf::rewrite::strip_padding;
+use crate::asf::{AsfReader, Packet};
+use crate::http::announce::{AnnouncementCatalog, StationEntry};
+use crate::net::session::{Datagram, Session, StationView, Step, UdpChannel, UdpPorts};
+use crate::station::feed::FeedConfig;
+use crate::station::{Station, StationHeader, StationPacket};
+
+use super::session::{RtspConfig, RtspSession};
+
+const URL: &str = "rtsp://127.0.0.1:8554/demo";
+
+struct Fake {
+    header: Arc<StationHeader>,
+    backlog: Vec<Arc<StationPacket>>,
+}
+
+impl AnnouncementCatalog for Fake {
+    fn stations(&self) -> Vec<StationEntry> {
+        Vec::new()
+    }
+}
+
+impl StationView for Fake {
+    fn header(&self, station: &str) -> Option<Arc<StationHeader>> {
+        (station == "demo").then(|| self.header.clone())
+    }
+    fn join_backlog(&self, station: &str) -> Vec<Arc<StationPacket>> {
+        if station == "demo" {
+            self.backlog.clone()
+        } else {
+            Vec::new()
+        }
+    }
+    fn serves(&self, station: &str, protocol: &str) -> bool {
+        station == "demo" && protocol == "rtsp"
+    }
+    fn catalog(&self) -> &dyn AnnouncementCatalog {
+        self
+    }
+}
+
+/// The demo station's header and all its packets (stripped, with clean flags).
+fn demo() -> (Arc<StationHeader>, Vec<Arc<StationPacket>>) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("station-configs/media/demo.asf");
+    let mut r = AsfReader::open(&path).unwrap();
+    let mut st = Station::new("demo", 10_000);
+    let h = st.set_header(StationHeader::live(1, r.header(), r.data_head(), 1));
+    let mut pkts = Vec::new();
+    while let Some(p) = r.next_packet() {
+        let s = strip_padding(&p.unwrap().parse().unwrap());
+        pkts.push(st.push(s).unwrap());
+    }
+    (h, pkts)
+}
+
+fn cfg(allow_udp: bool, mtu: usize) -> RtspConfig {
+    RtspConfig {
+        allow_udp,
+        mtu,
+        request_max_bytes: 8192,
+        handshake_timeout: Duration::from_secs(10),
+        session_timeout: Duration::from_secs(60),
+        feed: FeedConfig {
+            backlog_limit: 4 << 20,
+            fast_start_rate: 4.0,
+            stall_timeout: Duration::from_secs(60),
+        },
+    }
+}
+
+const PORTS: UdpPorts = UdpPorts {
+    mms_data: None,
+    rtp: Some(6970),
+    rtcp: Some(6971),
+};
+
+struct Client {
+    s: RtspSession,
+    view: Fake,
+    now: Instant,
+    cseq: u32,
+    session: Option<String>,
+}
+
+impl Client {
+    fn new(cfg: RtspConfig) -> Client {
+        let (header, pkts) = demo();
+        let now = Instant::now();
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        Client {
+            s: RtspSession::new(cfg, peer, PORTS, now),
+            // Join backlog: the first clean point's packets.
+            view: Fake {
+                header,
+                backlog: pkts.into_iter().take(3).collect(),
+            },
+            now,
+            cseq: 0,
+            session: None,
+        }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) -> Step {
+        self.s.on_bytes(bytes, self.now, &self.view)
+    }
+
+    fn take_out(&mut self) -> Vec<u8> {
+        let q = self.s.output();
+        let b: Vec<u8> = q
+            .io_slices(usize::MAX)
+            .iter()
+            .flat_map(|s| s.to_vec())
+            .collect();
+        q.advance(b.len());
+        b
+    }
+
+    /// Sends a request with CSeq (and Session once known); returns the step and the reply text
+    /// (everything up to the end of the response; interleaved data after it stays returned).
+    fn request(&mut self, method: &str, url: &str, headers: &str) -> (Step, String, Vec<u8>) {
+        self.cseq += 1;
+        let session = self
+            .session
+            .as_ref()
+            .map(|s| format!("Session: {s}\r\n"))
+            .unwrap_or_default();
+        let req = format!(
+            "{method} {url} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: Lavf59.27.100\r\n{session}{headers}\r\n",
+            self.cseq
+        );
+        let step = self.send_raw(req.as_bytes());
+        let out = self.take_out();
+        let (text, rest) = split_response(&out);
+        assert!(
+            text.contains(&format!("\r\nCSeq: {}\r\n", self.cseq)),
+            "CSeq echoed: {text}"
+        );
+        assert!(text.contains("\r\nServer: WMServer/"), "{text}");
+        if let Some(id) = header_value(&text, "Session") {
+            let id = id.split(';').next().unwrap().to_string();
+            self.session.get_or_insert(id);
+        }
+        (step, text, rest)
+    }
+}
+
+/// Splits the first response (head + Content-Length body) from what follows it.
+fn split_response(out: &[u8]) -> (String, Vec<u8>) {
+    let end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .unwrap_or(out.len());
+    let head = String::from_utf8_lossy(&out[..end]).into_owned();
+    let body_len: usize = header_value(&head, "Content-Length")
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0);
+    let total = (end + body_len).min(out.len());
+    (
+        String::from_utf8_lossy(&out[..total]).into_owned(),
+        out[total..].to_vec(),
+    )
+}
+
+fn header_value(text: &str, name: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+fn status(text: &str) -> u16 {
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Interleaved frames as (channel, RTP packet).
+fn frames(mut b: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while b.len() >= 4 {
+        assert_eq!(b[0], b'$', "only interleaved frames after the reply");
+        let len = usize::from(u16::from_be_bytes([b[2], b[3]]));
+        out.push((b[1], b[4..4 + len].to_vec()));
+        b = &b[4 + len..];
+    }
+    assert!(b.is_empty());
+    out
+}
+
+/// Reassembles x-asf-pf RTP packets (one RTP session) as FFmpeg does; checks RTP basics.
+fn reassemble(rtp: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut done = Vec::new();
+    let mut frag: Option<Vec<u8>> = None;
+    let mut last_seq: Option<u16> = None;
+    for p in rtp {
+        assert_eq!(p[0], 0x80, "RTP v2");
+        assert_eq!(p[1] & 0x7F, 96, "payload type");
+        let marker = p[1] & 0x80 != 0;
+        let seq = u16::from_be_bytes([p[2], p[3]]);
+        if let Some(l) = last_seq {
+            assert_eq!(seq, l.wrapping_add(1), "consecutive sequence numbers");
+        }
+        last_seq = Some(seq);
+        let pl = &p[12..];
+        let len_off = usize::from(pl[1]) << 16 | usize::from(pl[2]) << 8 | usize::from(pl[3]);
+        let data = &pl[4..];
+        if pl[0] & 0x40 != 0 {
+            assert!(marker, "a whole packet ends an ASF packet");
+            assert_eq!(len_off, data.len() + 4, "length counts the header");
+            done.push(data.to_vec());
+        } else {
+            match &mut frag {
+                Some(f) if f.len() == len_off => f.extend_from_slice(data),
+                _ => {
+                    assert_eq!(len_off, 0, "a fragment run starts at offset 0");
+                    frag = Some(data.to_vec());
+                }
+            }
+            if marker {
+                done.extend(frag.take());
+            }
+        }
+    }
+    done
+}
+
+fn payload_streams(pkt: &[u8]) -> Vec<u8> {
+    let mut s: Vec<u8> = Packet::parse(pkt)
+        .unwrap()
+        .payloads
+        .iter()
+        .map(|p| p.stream)
+        .collect();
+    s.sort();
+    s.dedup();
+    s
+}
+
+#[test]
+fn options_and_describe_give_ffmpeg_what_it_needs() {
+    let mut c = Client::new(cfg(true, 1450));
+    let (step, r, _) = c.request("OPTIONS", URL, "");
+    assert_eq!(step, Step::Continue);
+    assert!(r.starts_with("RTSP/1.0 200 OK\r\n"), "{r}");
+    let public = header_value(&r, "Public").unwrap();
+    assert!(
+        public.contains("GET_PARAMETER") && public.contains("SETUP"),
+        "{r}"
+    );
+    assert!(header_value(&r, "Server").unwrap().starts_with("WMServer/"));
+
+    let (_, r, _) = c.request("DESCRIBE", URL, "Accept: application/sdp\r\n");
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(
+        header_value(&r, "Content-Type").as_deref(),
+        Some("application/sdp")
+    );
+    assert_eq!(
+        header_value(&r, "Content-Base").as_deref(),
+        Some("rtsp://127.0.0.1:8554/demo/")
+    );
+    let body = &r[r.find("\r\n\r\n").unwrap() + 4..];
+    assert_eq!(
+        header_value(&r, "Content-Length").unwrap(),
+        body.len().to_string()
+    );
+    // Parsed back with sdp-types, then the fields FFmpeg reads.
+    let sdp = sdp_types::Session::parse(body.as_bytes()).unwrap();
+    let pgmpu = sdp.get_first_attribute_value("pgmpu").unwrap().unwrap();
+    let b64 = pgmpu
+        .strip_prefix("data:application/vnd.ms.wms-hdr.asfv1;base64,")
+        .expect("exact pgmpu prefix");
+    use base64::Engine;
+    let hdr = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    assert_eq!(
+        hdr, &*c.view.header.bytes,
+        "the station header, Data head included"
+    );
+    assert_eq!(
+        sdp.get_first_attribute_value("maxps").unwrap(),
+        Some("3200")
+    );
+    assert_eq!(
+        sdp.get_first_attribute_value("range").unwrap(),
+        Some("npt=0-")
+    );
+    assert!(
+        body.find("a=pgmpu").unwrap() < body.find("m=").unwrap(),
+        "pgmpu at session level, before the media"
+    );
+    type Section<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+    let kinds: Vec<Section> = sdp
+        .medias
+        .iter()
+        .map(|m| {
+            (
+                m.media.as_str(),
+                m.get_first_attribute_value("rtpmap").flatten(),
+                m.get_first_attribute_value("stream").flatten(),
+                m.get_first_attribute_value("control").flatten(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                "video",
+                Some("96 x-asf-pf/1000"),
+                Some("1"),
+                Some("rtsp://127.0.0.1:8554/demo/stream=1")
+            ),
+            (
+                "audio",
+                Some("96 x-asf-pf/1000"),
+                Some("2"),
+                Some("rtsp://127.0.0.1:8554/demo/stream=2")
+            ),
+            (
+                "application",
+                Some("96 x-wms-rtx/1000"),
+                None,
+                Some("rtsp://127.0.0.1:8554/demo/rtx")
+            ),
+        ]
+    );
+    assert!(sdp
+        .medias
+        .iter()
+        .all(|m| m.proto == "RTP/AVP" && m.fmt == "96"));
+    assert!(
+        body.lines().all(|l| l.len() < 16_000),
+        "FFmpeg's SDP line buffer"
+    );
+}
+
+#[test]
+fn ffmpeg_tcp_session_delivers_each_stream_on_its_channel() {
+    let mut c = Client::new(cfg(true, 1450));
+    c.request("OPTIONS", URL, "");
+    c.request("DESCRIBE", URL, "Accept: application/sdp\r\n");
+    let (_, r, _) = c.request(
+        "SETUP",
+        &format!("{URL}/stream=1"),
+        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=play\r\n",
+    );
+    assert_eq!(status(&r), 200, "{r}");
+    let t = header_value(&r, "Transport").unwrap();
+    assert!(t.starts_with("RTP/AVP/TCP;unicast;interleaved=0-1"), "{t}");
+    assert!(!t.contains(','), "exactly one transport");
+    let session = header_value(&r, "Session").unwrap();
+    assert!(session.ends_with(";timeout=60"), "{session}");
+    let (_, r, _) = c.request(
+        "SETUP",
+        &format!("{URL}/stream=2"),
+        "Transport: RTP/AVP/TCP;unicast;interleaved=2-3;mode=play\r\n",
+    );
+    assert_eq!(status(&r), 200, "{r}");
+    assert!(header_value(&r, "Transport")
+        .unwrap()
+        .contains("interleaved=2-3"));
+
+    let (_, r, rest) = c.request("PLAY", &format!("{URL}/"), "Range: npt=0.000-\r\n");
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(header_value(&r, "Range").as_deref(), Some("npt=0.000-"));
+    let info = header_value(&r, "RTP-Info").unwrap();
+    assert!(
+        info.starts_with(&format!("url={URL}/stream=1;seq=")),
+        "{info}"
+    );
+    assert!(
+        info.contains(&format!(",url={URL}/stream=2;seq=")),
+        "{info}"
+    );
+    let rtptime: u32 = info
+        .split(';')
+        .find_map(|kv| kv.strip_prefix("rtptime="))
+        .and_then(|v| v.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // The clean point goes at once; the rest of the backlog at the fast-start rate.
+    let mut out = rest;
+    c.now += Duration::from_secs(5);
+    assert_eq!(c.s.on_timeout(c.now), Step::Continue);
+    out.extend(c.take_out());
+    let fr = frames(&out);
+    let ch0: Vec<Vec<u8>> = fr
+        .iter()
+        .filter(|f| f.0 == 0)
+        .map(|f| f.1.clone())
+        .collect();
+    let ch2: Vec<Vec<u8>> = fr
+        .iter()
+        .filter(|f| f.0 == 2)
+        .map(|f| f.1.clone())
+        .collect();
+    assert!(fr.iter().all(|f| [0, 1, 2, 3].contains(&f.0)));
+    // The first packet's timestamp is the one RTP-Info promised.
+    assert_eq!(
+        u32::from_be_bytes(ch0[0][4..8].try_into().unwrap()),
+        rtptime
+    );
+    let video = reassemble(&ch0);
+    let audio = reassemble(&ch2);
+    assert!(!video.is_empty() && !audio.is_empty());
+    assert!(
+        video.iter().all(|p| payload_streams(p) == [1]),
+        "channel 0 carries stream 1 only"
+    );
+    assert!(
+        audio.iter().all(|p| payload_streams(p) == [2]),
+        "channel 2 carries stream 2 only"
+    );
+    // Every payload of the backlog arrives exactly once across the two channels.
+    let sent: usize = c
+        .view
+        .backlog
+        .iter()
+        .map(|p| Packet::parse(&p.bytes).unwrap().payloads.len())
+        .sum();
+    let got: usize = video
+        .iter()
+        .chain(&audio)
+        .map(|p| Packet::parse(p).unwrap().payloads.len())
+        .sum();
+    assert_eq!(got, sent);
+    // The key bit is set on the first video packet (the clean point).
+    assert_eq!(ch0[0][12] & 0x80, 0x80);
+    // RTCP sender reports went on the odd channels.
+    assert!(fr.iter().any(|f| f.0 == 1 && f.1[1] == 200));
+
+    // Keep-alive, then TEARDOWN closes.
+    let (step, r, _) = c.request("GET_PARAMETER", &format!("{URL}/"), "");
+    assert_eq!((step, status(&r)), (Step::Continue, 200));
+    let (step, r, _) = c.request("TEARDOWN", &format!("{URL}/"), "");
+    assert_eq!(status(&r), 200);
+    assert!(matches!(step, Step::Close { .. }));
+}
+
+#[test]
+fn ffmpeg_wms_udp_shares_one_rtp_session_and_fragments_by_mtu() {
+    let mut c = Client::new(cfg(true, 1000));
+    c.request("DESCRIBE", URL, "");
+    let (_, r, _) = c.request(
+        "SETUP",
+        &format!("{URL}/rtx"),
+        "Transport: RTP/AVP/UDP;unicast;client_port=5000-5001;mode=play\r\n",
+    );
+    assert_eq!(status(&r), 200, "{r}");
+    let t = header_value(&r, "Transport").unwrap();
+    assert!(
+        t.starts_with("RTP/AVP/UDP;unicast;client_port=5000-5001;server_port=6970-6971"),
+        "{t}"
+    );
+    let (_, r, _) = c.request(
+        "SETUP",
+        &format!("{URL}/stream=1"),
+        "Transport: RTP/AVP/UDP;unicast;client_port=5002;mode=play\r\n",
+    );
+    let t1 = header_value(&r, "Transport").unwrap();
+    assert!(t1.contains(";client_port=5002;"), "echoed as sent: {t1}");
+    // FFmpeg re-sends the echoed port for the next stream.
+    let (_, r, _) = c.request(
+        "SETUP",
+        &format!("{URL}/stream=2"),
+        "Transport: RTP/AVP/UDP;unicast;client_port=5002;mode=play\r\n",
+    );
+    let t2 = header_value(&r, "Transport").unwrap();
+    let ssrc = |t: &str| {
+        t.split(';')
+            .find_map(|p| p.strip_prefix("ssrc="))
+            .map(str::to_string)
+    };
+    assert_eq!(ssrc(&t1), ssrc(&t2), "one RTP session for both streams");
+    let (_, r, rest) = c.request("PLAY", &format!("{URL}/"), "Range: npt=0.000-\r\n");
+    assert_eq!(status(&r), 200);
+    assert!(rest.is_empty(), "no media on the RTSP connection over UDP");
+    c.now += Duration::from_secs(5);
+    c.s.on_timeout(c.now);
+    let mut dg: Vec<Datagram> = Vec::new();
+    c.s.take_datagrams(&mut dg);
+    let rtp: Vec<Vec<u8>> = dg
+        .iter()
+        .filter(|d| d.via == UdpChannel::Rtp)
+        .map(|d| {
+            assert_eq!(
+                d.to,
+                "127.0.0.1:5002".parse().unwrap(),
+                "to the peer's address only"
+            );
+            d.bytes.clone()
+        })
+        .collect();
+    assert!(rtp.iter().all(|p| p.len() <= 1000), "MTU respected");
+    assert!(
+        rtp.iter().any(|p| p[12] & 0x40 == 0),
+        "3200-byte packets were fragmented"
+    );
+    let pkts = reassemble(&rtp);
+    let expect: Vec<Vec<u8>> = c.view.backlog.iter().map(|p| p.bytes.to_vec()).collect();
+    assert_eq!(pkts, expect, "the station's packets, whole and in order");
+    let rtcp: Vec<&Datagram> = dg.iter().filter(|d| d.via == UdpChannel::Rtcp).collect();
+    assert!(!rtcp.is_empty());
+    assert!(rtcp
+        .iter()
+        .all(|d| d.to == "127.0.0.1:5003".parse().unwrap() && d.bytes[1] == 200));
+    // Nothing goes to the RTX ports.
+    assert!(dg
+        .iter()
+        .all(|d| d.to.port() != 5000 && d.to.port() != 5001));
+}
+
+#[test]
+fn udp_refused_gets_461_then_tcp_on_the_same_connection() {
+    let mut c = Client::new(cfg(false, 1450));
+    c.request("DESCRIBE", URL, "");
+    let (step, r, _) = c.request(
+        "SETUP",
+        &format!("{URL}/rtx"),
+        "Transport: RTP/AVP/UDP;unicast;client_port=5000-5001;mode=play\r\n",
+    );
+    assert_eq!(step, Step::Continue);
+    assert!(r.starts_with("RTSP/1.0 461 "), "{r}");
+    assert!(header_value(&r, "Session").is_none(), "no session on 461");
+    let (_, r, _) = c.request(
+        "SETUP",
+        &format!("{URL}/stream=1"),
+        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=play\r\n",
+    );
+    assert_eq!(status(&r), 200, "{r}");
+    // Multicast and unknown profiles are refused the same way.
+    let (_, r, _) = c.request(
+        "SETUP",
+        &format!("{URL}/stream=2"),
+        "Transport: RTP/AVP;multicast;port=5000-5001\r\n",
+    );
+    assert_eq!(status(&r), 461);
+}
+
+#[test]
+fn hostile_and_out_of_order_requests_get_clean_errors() {
+    let mut c = Client::new(cfg(true, 1450));
+    // No CSeq: 400 without CSeq, connection kept.
+    let step = c.send_raw(b"OPTIONS rtsp://127.0.0.1/demo RTSP/1.0\r\n\r\n");
+    assert_eq!(step, Step::Continue);
+    let r = String::from_utf8(c.take_out()).unwrap();
+    assert!(r.starts_with("RTSP/1.0 400 "), "{r}");
+    assert!(!r.contains("\r\nCSeq:"), "{r}");
+    // Unknown station, unknown stream, aggregate SETUP, PLAY before SETUP, bad session.
+    let (_, r, _) = c.request("DESCRIBE", "rtsp://127.0.0.1:8554/nope", "");
+    assert_eq!(status(&r), 404);
+    let (_, r, _) = c.request(
+        "SETUP",
+        &format!("{URL}/stream=9"),
+        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+    );
+    assert_eq!(status(&r), 404, "{r}");
+    let (_, r, _) = c.request("SETUP", URL, "Transport: RTP/AVP/TCP;unicast\r\n");
+    assert_eq!(status(&r), 459);
+    let (_, r, _) = c.request("SETUP", &format!("{URL}/stream=1"), "");
+    assert_eq!(status(&r), 400, "missing Transport: {r}");
+    let (_, r, _) = c.request("PLAY", URL, "");
+    assert_eq!(status(&r), 455);
+    let (_, r, _) = c.request("PLAY", URL, "Session: 12345\r\n");
+    assert_eq!(status(&r), 454);
+    let (_, r, _) = c.request("RECORD", URL, "");
+    assert_eq!(status(&r), 405);
+    let (_, r, _) = c.request("FROB", URL, "");
+    assert_eq!(status(&r), 501);
+    let (_, r, _) = c.request("OPTIONS", URL, "Require: com.example.magic\r\n");
+    assert_eq!(status(&r), 551);
+    // An interleaved frame on a channel nobody set up is ignored.
+    assert_eq!(c.send_raw(b"$\x07\x00\x04abcd"), Step::Continue);
+    assert!(c.take_out().is_empty());
+    let (_, r, _) = c.request("OPTIONS", URL, "");
+    assert_eq!(status(&r), 200, "still serving after all that");
+
+    // Garbage: 400 and close.
+    let mut c = Client::new(cfg(true, 1450));
+    let step = c.send_raw(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n");
+    assert!(matches!(step, Step::Close { .. }));
+    assert!(String::from_utf8_lossy(&c.take_out()).starts_with("RTSP/1.0 400 "));
+    // A 1 MB header: refused once past the bound, not buffered.
+    let mut c = Client::new(cfg(true, 1450));
+    let mut step = c.send_raw(b"DESCRIBE rtsp://127.0.0.1/demo RTSP/1.0\r\nCSeq: 1\r\nX-Big: ");
+    let chunk = vec![b'a'; 64 * 1024];
+    for _ in 0..16 {
+        if step != Step::Continue {
+            break;
+        }
+        step = c.send_raw(&chunk);
+    }
+    assert!(matches!(step, Step::Close { .. }));
+    assert!(String::from_utf8_lossy(&c.take_out()).starts_with("RTSP/1.0 413 "));
+}
+
+#[test]
+fn silent_sessions_time_out_and_header_changes_are_judged() {
+    let mut c = Client::new(cfg(true, 1450));
+    // No request within the handshake timeout.
+    let d = c.s.deadline().unwrap();
+    assert_eq!(d, c.now + Duration::from_secs(10));
+    assert!(matches!(c.s.on_timeout(d), Step::Close { .. }));
+
+    let mut c = Client::new(cfg(true, 1450));
+    c.request("DESCRIBE", URL, "");
+    c.request(
+        "SETUP",
+        &format!("{URL}/stream=1"),
+        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+    );
+    c.request("PLAY", URL, "");
+    // Keep-alives push the deadline; silence past the session timeout closes.
+    c.now += Duration::from_secs(50);
+    c.request("GET_PARAMETER", URL, "");
+    assert_eq!(
+        c.s.on_timeout(c.now + Duration::from_secs(59)),
+        Step::Continue
+    );
+    assert!(matches!(
+        c.s.on_timeout(c.now + Duration::from_secs(61)),
+        Step::Close { .. }
+    ));
+
+    // The same header again (a playlist loop) continues; another layout closes.
+    let mut c = Client::new(cfg(true, 1450));
+    c.request("DESCRIBE", URL, "");
+    let same = Arc::new(StationHeader {
+        generation: 2,
+        ..(*c.view.header).clone()
+    });
+    assert_eq!(c.s.on_header(&same, c.now), Step::Continue);
+    let mut other = (*c.view.header).clone();
+    other.header.streams.retain(|s| s.number != 2);
+    other.bytes = Arc::from(other.header.to_bytes());
+    assert!(matches!(
+        c.s.on_header(&Arc::new(other), c.now),
+        Step::Close { .. }
+    ));
+}
+
+#[test]
+fn only_the_streams_set_up_are_sent() {
+    let mut c = Client::new(cfg(true, 1450));
+    c.request("DESCRIBE", URL, "");
+    c.request(
+        "SETUP",
+        &format!("{URL}/stream=2"),
+        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+    );
+    let (_, r, mut out) = c.request("PLAY", URL, "");
+    assert_eq!(status(&r), 200);
+    c.now += Duration::from_secs(5);
+    c.s.on_timeout(c.now);
+    out.extend(c.take_out());
+    let rtp: Vec<Vec<u8>> = frames(&out)
+        .into_iter()
+        .filter(|f| f.0 == 0)
+        .map(|f| f.1)
+        .collect();
+    let pkts = reassemble(&rtp);
+    assert!(!pkts.is_empty());
+    assert!(pkts.iter().all(|p| payload_streams(p) == [2]), "audio only");
+}
+
+#[test]
+fn a_tcp_client_that_stops_reading_skips_then_is_closed() {
+    let mut config = cfg(true, 1450);
+    config.feed.backlog_limit = 16 * 1024;
+    config.feed.stall_timeout = Duration::from_secs(10);
+    config.session_timeout = Duration::from_secs(600);
+    let (_, all) = demo();
+    let mut c = Client::new(config);
+    c.request("DESCRIBE", URL, "");
+    c.request(
+        "SETUP",
+        &format!("{URL}/stream=1"),
+        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+    );
+    c.request("PLAY", URL, "");
+    // Live packets arrive every 40 ms; the client never reads, so the queue only grows.
+    let mut closed = None;
+    for (i, p) in all.iter().cycle().skip(3).take(2000).enumerate() {
+        let p = Arc::new(StationPacket {
+            seq: 10_000 + i as u64,
+            ..(**p).clone()
+        });
+        c.now += Duration::from_millis(40);
+        if let Step::Close { reason } = c.s.on_packet(&p, c.now) {
+            closed = Some((i, reason));
+            break;
+        }
+    }
+    let (i, reason) = closed.expect("a stalled client is closed");
+    assert!(reason.contains("stalled"), "{reason}");
+    // Bounded: it queued little more than the backlog limit before skipping.
+    assert!(
+        c.s.output().queued_bytes() < 64 * 1024,
+        "{}",
+        c.s.output().queued_bytes()
+    );
+    assert!(i * 40 >= 10_000, "not before the stall timeout");
+}

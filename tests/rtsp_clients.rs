@@ -1,0 +1,250 @@
+//! RTSP with the Windows Media extensions, judged by real clients on 127.0.0.1: FFmpeg (WMS
+//! mode: UDP, TCP interleaved, its default UDP-first order, and the 461 fallback when UDP is
+//! refused by config) and GStreamer (rtspsrc → rtpasfdepay → decodebin) decode the live demo
+//! station; a small MTU forces x-asf-pf fragmentation; hostile input gets clean errors and the
+//! daemon keeps serving. Stations are unicast only, so these tests run anywhere.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use support::{Daemon, TempDir};
+
+const CLIENT_LIMIT: Duration = Duration::from_secs(60);
+
+/// Writes a server file (RTSP only, with `rtsp_section` appended) and the unicast-only demo
+/// station, starts the daemon and waits for the RTSP listener.
+fn start(dir: &Path, rtsp_section: &str) -> (Daemon, String) {
+    let port = support::free_tcp_port();
+    std::fs::write(
+        dir.join("server.yaml"),
+        format!(
+            "listen:\n  http: false\n  mms: false\n  rtsp: 127.0.0.1:{port}\nannounce_dir: {}\n\
+             limits:\n  request_max_bytes: 8192\n{rtsp_section}",
+            dir.join("announce").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("demo.yaml"),
+        format!(
+            "name: demo\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n\
+             unicast:\n  mms: false\n  mmsh: false\n  rtsp: true\n",
+            support::demo_media().display()
+        ),
+    )
+    .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut d = Daemon::asfcast(["run", "--config", dir.to_str().unwrap()]);
+    d.wait_for_tcp(addr, Duration::from_secs(10));
+    (d, format!("rtsp://127.0.0.1:{port}/demo"))
+}
+
+/// Frames FFmpeg decoded in `-t 5 -f null`, as (video, audio), or its stderr on failure.
+fn ffmpeg(url: &str, transport: Option<&str>) -> Result<(u64, u64), String> {
+    let mut cmd = support::bounded(CLIENT_LIMIT, "ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "verbose"]);
+    if let Some(t) = transport {
+        cmd.args(["-rtsp_transport", t]);
+    }
+    cmd.args(["-i", url, "-t", "5", "-f", "null", "-"]);
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        return Err(format!("ffmpeg failed ({}):\n{err}", out.status));
+    }
+    // "Input stream #0:0 (video): 126 packets read (219630 bytes); 126 frames decoded;"
+    let decoded = |kind: &str| {
+        err.lines()
+            .find(|l| l.contains("Input stream #") && l.contains(&format!("({kind}):")))
+            .and_then(|l| l.split("; ").nth(1))
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    match (decoded("video"), decoded("audio")) {
+        (Some(v), Some(a)) => Ok((v, a)),
+        _ => Err(format!("no decode counts in ffmpeg's output:\n{err}")),
+    }
+}
+
+fn assert_five_seconds(what: &str, counts: Result<(u64, u64), String>) {
+    let (v, a) = counts.unwrap_or_else(|e| panic!("{what}: {e}"));
+    // 25 fps video; WMA2 at 44.1 kHz has 2048-sample frames (21.5 per second).
+    assert!((100..=160).contains(&v), "{what}: {v} video frames in 5 s");
+    assert!((80..=140).contains(&a), "{what}: {a} audio frames in 5 s");
+    eprintln!("{what}: {v} video and {a} audio frames decoded");
+}
+
+/// Buffers GStreamer decoded in about 8 s: rtspsrc with each stream through rtpasfdepay and
+/// decodebin into a named fakesink; returns (video, audio) buffer counts.
+fn gstreamer(url: &str, protocols: &str) -> (u64, u64) {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["-k", "5", "-s", "INT", "8", "gst-launch-1.0", "-v", "-e"]);
+    cmd.arg("rtspsrc")
+        .arg(format!("location={url}"))
+        .arg(format!("protocols={protocols}"))
+        .args(["name=s", "latency=200"]);
+    for sink in ["x", "y"] {
+        cmd.args([
+            "s.",
+            "!",
+            "queue",
+            "!",
+            "rtpasfdepay",
+            "!",
+            "decodebin",
+            "!",
+            "fakesink",
+            &format!("name={sink}"),
+            "silent=false",
+        ]);
+    }
+    let out = cmd
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .expect("run gst-launch-1.0");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let count = |pred: &dyn Fn(&str) -> bool| {
+        text.lines()
+            .filter(|l| l.contains("last-message = chain") && pred(l))
+            .count() as u64
+    };
+    // Decoded video: 320x240 I420 frames; decoded audio buffers carry GstAudioMeta.
+    let video = count(&|l| l.contains("(115200 bytes"));
+    let audio = count(&|l| l.contains("GstAudioMeta"));
+    if video == 0 || audio == 0 {
+        panic!(
+            "GStreamer over {protocols} decoded {video} video / {audio} audio buffers:\n{}\n{}",
+            text.lines().rev().take(40).collect::<Vec<_>>().join("\n"),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    eprintln!("GStreamer over {protocols}: {video} video and {audio} audio buffers decoded");
+    (video, audio)
+}
+
+/// One raw exchange on a fresh connection: what the server answered before closing (or
+/// before the read timeout).
+fn raw(addr: &str, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn ffmpeg_decodes_over_udp_tcp_and_its_default_order() {
+    let dir = TempDir::new("rtsp-ffmpeg");
+    let (mut d, url) = start(dir.path(), "");
+    assert_five_seconds("ffmpeg udp", ffmpeg(&url, Some("udp")));
+    assert_five_seconds("ffmpeg tcp", ffmpeg(&url, Some("tcp")));
+    assert_five_seconds("ffmpeg default", ffmpeg(&url, None));
+    assert!(d.is_running());
+}
+
+#[test]
+fn udp_refused_by_config_falls_back_to_tcp_through_461() {
+    let dir = TempDir::new("rtsp-461");
+    let (mut d, url) = start(dir.path(), "rtsp:\n  udp: false\n");
+    // UDP alone cannot work: the server answers 461 and there is nothing to fall back to.
+    let only_udp = ffmpeg(&url, Some("udp"));
+    assert!(only_udp.is_err(), "UDP was served: {only_udp:?}");
+    // The default order (UDP, then TCP) gets 461 and retries over TCP on the same connection.
+    assert_five_seconds("ffmpeg default with UDP refused", ffmpeg(&url, None));
+    assert!(d.is_running());
+}
+
+#[test]
+fn gstreamer_decodes_over_udp_and_tcp() {
+    let dir = TempDir::new("rtsp-gst");
+    let (mut d, url) = start(dir.path(), "");
+    for proto in ["udp", "tcp"] {
+        let (v, a) = gstreamer(&url, proto);
+        // About 8 s at 25 fps (plus the fast-start backlog); audio in 2048-sample buffers.
+        assert!(v >= 100, "{proto}: {v} video buffers");
+        assert!(a >= 80, "{proto}: {a} audio buffers");
+    }
+    assert!(d.is_running());
+}
+
+#[test]
+fn a_small_mtu_fragments_packets_and_clients_still_decode() {
+    let dir = TempDir::new("rtsp-mtu");
+    // 3200-byte ASF packets do not fit 1000-byte RTP packets: every one is fragmented.
+    let (mut d, url) = start(dir.path(), "rtsp:\n  mtu: 1000\n");
+    assert_five_seconds("ffmpeg udp, mtu 1000", ffmpeg(&url, Some("udp")));
+    assert_five_seconds("ffmpeg tcp, mtu 1000", ffmpeg(&url, Some("tcp")));
+    let (v, a) = gstreamer(&url, "udp");
+    assert!(v >= 100 && a >= 80, "GStreamer udp, mtu 1000: {v}/{a}");
+    assert!(d.is_running());
+}
+
+#[test]
+fn hostile_input_gets_clean_errors_and_the_daemon_keeps_serving() {
+    let dir = TempDir::new("rtsp-hostile");
+    let (mut d, url) = start(dir.path(), "");
+    let addr = url
+        .trim_start_matches("rtsp://")
+        .trim_end_matches("/demo")
+        .to_string();
+
+    let r = raw(
+        &addr,
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n",
+    );
+    assert!(r.starts_with("RTSP/1.0 400 "), "garbage: {r:?}");
+
+    let r = raw(
+        &addr,
+        format!("OPTIONS {url} RTSP/1.0\r\nUser-Agent: x\r\n\r\n").as_bytes(),
+    );
+    assert!(r.starts_with("RTSP/1.0 400 "), "no CSeq: {r:?}");
+    assert!(!r.contains("\r\nCSeq:"), "{r}");
+
+    let big = format!(
+        "DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let r = raw(&addr, big.as_bytes());
+    assert!(r.starts_with("RTSP/1.0 413 "), "1 MB header: {r:?}");
+
+    // A bogus interleaved channel is ignored; the connection still answers.
+    let mut req = b"$\x2a\x00\x08rtcpjunk".to_vec();
+    req.extend_from_slice(format!("OPTIONS {url} RTSP/1.0\r\nCSeq: 2\r\n\r\n").as_bytes());
+    let r = raw(&addr, &req);
+    assert!(r.starts_with("RTSP/1.0 200 "), "after a bogus frame: {r:?}");
+
+    let r = raw(
+        &addr,
+        format!(
+            "SETUP {url}/stream=77 RTSP/1.0\r\nCSeq: 3\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert!(r.starts_with("RTSP/1.0 404 "), "unknown stream: {r:?}");
+    assert!(r.contains("\r\nCSeq: 3\r\n"), "{r}");
+
+    let r = raw(
+        &addr,
+        format!(
+            "DESCRIBE {}/nope RTSP/1.0\r\nCSeq: 4\r\n\r\n",
+            url.trim_end_matches("/demo")
+        )
+        .as_bytes(),
+    );
+    assert!(r.starts_with("RTSP/1.0 404 "), "unknown station: {r:?}");
+
+    // A real client still plays.
+    assert_five_seconds("ffmpeg tcp after hostile input", ffmpeg(&url, Some("tcp")));
+    assert!(d.is_running());
+    assert!(!d.stderr().contains("panicked"), "{}", d.stderr());
+}
