@@ -27,11 +27,18 @@
 //!   arrival_i − send_time_i. The reference is the **median offset of the segment**: the
 //!   sender's anchor is arbitrary, so only the spread around it is pacing error, and the median
 //!   ignores the few late outliers we are looking for. Clock drift would bias a median
-//!   reference, so a least-squares line over each segment is fitted as well and its slope
-//!   (ns per ms = ppm) and the p99 around the line are printed as a check: both clocks are the
+//!   reference, so a robust line (median pairwise slope) is fitted to each segment as well and
+//!   its slope (ns per ms = ppm) and the p99 around it are printed as a check: both clocks are the
 //!   same kernel clock (CLOCK_MONOTONIC for the daemon's timer, CLOCK_REALTIME for the stamp,
 //!   which differ only by steps), and the media timeline is exact milliseconds, so the slope
 //!   should be ~0 ppm and both p99 figures agree.
+//! - Bursts: packets the file stamps with the same millisecond are due together and leave in
+//!   one `sendmmsg`, a few µs apart; the "p99 inst" column takes only the first packet of each
+//!   distinct send time, the accuracy of the wake-up itself. ffmpeg-made files front-load about
+//!   the preroll (3.1 s) of packets into the first ~250 ms of send time, so every loop restart
+//!   is such a burst (~200 packets per station).
+//! - Drops: the receiver socket's drop counter (/proc/self/net/udp) and the daemon's own
+//!   `dropped=` count (its log at stop) tell a bench artefact from a sender problem.
 //! - CPU: utime + stime of the sender processes (all threads) from `/proc/<pid>/stat` over the
 //!   measurement window, as % of one core; wake-ups: voluntary context switches per second.
 //!
@@ -43,7 +50,9 @@
 //! Knobs (environment): `PACING_SECONDS` (window, default 20), `PACING_STATIONS` (the many-
 //! stations scenario, default 50), `PACING_FFMPEG_MANY=0` skips the many-ffmpeg scenario,
 //! `PACING_VARIANTS=1` adds the daemon run with timer slack 1 ns (`/proc/<pid>/timerslack_ns`)
-//! and under SCHED_FIFO (`chrt -f 10`), to show where a tail comes from (adds 4 windows).
+//! and under SCHED_FIFO (`chrt -f 10`), to show where a tail comes from (adds 4 windows);
+//! `PACING_ONLY=baseline,asfcast1,asfcastN,ffmpeg1,ffmpegN` (any subset) picks scenarios;
+//! `PACING_DUMP=DIR` writes each scenario's arrivals as CSV (group, kernel ns, send ms, id).
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -99,6 +108,9 @@ fn run() -> Res<()> {
     let many: u32 = env_num("PACING_STATIONS", 50).clamp(2, 250);
     let ffmpeg_many = std::env::var("PACING_FFMPEG_MANY").as_deref() != Ok("0");
     let variants = std::env::var("PACING_VARIANTS").as_deref() == Ok("1");
+    let only: Option<Vec<String>> = std::env::var("PACING_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(|k| k.trim().to_owned()).collect());
     let window = Duration::from_secs(seconds);
 
     let target = target_dir();
@@ -129,14 +141,25 @@ fn run() -> Res<()> {
     );
     let _ = std::io::stdout().flush();
 
-    eprintln!("pacing bench: measuring the machine's timer wake-up lateness …");
-    let baseline = run_baseline(window);
+    let wanted = |key: &str| only.as_ref().map_or(true, |o| o.iter().any(|k| k == key));
+    let baseline = if wanted("baseline") {
+        eprintln!("pacing bench: measuring the machine's timer wake-up lateness …");
+        run_baseline(window)
+    } else {
+        Vec::new()
+    };
     let mut results = Vec::new();
-    let mut runs = vec![(1, Variant::Plain), (many, Variant::Plain)];
-    if variants {
-        for v in [Variant::TimerSlack1, Variant::Fifo] {
-            runs.push((1, v));
-            runs.push((many, v));
+    let mut runs = Vec::new();
+    let variant_list: &[Variant] = if variants {
+        &[Variant::Plain, Variant::TimerSlack1, Variant::Fifo]
+    } else {
+        &[Variant::Plain]
+    };
+    for &v in variant_list {
+        for (key, n) in [("asfcast1", 1), ("asfcastN", many)] {
+            if wanted(key) {
+                runs.push((n, v));
+            }
         }
     }
     for (n, variant) in runs {
@@ -150,8 +173,11 @@ fn run() -> Res<()> {
             &label, &asfcast, &media, n, port, window, variant,
         )?);
     }
-    let mut ffmpeg_counts = vec![1];
-    if ffmpeg_many {
+    let mut ffmpeg_counts = Vec::new();
+    if wanted("ffmpeg1") {
+        ffmpeg_counts.push(1);
+    }
+    if ffmpeg_many && wanted("ffmpegN") {
         ffmpeg_counts.push(many);
     }
     for n in ffmpeg_counts {
@@ -367,6 +393,22 @@ fn proc_usage(pids: &[u32]) -> (u64, u64) {
     (ticks, switches)
 }
 
+/// System-wide CPU ticks from the first line of /proc/stat: [busy (user+nice+system+irq+softirq),
+/// idle, iowait, steal].
+fn system_ticks() -> [u64; 4] {
+    let text = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let at = |i: usize| f.get(i).copied().unwrap_or(0);
+    [at(0) + at(1) + at(2) + at(5) + at(6), at(3), at(4), at(7)]
+}
+
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions; it only reads a system constant.
     let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -407,7 +449,7 @@ fn write_asfcast_config(dir: &Path, media: &Path, n: u32, port: u16) -> Res<()> 
     fs::write(
         dir.join("server.yaml"),
         format!(
-            "listen:\n  http: false\n  mms: false\n  rtsp: false\nannounce_dir: {}\nlog:\n  level: warn\n",
+            "listen:\n  http: false\n  mms: false\n  rtsp: false\nannounce_dir: {}\nlog:\n  level: info\n",
             dir.join("announce").display()
         ),
     )?;
@@ -488,6 +530,7 @@ fn run_asfcast(
             .stderr(fs::File::create(&log)?)
             .spawn()?],
     };
+    let daemon_log = log.clone();
     if variant == Variant::TimerSlack1 {
         for pid in procs.pids() {
             fs::write(format!("/proc/{pid}/timerslack_ns"), "1")
@@ -496,10 +539,32 @@ fn run_asfcast(
     }
     let s = measure(label, n, &mut procs, &log, rx, window);
     procs.stop();
+    let s = s.map(|mut s| {
+        s.tx_drops = Some(daemon_send_drops(&daemon_log));
+        s
+    });
     if s.is_ok() {
         let _ = fs::remove_dir_all(&dir);
     }
     s
+}
+
+/// The daemon's own count of datagrams the kernel refused (its "station stopped" log lines
+/// carry `dropped=N`), over the whole run.
+fn daemon_send_drops(log: &Path) -> u64 {
+    fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("station stopped"))
+        .filter_map(|l| {
+            let at = l.find("dropped=")? + "dropped=".len();
+            l.get(at..)?
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
 
 fn run_ffmpeg(label: &str, media: &Path, n: u32, port: u16, window: Duration) -> Res<Scenario> {
@@ -552,21 +617,61 @@ fn measure(
     procs.check_running(label, log)?;
     let pids = procs.pids();
     let (t0_ticks, t0_sw) = proc_usage(&pids);
+    let sys0 = system_ticks();
     let w0 = realtime_ns();
     let started = Instant::now();
     thread::sleep(window);
     let (t1_ticks, t1_sw) = proc_usage(&pids);
+    let sys1 = system_ticks();
     let w1 = realtime_ns();
     let elapsed = started.elapsed().as_secs_f64();
     procs.check_running(label, log)?;
-    let arrivals = rx.finish()?;
+    let (arrivals, rx_drops) = rx.finish()?;
+    if let Some(dir) = std::env::var_os("PACING_DUMP") {
+        dump(Path::new(&dir), label, &arrivals, w0, w1)?;
+    }
     let cpu_pct =
         (t1_ticks.saturating_sub(t0_ticks)) as f64 / clock_ticks_per_second() / elapsed * 100.0;
     let wakeups = (t1_sw.saturating_sub(t0_sw)) as f64 / elapsed;
     let mut s = analyse(label, senders, &arrivals, w0, w1);
     s.cpu_pct = cpu_pct;
     s.wakeups_per_s = wakeups;
+    s.rx_drops = rx_drops;
+    let total = sys1
+        .iter()
+        .sum::<u64>()
+        .saturating_sub(sys0.iter().sum::<u64>())
+        .max(1) as f64;
+    let pct = |i: usize| sys1[i].saturating_sub(sys0[i]) as f64 / total * 100.0;
+    s.machine_busy_pct = pct(0);
+    s.iowait_pct = pct(2);
+    s.steal_pct = pct(3);
     Ok(s)
+}
+
+/// Writes the window's data arrivals as CSV for a closer look.
+fn dump(dir: &Path, label: &str, arrivals: &[Arrival], w0: i64, w1: i64) -> Res<()> {
+    fs::create_dir_all(dir)?;
+    let name: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let mut text = String::from("group,kernel_ns,user_ns,send_ms,id\n");
+    for a in arrivals {
+        if let Kind::Data { id, send_ms } = a.kind {
+            if (w0..=w1).contains(&a.kernel_ns) {
+                text.push_str(&format!(
+                    "{},{},{},{send_ms},{}\n",
+                    a.group,
+                    a.kernel_ns,
+                    a.user_ns,
+                    id.map_or(String::new(), |i| i.to_string())
+                ));
+            }
+        }
+    }
+    fs::write(dir.join(format!("{name}.csv")), text)?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -663,8 +768,53 @@ struct Arrival {
 
 struct Receiver {
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<Res2<Vec<Arrival>>>,
+    handle: JoinHandle<Res2<(Vec<Arrival>, u64)>>,
+    /// Sockets that only hold group memberships (see [`Receiver::start`]).
+    _holders: Vec<Socket>,
 }
+
+/// The receiver's socket buffer.
+const RECV_BUFFER: usize = 64 << 20;
+
+fn force_recv_buffer(s: &Socket, bytes: usize) -> std::io::Result<()> {
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `v` is a c_int that outlives the call; its size is passed with it.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Datagrams the kernel dropped at sockets bound to `port` (the drops column of
+/// /proc/self/net/udp: a full receive buffer).
+fn udp_socket_drops(port: u16) -> u64 {
+    let text = fs::read_to_string("/proc/self/net/udp").unwrap_or_default();
+    let want = format!(":{port:04X}");
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local = f.get(1)?;
+            local
+                .ends_with(&want)
+                .then(|| f.last()?.parse::<u64>().ok())
+                .flatten()
+        })
+        .sum()
+}
+
+/// The default net.ipv4.igmp_max_memberships: groups one socket may join.
+const GROUPS_PER_SOCKET: usize = 20;
 
 type Res2<T> = Result<T, String>;
 
@@ -672,13 +822,34 @@ impl Receiver {
     fn start(groups: &[Ipv4Addr], port: u16, framing: Framing) -> Res<Receiver> {
         let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
         s.set_reuse_address(true)?;
-        s.set_recv_buffer_size(16 << 20)?;
+        // Bursts of 50 stations at once (the file's preroll burst at every loop restart) need
+        // more than rmem_max; as root (tests/netns-run) SO_RCVBUFFORCE lifts the cap.
+        if force_recv_buffer(&s, RECV_BUFFER).is_err() {
+            s.set_recv_buffer_size(RECV_BUFFER)?;
+        }
         s.bind(&SockAddr::from(SocketAddrV4::new(
             Ipv4Addr::UNSPECIFIED,
             port,
         )))?;
-        for g in groups {
-            s.join_multicast_v4(g, &Ipv4Addr::LOCALHOST)?;
+        // A socket may join only net.ipv4.igmp_max_memberships (20) groups. With
+        // IP_MULTICAST_ALL (the Linux default, set explicitly) a socket bound to the wildcard
+        // address gets the port's datagrams for every group any socket of this namespace has
+        // joined, so extra unbound sockets hold the memberships beyond the first 20.
+        s.set_multicast_all_v4(true)?;
+        let mut holders = Vec::new();
+        for (i, chunk) in groups.chunks(GROUPS_PER_SOCKET).enumerate() {
+            let holder = if i == 0 {
+                None
+            } else {
+                Some(Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?)
+            };
+            for g in chunk {
+                holder
+                    .as_ref()
+                    .unwrap_or(&s)
+                    .join_multicast_v4(g, &Ipv4Addr::LOCALHOST)?;
+            }
+            holders.extend(holder);
         }
         s.set_read_timeout(Some(Duration::from_millis(100)))?;
         let sock: UdpSocket = s.into();
@@ -688,11 +859,19 @@ impl Receiver {
         let flag = stop.clone();
         let handle = thread::Builder::new()
             .name("pacing-rx".into())
-            .spawn(move || receive_loop(&sock, &flag, framing))?;
-        Ok(Receiver { stop, handle })
+            .spawn(move || {
+                let r = receive_loop(&sock, &flag, framing);
+                r.map(|a| (a, udp_socket_drops(port)))
+            })?;
+        Ok(Receiver {
+            stop,
+            handle,
+            _holders: holders,
+        })
     }
 
-    fn finish(self) -> Res<Vec<Arrival>> {
+    /// Stops the thread: the arrivals and the socket's drop count.
+    fn finish(self) -> Res<(Vec<Arrival>, u64)> {
         self.stop.store(true, Ordering::Relaxed);
         let r = self.handle.join().map_err(|_| "receiver thread panicked")?;
         Ok(r?)
@@ -797,13 +976,30 @@ struct Scenario {
     p50: f64,
     p99: f64,
     max: f64,
-    /// p99 of |deviation| from a least-squares line per segment, µs (drift check).
+    /// p99 of |deviation| from a robust line per segment, µs (drift check).
     fit_p99: f64,
     /// Largest |slope| of those lines, ppm (segments of 100+ packets).
     drift_ppm: f64,
     /// Spread of the per-station median offsets (max − min), µs: how far the stations' timelines
     /// sit from each other (serialization inside one wake-up).
     station_skew_us: f64,
+    /// p99 of the first and the last station in service order (the daemon services stations
+    /// in name order, s001 first; groups follow the same order), µs.
+    first_station_p99: f64,
+    last_station_p99: f64,
+    /// Datagrams dropped at the bench's receive socket (over the whole scenario).
+    rx_drops: u64,
+    /// Datagrams the daemon could not send (its own count; None for ffmpeg).
+    tx_drops: Option<u64>,
+    /// p99 of |deviation| of the first packet of each distinct send time: the accuracy of the
+    /// wake-up itself, without the serialization of packets the file stamps with the same ms.
+    instant_p99: f64,
+    /// Share of packets whose send time equals the previous packet's (bursts in the file).
+    same_ms_share: f64,
+    /// The whole machine over the window (all CPUs): busy, iowait and steal (hypervisor) %.
+    machine_busy_pct: f64,
+    iowait_pct: f64,
+    steal_pct: f64,
     /// Kernel stamp → recvmsg return, p50 / p99 µs.
     rx_lag_p50: f64,
     rx_lag_p99: f64,
@@ -830,19 +1026,23 @@ fn median_i64(v: &[i64]) -> i64 {
     s.get(s.len() / 2).copied().unwrap_or(0)
 }
 
-/// Least-squares line y = a + b·x over the segment; returns (a, b).
-fn fit_line(xs: &[f64], ys: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    let mx = xs.iter().sum::<f64>() / n;
-    let my = ys.iter().sum::<f64>() / n;
-    let mut sxy = 0.0;
-    let mut sxx = 0.0;
-    for (x, y) in xs.iter().zip(ys) {
-        sxy += (x - mx) * (y - my);
-        sxx += (x - mx) * (x - mx);
-    }
-    let b = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-    (my - b * mx, b)
+/// A robust line y = a + b·x through the segment (x sorted ascending): b is the median slope
+/// of the pairs (i, i + n/2) — a cheap Theil–Sen — and a the median of y − b·x, so a few late
+/// packets do not tilt it. Returns (a, b).
+fn robust_line(xs: &[f64], ys: &[f64]) -> (f64, f64) {
+    let half = xs.len() / 2;
+    let mut slopes: Vec<f64> = (0..half)
+        .filter_map(|i| {
+            let (x0, y0, x1, y1) = (xs.get(i)?, ys.get(i)?, xs.get(i + half)?, ys.get(i + half)?);
+            (x1 > x0).then(|| (y1 - y0) / (x1 - x0))
+        })
+        .collect();
+    slopes.sort_by(f64::total_cmp);
+    let b = slopes.get(slopes.len() / 2).copied().unwrap_or(0.0);
+    let mut intercepts: Vec<f64> = xs.iter().zip(ys).map(|(x, y)| y - b * x).collect();
+    intercepts.sort_by(f64::total_cmp);
+    let a = intercepts.get(intercepts.len() / 2).copied().unwrap_or(0.0);
+    (a, b)
 }
 
 fn analyse(label: &str, senders: u32, arrivals: &[Arrival], w0: i64, w1: i64) -> Scenario {
@@ -889,10 +1089,14 @@ fn analyse(label: &str, senders: u32, arrivals: &[Arrival], w0: i64, w1: i64) ->
     s.rx_lag_p99 = percentile(&lags, 0.99);
 
     let mut devs = Vec::new();
+    let mut instant_devs = Vec::new();
+    let mut same_ms = 0usize;
     let mut signed = Vec::new();
     let mut fit_devs = Vec::new();
     let mut station_medians = Vec::new();
+    let mut per_station_p99 = Vec::new();
     for packets in per_group.values() {
+        let first_dev = devs.len();
         // Split into continuous segments by the pacer's rule.
         let mut segments: Vec<Vec<(i64, u32)>> = Vec::new();
         let mut prev: Option<u32> = None;
@@ -917,16 +1121,23 @@ fn analyse(label: &str, senders: u32, arrivals: &[Arrival], w0: i64, w1: i64) ->
             if seg.len() > longest.0 {
                 longest = (seg.len(), med);
             }
-            for o in &offsets {
+            let mut prev_send = None;
+            for (o, &(_, send)) in offsets.iter().zip(seg.iter()) {
                 let d = (o - med) as f64 / 1e3;
                 signed.push(d);
                 devs.push(d.abs());
+                if prev_send == Some(send) {
+                    same_ms += 1;
+                } else {
+                    instant_devs.push(d.abs());
+                }
+                prev_send = Some(send);
             }
             // Drift check: a line through (send ms, offset ns).
             let base = seg.first().map_or(0, |p| p.1);
             let xs: Vec<f64> = seg.iter().map(|p| f64::from(p.1 - base)).collect();
             let ys: Vec<f64> = offsets.iter().map(|&o| (o - med) as f64).collect();
-            let (a, b) = fit_line(&xs, &ys);
+            let (a, b) = robust_line(&xs, &ys);
             if seg.len() >= 100 {
                 s.drift_ppm = s.drift_ppm.max(b.abs());
             }
@@ -935,7 +1146,12 @@ fn analyse(label: &str, senders: u32, arrivals: &[Arrival], w0: i64, w1: i64) ->
             }
         }
         station_medians.push(longest.1);
+        let mut mine = devs.get(first_dev..).unwrap_or_default().to_vec();
+        mine.sort_by(f64::total_cmp);
+        per_station_p99.push(percentile(&mine, 0.99));
     }
+    s.first_station_p99 = per_station_p99.first().copied().unwrap_or(f64::NAN);
+    s.last_station_p99 = per_station_p99.last().copied().unwrap_or(f64::NAN);
     if let (Some(lo), Some(hi)) = (station_medians.iter().min(), station_medians.iter().max()) {
         // Only meaningful when the stations share a time origin, as the daemon's do.
         s.station_skew_us = (hi - lo) as f64 / 1e3;
@@ -943,6 +1159,9 @@ fn analyse(label: &str, senders: u32, arrivals: &[Arrival], w0: i64, w1: i64) ->
     s.over_target = devs.iter().filter(|d| **d > TARGET_P99_US).count();
     devs.sort_by(f64::total_cmp);
     fit_devs.sort_by(f64::total_cmp);
+    instant_devs.sort_by(f64::total_cmp);
+    s.instant_p99 = percentile(&instant_devs, 0.99);
+    s.same_ms_share = same_ms as f64 / s.data.max(1) as f64;
     s.p50 = percentile(&devs, 0.5);
     s.p99 = percentile(&devs, 0.99);
     s.max = devs.last().copied().unwrap_or(f64::NAN);
@@ -973,10 +1192,13 @@ fn print_report(
     }
     println!();
     println!(
-        "Pacing: |arrival − ideal send-time schedule| per ASF data packet (kernel receive stamps)"
+        "Pacing: |arrival − ideal send-time schedule| per ASF data packet (kernel receive stamps);"
     );
     println!(
-        "{:<22} {:>5} {:>8} {:>6} {:>9} {:>9} {:>10} {:>8} {:>10} {:>9}",
+        "  p99 inst = p99 over the first packet of each distinct send time (wake-up accuracy)"
+    );
+    println!(
+        "{:<30} {:>4} {:>7} {:>5} {:>8} {:>9} {:>9} {:>9} {:>7} {:>9} {:>8}",
         "scenario",
         "send",
         "packets",
@@ -984,6 +1206,7 @@ fn print_report(
         "p50 µs",
         "p99 µs",
         "max µs",
+        "p99 inst",
         "CPU %",
         "CPU%/send",
         "wakeup/s"
@@ -995,7 +1218,7 @@ fn print_report(
             "n/a".into()
         };
         println!(
-            "{:<22} {:>5} {:>8} {:>6} {:>9.1} {:>9.1} {:>10.1} {:>8.2} {:>10.3} {:>9.0}",
+            "{:<30} {:>4} {:>7} {:>5} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2} {:>9.3} {:>8.0}",
             s.label,
             s.senders,
             s.data,
@@ -1003,6 +1226,7 @@ fn print_report(
             s.p50,
             s.p99,
             s.max,
+            s.instant_p99,
             s.cpu_pct,
             s.cpu_pct / f64::from(s.senders.max(1)),
             s.wakeups_per_s
@@ -1012,9 +1236,8 @@ fn print_report(
     println!("Details:");
     for s in results {
         println!(
-            "  {:<22} groups {}/{}, segments {}, parity {}, beacons {}, in-band headers {}, bad {}, dups {}, \
-             >{TARGET_P99_US:.0} µs: {}, signed p1/p99 {:.1}/{:.1} µs, p99 vs LS line {:.1} µs, \
-             drift {:.2} ppm, station skew {:.0} µs, rx lag p50/p99 {:.0}/{:.0} µs",
+            "  {}: groups {}/{}, segments {}, parity {}, beacons {}, in-band headers {}, bad {}, \
+             duplicates {}; drops: receiver socket {}, sender {}",
             s.label,
             s.groups_seen,
             s.senders,
@@ -1024,14 +1247,31 @@ fn print_report(
             s.headers,
             s.bad,
             s.duplicates,
+            s.rx_drops,
+            s.tx_drops.map_or("n/a".into(), |d| d.to_string()),
+        );
+        println!(
+            "    packets > {TARGET_P99_US:.0} µs: {}; same-ms packets {:.1} %; signed p1/p99 {:.1}/{:.1} µs; \
+             p99 around a robust line {:.1} µs, slope {:.2} ppm",
             s.over_target,
+            s.same_ms_share * 100.0,
             s.signed_p1,
             s.signed_p99,
             s.fit_p99,
             s.drift_ppm,
+        );
+        println!(
+            "    station skew {:.0} µs, p99 first/last station {:.1}/{:.1} µs; \
+             receiver lag (stamp → recvmsg) p50/p99 {:.0}/{:.0} µs; \
+             machine busy {:.0} %, iowait {:.1} %, steal {:.1} %",
             s.station_skew_us,
+            s.first_station_p99,
+            s.last_station_p99,
             s.rx_lag_p50,
-            s.rx_lag_p99
+            s.rx_lag_p99,
+            s.machine_busy_pct,
+            s.iowait_pct,
+            s.steal_pct
         );
     }
     println!();
