@@ -8,8 +8,11 @@
 
 pub mod asf;
 pub mod config;
+pub mod daemon;
 pub mod msb;
+pub mod net;
 pub mod nsc;
 pub mod probe;
+pub mod recv;
 pub mod source;
 pub mod station;

@@ -1,20 +1,29 @@
-//! The `asfcast` command line: run stations, check configs, inspect ASF and .nsc files.
+//! The `asfcast` command line: run stations, check configs, inspect ASF and .nsc files, and
+//! receive a multicast station into a file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
+  asfcast run --config station-configs/               run every station in a directory
+  asfcast check station-configs/                      validate configs (exit 1 on errors)
   asfcast probe station-configs/media/demo.asf        summary of an ASF file
   asfcast probe --json clip.wmv                       the same as JSON
-  asfcast check station-configs/                      validate a config directory
-  asfcast run --config station-configs/               run every station in it
+  asfcast nsc decode /tmp/asfcast-demo/demo.nsc       every .nsc key decoded and checked
+  asfcast recv http://127.0.0.1:8080/demo.nsc -o out.asf --seconds 10
 ";
 
 #[derive(Parser)]
-#[command(name = "asfcast", version, about = "Windows Media (ASF) broadcast station: MSB multicast, .nsc announcements, MMS/MMSH/RTSP fallback", after_help = EXAMPLES)]
+#[command(
+    name = "asfcast",
+    version,
+    about = "Windows Media (ASF) broadcast station: MSB multicast, .nsc announcements, MMS/MMSH/RTSP fallback",
+    after_help = EXAMPLES
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,6 +31,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the stations of a config directory (or files) until SIGTERM; SIGHUP reloads.
+    Run {
+        /// Config directory or files (server.yaml + one YAML per station).
+        #[arg(long, short, required = true, num_args = 1..)]
+        config: Vec<PathBuf>,
+    },
+    /// Validate config directories or files; every error is listed with file:line:column.
+    Check {
+        #[arg(default_value = "/etc/asfcast")]
+        paths: Vec<PathBuf>,
+    },
     /// Summarise an ASF file: streams, codecs, bitrates, packet size and count, preroll,
     /// duration, flags and the clean-point interval.
     Probe {
@@ -30,34 +50,187 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// .nsc station files.
+    Nsc {
+        #[command(subcommand)]
+        command: NscCommand,
+    },
+    /// Join a station's multicast group from its .nsc and write what arrives as an ASF file.
+    Recv {
+        /// A .nsc file or its http:// URL.
+        nsc: String,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// How long to receive.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Interface name or address to join on (default: the route's).
+        #[arg(long)]
+        interface: Option<String>,
+        /// Test aid: drop one data packet per FEC span before repair.
+        #[arg(long)]
+        drop_one_per_span: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum NscCommand {
+    /// Print every key decoded, check each XOR byte, and say which entries fail it.
+    Decode { file: PathBuf },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ASFCAST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Probe { file, json } => match asfcast::probe::probe(&file) {
-            Ok(r) => {
-                if json {
-                    match serde_json::to_string_pretty(&r) {
-                        Ok(s) => println!("{s}"),
-                        Err(e) => {
-                            eprintln!("asfcast: {e}");
-                            return ExitCode::FAILURE;
-                        }
-                    }
-                } else {
-                    print!("{r}");
-                }
-                if r.read_error.is_some() || r.bad_packets > 0 {
-                    ExitCode::FAILURE
-                } else {
-                    ExitCode::SUCCESS
-                }
-            }
+        Command::Run { config } => run(config),
+        Command::Check { paths } => check(&paths),
+        Command::Probe { file, json } => probe(file, json),
+        Command::Nsc {
+            command: NscCommand::Decode { file },
+        } => nsc_decode(&file),
+        Command::Recv {
+            nsc,
+            output,
+            seconds,
+            interface,
+            drop_one_per_span,
+        } => recv(nsc, output, seconds, interface, drop_one_per_span),
+    }
+}
+
+fn run(config: Vec<PathBuf>) -> ExitCode {
+    init_logging();
+    let daemon = match asfcast::daemon::Daemon::start(config) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match daemon.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(paths: &[PathBuf]) -> ExitCode {
+    match asfcast::config::load(paths) {
+        Ok(c) => {
+            println!(
+                "ok: {} station(s): {}",
+                c.stations.len(),
+                c.stations
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errs) => {
+            eprintln!("{errs}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn probe(file: PathBuf, json: bool) -> ExitCode {
+    let r = match asfcast::probe::probe(&file) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("asfcast: {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&r) {
+            Ok(s) => println!("{s}"),
             Err(e) => {
-                eprintln!("asfcast: {}: {e}", file.display());
+                eprintln!("asfcast: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{r}");
+    }
+    if r.read_error.is_some() || r.bad_packets > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn nsc_decode(file: &PathBuf) -> ExitCode {
+    let text = match std::fs::read(file) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => {
+            eprintln!("asfcast: {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match asfcast::nsc::parse(&text) {
+        Ok(parsed) => {
+            print!("{}", asfcast::nsc::describe(&parsed));
+            if parsed.bad_checks().is_empty() {
+                ExitCode::SUCCESS
+            } else {
                 ExitCode::FAILURE
             }
-        },
+        }
+        Err(e) => {
+            eprintln!("asfcast: {}: {e}", file.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn recv(
+    nsc: String,
+    output: PathBuf,
+    seconds: f64,
+    interface: Option<String>,
+    drop_one_per_span: bool,
+) -> ExitCode {
+    use asfcast::net::multicast::Interface;
+    let interface = interface.map(|i| match i.parse() {
+        Ok(a) => Interface::Address(a),
+        Err(_) => Interface::Name(i),
+    });
+    let opts = asfcast::recv::RecvOptions {
+        source: nsc,
+        output,
+        duration: Duration::from_secs_f64(seconds.clamp(0.0, 86_400.0)),
+        interface,
+        drop_one_per_span,
+    };
+    match asfcast::recv::recv(&opts) {
+        Ok(report) => {
+            match serde_json::to_string(&report) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("asfcast: {e}"),
+            }
+            if report.packets_written > 0 {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("asfcast: no packets received");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("asfcast: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -1,0 +1,205 @@
+//! The one contract every unicast session implements (MMS, MMSH, RTSP), in the style of
+//! sozu's `ProxySession` and quiche's `recv/send/timeout`: the event loop owns the socket and
+//! the clock, the session is pure state.
+//!
+//! The loop calls:
+//! - [`Session::on_bytes`] with what the client sent;
+//! - [`Session::on_header`] / [`Session::on_packet`] when its station has something new;
+//! - [`Session::on_timeout`] when [`Session::deadline`] has passed;
+//!
+//! and after each call writes what the session queued: stream bytes from its [`OutQueue`]
+//! (`writev`, no copy of shared packet buffers) and datagrams (UDP data channels) from
+//! [`Session::take_datagrams`]. A session returns [`Step::Close`] to be dropped; the loop knows
+//! nothing else about its protocol.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::station::{StationHeader, StationPacket};
+
+/// What a session wants after an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Continue,
+    /// Flush what is queued, then close the connection. The reason is logged.
+    Close {
+        reason: String,
+    },
+}
+
+impl Step {
+    pub fn close(reason: impl Into<String>) -> Step {
+        Step::Close {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One chunk of stream output: bytes the session made, or a station packet shared by all
+/// sessions (never copied per client).
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    Owned(Vec<u8>),
+    Shared(Arc<[u8]>),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Shared(a) => a,
+        }
+    }
+}
+
+/// A session's queue of stream output with its byte count, so a session can bound its backlog
+/// and tell when a client has fallen behind.
+#[derive(Debug, Default)]
+pub struct OutQueue {
+    chunks: VecDeque<Chunk>,
+    /// Bytes of the front chunk already written.
+    front_done: usize,
+    queued: usize,
+}
+
+impl OutQueue {
+    pub fn new() -> Self {
+        OutQueue::default()
+    }
+
+    pub fn push_owned(&mut self, b: Vec<u8>) {
+        if !b.is_empty() {
+            self.queued += b.len();
+            self.chunks.push_back(Chunk::Owned(b));
+        }
+    }
+
+    pub fn push_shared(&mut self, b: Arc<[u8]>) {
+        if !b.is_empty() {
+            self.queued += b.len();
+            self.chunks.push_back(Chunk::Shared(b));
+        }
+    }
+
+    /// Bytes waiting to be written.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queued == 0
+    }
+
+    /// Drops everything not yet started (the front chunk, if partly written, is kept so the
+    /// byte stream stays well-formed). Returns the bytes dropped.
+    pub fn drop_unstarted(&mut self) -> usize {
+        let keep = if self.front_done > 0 { 1 } else { 0 };
+        let mut dropped = 0;
+        while self.chunks.len() > keep {
+            if let Some(c) = self.chunks.pop_back() {
+                dropped += c.bytes().len();
+            }
+        }
+        self.queued -= dropped;
+        dropped
+    }
+
+    /// Up to `max` slices of pending output for `writev`.
+    pub fn io_slices(&self, max: usize) -> Vec<IoSlice<'_>> {
+        let mut out = Vec::with_capacity(max.min(self.chunks.len()));
+        for (i, c) in self.chunks.iter().take(max).enumerate() {
+            let b = c.bytes();
+            out.push(IoSlice::new(if i == 0 { &b[self.front_done..] } else { b }));
+        }
+        out
+    }
+
+    /// Marks `n` bytes as written.
+    pub fn advance(&mut self, mut n: usize) {
+        self.queued = self.queued.saturating_sub(n);
+        while n > 0 {
+            let Some(front) = self.chunks.front() else {
+                break;
+            };
+            let left = front.bytes().len() - self.front_done;
+            if n >= left {
+                n -= left;
+                self.front_done = 0;
+                self.chunks.pop_front();
+            } else {
+                self.front_done += n;
+                n = 0;
+            }
+        }
+    }
+}
+
+/// A UDP datagram a session wants sent from one of the server's data sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    pub to: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+/// What a session may ask about stations.
+pub trait StationView {
+    /// The station's current header, if it has one yet.
+    fn header(&self, station: &str) -> Option<Arc<StationHeader>>;
+    /// The packets from the station's newest clean point to now (what a joiner gets first).
+    fn join_backlog(&self, station: &str) -> Vec<Arc<StationPacket>>;
+    /// Does the station exist and serve this protocol ("mms", "mmsh", "rtsp")?
+    fn serves(&self, station: &str, protocol: &str) -> bool;
+}
+
+/// The contract between the event loop and every unicast session.
+pub trait Session {
+    /// "mms", "mmsh", "rtsp", "http" — for logs.
+    fn protocol(&self) -> &'static str;
+    /// The station this session plays, once it is known (for packet delivery).
+    fn station(&self) -> Option<&str>;
+    /// Bytes from the client.
+    fn on_bytes(&mut self, input: &[u8], now: Instant, stations: &dyn StationView) -> Step;
+    /// The station's header changed (new playlist entry).
+    fn on_header(&mut self, header: &Arc<StationHeader>, now: Instant) -> Step;
+    /// The station produced a packet.
+    fn on_packet(&mut self, packet: &Arc<StationPacket>, now: Instant) -> Step;
+    /// [`Session::deadline`] has passed.
+    fn on_timeout(&mut self, now: Instant) -> Step;
+    /// When the session next needs [`Session::on_timeout`].
+    fn deadline(&self) -> Option<Instant>;
+    /// Stream output to write.
+    fn output(&mut self) -> &mut OutQueue;
+    /// Datagrams to send (UDP data channels); default none.
+    fn take_datagrams(&mut self, _out: &mut Vec<Datagram>) {}
+    /// The peer closed its side: default is to close.
+    fn on_peer_closed(&mut self, _now: Instant) -> Step {
+        Step::close("peer closed the connection")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_tracks_partial_writes_and_drops_only_unstarted_chunks() {
+        let mut q = OutQueue::new();
+        q.push_owned(vec![1, 2, 3]);
+        q.push_shared(Arc::from(vec![4, 5, 6, 7]));
+        q.push_owned(vec![8]);
+        assert_eq!(q.queued_bytes(), 8);
+        q.advance(2);
+        let s: Vec<u8> = q.io_slices(8).iter().flat_map(|s| s.to_vec()).collect();
+        assert_eq!(s, [3, 4, 5, 6, 7, 8]);
+        assert_eq!(q.drop_unstarted(), 5);
+        assert_eq!(q.queued_bytes(), 1);
+        q.advance(1);
+        assert!(q.is_empty());
+        q.push_owned(vec![9]);
+        assert_eq!(q.drop_unstarted(), 1);
+        assert!(q.is_empty());
+    }
+}
