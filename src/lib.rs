@@ -9,6 +9,7 @@
 pub mod asf;
 pub mod config;
 pub mod daemon;
+pub mod http;
 pub mod msb;
 pub mod net;
 pub mod nsc;
@@ -16,3 +17,4 @@ pub mod probe;
 pub mod recv;
 pub mod source;
 pub mod station;
+pub mod systemd;

@@ -79,13 +79,38 @@ enum NscCommand {
     Decode { file: PathBuf },
 }
 
-fn init_logging() {
+/// Logs go to the journal (structured fields: STATION, PEER, PROTOCOL, …) when systemd runs
+/// us with a journal stream, else to stderr as text or JSON lines. `ASFCAST_LOG` (a tracing
+/// filter such as `debug` or `asfcast::daemon=trace`) overrides the configured level.
+fn init_logging(log: &asfcast::config::LogConfig) {
+    use asfcast::config::{LogFormat, LogLevel};
+    use tracing_subscriber::prelude::*;
+    let level = match log.level {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+        LogLevel::Trace => "trace",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ASFCAST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let registry = tracing_subscriber::registry().with(filter);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        if let Ok(journal) = tracing_journald::layer() {
+            registry
+                .with(journal.with_syslog_identifier("asfcast".into()))
+                .init();
+            return;
+        }
+    }
+    use std::io::IsTerminal;
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    match log.format {
+        LogFormat::Json => registry.with(fmt.json()).init(),
+        LogFormat::Text => registry.with(fmt).init(),
+    }
 }
 
 fn main() -> ExitCode {
@@ -108,7 +133,13 @@ fn main() -> ExitCode {
 }
 
 fn run(config: Vec<PathBuf>) -> ExitCode {
-    init_logging();
+    match asfcast::config::load(&config) {
+        Ok(c) => init_logging(&c.server.log),
+        Err(errs) => {
+            eprintln!("asfcast: configuration refused:\n{errs}");
+            return ExitCode::FAILURE;
+        }
+    }
     let daemon = match asfcast::daemon::Daemon::start(config) {
         Ok(d) => d,
         Err(e) => {

@@ -124,7 +124,7 @@ pub fn recv(opts: &RecvOptions) -> Result<RecvReport, RecvError> {
         .parse()
         .map_err(|_| RecvError::Nsc(format!("IP Address {:?}", station.ip_address)))?;
     let group = SocketAddr::new(ip, station.ip_port);
-    let span = u64::from(station.default_ecc.unwrap_or(10).max(1));
+    let drop_position = station.default_ecc.unwrap_or(10).clamp(1, 3);
     let socket =
         join_group(group, opts.interface.as_ref()).map_err(io_err(format!("group {group}")))?;
     socket
@@ -139,13 +139,17 @@ pub fn recv(opts: &RecvOptions) -> Result<RecvReport, RecvError> {
     let mut rx = MsbReceiver::new();
     let mut writer: Option<(u16, AsfFileWriter<std::io::BufWriter<std::fs::File>>)> = None;
     let mut last_stream: Option<u16> = None;
-    let mut data_seen = 0u64;
     let mut buf = vec![0u8; 65_536];
     let mut drained = Vec::new();
     let deadline = Instant::now() + opts.duration;
+    // After the deadline, reception goes on until the open FEC span closes (its parity or a
+    // beacon arrives), for at most this long, so the last span can still be repaired.
+    let grace = deadline + Duration::from_secs(2);
+    let mut span_closed = true;
     let mut finishing = false;
     loop {
-        if !finishing && Instant::now() >= deadline {
+        let now = Instant::now();
+        if !finishing && ((now >= deadline && span_closed) || now >= grace) {
             rx.flush();
             finishing = true;
         } else if !finishing {
@@ -153,13 +157,19 @@ pub fn recv(opts: &RecvOptions) -> Result<RecvReport, RecvError> {
                 Ok(n) => {
                     report.datagrams += 1;
                     let d = &buf[..n];
+                    span_closed = match msb::classify(d) {
+                        Ok(msb::Datagram::Packet { is_parity, .. }) => is_parity,
+                        _ => true,
+                    };
                     if opts.drop_one_per_span {
+                        // Drop the packet at one fixed position of every span.
                         if let Ok(msb::Datagram::Packet {
-                            is_parity: false, ..
+                            is_parity: false,
+                            asf,
+                            ..
                         }) = msb::classify(d)
                         {
-                            data_seen += 1;
-                            if data_seen % span == 3 % span {
+                            if msb::data_span_position(asf) == Some(drop_position) {
                                 report.dropped_on_purpose += 1;
                                 continue;
                             }

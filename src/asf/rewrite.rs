@@ -126,11 +126,15 @@ pub fn filter_payloads(pkt: &Packet<'_>, mut keep: impl FnMut(&Payload) -> bool)
         return Filtered::Dropped;
     }
     let b = pkt.bytes;
-    let mut body = Vec::with_capacity(pkt.body.len());
-    body.push(0x80 | kept.len() as u8); // WORD payload lengths
+    // WORD payload lengths as encoders write them; DWORD when a payload does not fit in one
+    // (only possible in a packet above 64 KiB).
+    let longest = kept.iter().map(|p| p.data.len()).max().unwrap_or(0);
+    let len_type = if longest > 0xFFFF { 3u8 } else { 2u8 };
+    let mut body = Vec::with_capacity(pkt.body.len() + 2 * kept.len());
+    body.push((len_type << 6) | kept.len() as u8);
     for p in kept {
         body.extend_from_slice(&b[p.header.clone()]);
-        body.extend_from_slice(&(p.data.len() as u16).to_le_bytes());
+        put_var(&mut body, len_type, p.data.len() as u32);
         body.extend_from_slice(&b[p.data.clone()]);
     }
     Filtered::Rewritten(stripped(pkt, true, &body))
@@ -217,6 +221,27 @@ mod tests {
             assert_eq!(payload_bytes(&r), payload_bytes(&orig), "size {size}");
         }
         assert!(repad(&sp, (min - 1) as u32).is_err());
+    }
+
+    #[test]
+    fn filtering_keeps_payloads_longer_than_a_word() {
+        // The fuzzer's case: DWORD payload lengths, one payload of 65 536 bytes.
+        let mut p = vec![0x82, 0, 0, 0x01, 0x5D];
+        p.extend_from_slice(&1000u32.to_le_bytes());
+        p.extend_from_slice(&0u16.to_le_bytes());
+        p.push(0xC2); // 2 payloads, DWORD lengths
+        for (sn, len) in [(1u8, 65_536u32), (2, 0)] {
+            p.extend_from_slice(&[sn, 0, 0, 0, 0, 0, 8]);
+            p.extend_from_slice(&len.to_le_bytes());
+            p.extend_from_slice(&1000u32.to_le_bytes());
+            p.extend_from_slice(&len.to_le_bytes());
+            p.extend(std::iter::repeat_n(0xEEu8, len as usize));
+        }
+        let parsed = Packet::parse(&p).unwrap();
+        let Filtered::Rewritten(v) = select_streams(&parsed, &[1]) else {
+            panic!("expected a rewrite")
+        };
+        assert_eq!(payload_bytes(&v), vec![(1, false, vec![0xEE; 65_536])]);
     }
 
     #[test]

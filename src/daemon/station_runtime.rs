@@ -2,6 +2,7 @@
 //! beacons while no data flows) and announcements, serviced by the event loop whenever the
 //! pacing timer fires.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
@@ -12,7 +13,7 @@ use crate::config::{ServerConfig, Source, StationConfig};
 use crate::msb::{self, MsbSender, MsbSenderConfig};
 use crate::net::multicast::{MulticastOptions, MulticastSender};
 use crate::source::{PlaylistSource, SourceEvent};
-use crate::station::{Station, StationHeader};
+use crate::station::{Station, StationHeader, StationPacket};
 
 use super::announce::Announcer;
 
@@ -40,6 +41,15 @@ pub struct StationRuntime {
     msb: Option<MulticastOut>,
     pub announcer: Announcer,
     out: Vec<Vec<u8>>,
+    /// What the hub produced since the daemon last took it (for unicast sessions).
+    events: Vec<HubEvent>,
+}
+
+/// Something new at a station, fanned out to its unicast sessions.
+#[derive(Debug, Clone)]
+pub enum HubEvent {
+    Header(Arc<StationHeader>),
+    Packet(Arc<StationPacket>),
 }
 
 impl StationRuntime {
@@ -113,6 +123,7 @@ impl StationRuntime {
             msb,
             announcer,
             out: Vec::with_capacity(BATCH * 2),
+            events: Vec::new(),
         })
     }
 
@@ -152,7 +163,8 @@ impl StationRuntime {
             ..live
         };
         debug!(station = %self.config.name, format_id, generation = h.generation, "new header");
-        self.hub.set_header(h);
+        let h = self.hub.set_header(h);
+        self.events.push(HubEvent::Header(h));
         if changed {
             if let Err(e) = self.announcer.publish() {
                 warn!(station = %self.config.name, error = %e, "cannot write announcement files");
@@ -178,6 +190,7 @@ impl StationRuntime {
         let Some(pkt) = self.hub.push(stripped) else {
             return;
         };
+        self.events.push(HubEvent::Packet(pkt.clone()));
         if let Some(m) = &mut self.msb {
             match m.sender.push(&pkt.bytes, &mut self.out) {
                 Ok(()) => m.span_open = true,
@@ -220,6 +233,11 @@ impl StationRuntime {
             m.last_sent = now;
         }
         next.min(m.last_sent + m.beacon_interval)
+    }
+
+    /// Takes what the hub produced since the last call.
+    pub fn take_events(&mut self, into: &mut Vec<HubEvent>) {
+        into.append(&mut self.events);
     }
 
     /// Stops the station: closes the open span so the last packets are protected.

@@ -102,3 +102,12 @@ pub enum MsbError {
     #[error("no format id set: call MsbSender::set_format before push")]
     NoFormat,
 }
+
+/// The position (Number, 1-based) of a data packet in its FEC span, read from its Error
+/// Correction Data; `None` for parity packets and packets outside FEC.
+pub fn data_span_position(asf: &[u8]) -> Option<u8> {
+    match (asf.first(), asf.get(1)) {
+        (Some(&flags), Some(&b)) if flags & 0x90 == 0x80 => ecc::number_of(b, 1),
+        _ => None,
+    }
+}

@@ -137,9 +137,30 @@ impl OutQueue {
     }
 }
 
+/// The server's UDP data sockets a session may send from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UdpChannel {
+    /// MMS data over UDP (MMSU).
+    MmsData,
+    /// RTP media (even port of the server's RTP/RTCP pair).
+    Rtp,
+    /// RTCP (odd port).
+    Rtcp,
+}
+
+/// The local ports of the server's UDP data sockets, for sessions that announce them to
+/// clients (RTSP `server_port=`, MMS transport info). `None` when that socket is not open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UdpPorts {
+    pub mms_data: Option<u16>,
+    pub rtp: Option<u16>,
+    pub rtcp: Option<u16>,
+}
+
 /// A UDP datagram a session wants sent from one of the server's data sockets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Datagram {
+    pub via: UdpChannel,
     pub to: SocketAddr,
     pub bytes: Vec<u8>,
 }
@@ -152,6 +173,8 @@ pub trait StationView {
     fn join_backlog(&self, station: &str) -> Vec<Arc<StationPacket>>;
     /// Does the station exist and serve this protocol ("mms", "mmsh", "rtsp")?
     fn serves(&self, station: &str, protocol: &str) -> bool;
+    /// The stations' announcements, for the HTTP listener's routes.
+    fn catalog(&self) -> &dyn crate::http::announce::AnnouncementCatalog;
 }
 
 /// The contract between the event loop and every unicast session.
@@ -174,6 +197,11 @@ pub trait Session {
     fn output(&mut self) -> &mut OutQueue;
     /// Datagrams to send (UDP data channels); default none.
     fn take_datagrams(&mut self, _out: &mut Vec<Datagram>) {}
+    /// The station this session plays stopped (removed or reconfigured by a reload, or the
+    /// daemon is stopping): queue the protocol's end-of-stream and close. The default closes.
+    fn on_station_end(&mut self, _now: Instant) -> Step {
+        Step::close("station stopped")
+    }
     /// The peer closed its side: default is to close.
     fn on_peer_closed(&mut self, _now: Instant) -> Step {
         Step::close("peer closed the connection")

@@ -8,6 +8,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+pub mod feed;
+
 use crate::asf::{AsfHeader, DataHead, Packet};
 
 /// The ASF header a station currently announces.

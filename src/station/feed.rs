@@ -1,0 +1,280 @@
+//! One unicast client's view of a live station: where it joins, how fast it catches up, and
+//! what happens when it cannot keep up. Every unicast sink (MMS, MMSH, RTSP) uses it, so the
+//! policy is the same for all protocols (DESIGN.md, "The data path").
+//!
+//! - **Join:** a new client gets the packets from the station's newest clean point (a video
+//!   key-frame start) to now, so its decoder starts on a key frame.
+//! - **Fast start:** that backlog is released at `fast_start_rate` × real time (by send time),
+//!   not all at once, and live packets queue behind it until the client has caught up.
+//! - **Slow clients:** the sink reports how many bytes it still has queued for the socket. Above
+//!   `backlog_limit` the feed stops handing out packets and waits for the next clean point, where
+//!   the client resumes cleanly (counted in `skips`). A client that stays behind longer than
+//!   `stall_timeout` is reported stalled, and the sink closes it.
+//!
+//! Pure: the sink passes `now` and its queue size; the feed returns packets and a deadline.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::StationPacket;
+
+/// Limits of a live feed (from the server's `limits`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FeedConfig {
+    /// Bytes queued for the socket above which the client skips to the next clean point.
+    pub backlog_limit: usize,
+    /// How much faster than real time the join backlog is released (≥ 1).
+    pub fast_start_rate: f64,
+    /// How long a client may stay behind before it is closed.
+    pub stall_timeout: Duration,
+}
+
+/// What the feed says about a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedState {
+    /// Packets flow.
+    Flowing,
+    /// The client fell behind and waits for the next clean point.
+    Skipping,
+    /// Behind for longer than the stall timeout: close it.
+    Stalled,
+}
+
+#[derive(Debug)]
+pub struct LiveFeed {
+    config: FeedConfig,
+    /// Packets held back by fast start: (release instant, packet).
+    pending: VecDeque<(Instant, Arc<StationPacket>)>,
+    /// Anchor of the fast-start schedule: (join instant, first send time).
+    anchor: Option<(Instant, u32)>,
+    skipping: bool,
+    behind_since: Option<Instant>,
+    /// Times the client skipped forward to a clean point.
+    pub skips: u64,
+    /// Packets not delivered because the client was behind.
+    pub skipped_packets: u64,
+    /// Last packet sequence handed out (so a packet is never delivered twice).
+    last_seq: Option<u64>,
+}
+
+impl LiveFeed {
+    /// A feed for a client joining with the station's join backlog.
+    pub fn join(config: FeedConfig, backlog: Vec<Arc<StationPacket>>, now: Instant) -> Self {
+        let mut f = LiveFeed {
+            config,
+            pending: VecDeque::new(),
+            anchor: None,
+            skipping: false,
+            behind_since: None,
+            skips: 0,
+            skipped_packets: 0,
+            last_seq: None,
+        };
+        if backlog.is_empty() {
+            // Nothing to start from yet: wait for the first clean point.
+            f.skipping = true;
+        }
+        for p in backlog {
+            f.schedule(p, now);
+        }
+        f
+    }
+
+    fn schedule(&mut self, p: Arc<StationPacket>, now: Instant) {
+        let (t0, s0) = *self.anchor.get_or_insert((now, p.send_time));
+        let rate = self.config.fast_start_rate.max(1.0);
+        let ms = f64::from(p.send_time.wrapping_sub(s0)).min(86_400_000.0) / rate;
+        let at = t0 + Duration::from_micros((ms * 1000.0) as u64);
+        self.pending.push_back((at, p));
+    }
+
+    /// Offers a live packet from the station. `queued` is what the sink still has queued for
+    /// the socket. Returns the packets to send now (possibly none).
+    pub fn offer(
+        &mut self,
+        p: &Arc<StationPacket>,
+        queued: usize,
+        now: Instant,
+        out: &mut Vec<Arc<StationPacket>>,
+    ) -> FeedState {
+        if self.last_seq.is_some_and(|s| p.seq <= s) {
+            return self.state(now);
+        }
+        if queued > self.config.backlog_limit && !self.skipping {
+            self.skipping = true;
+            self.skips += 1;
+            self.behind_since.get_or_insert(now);
+            self.pending.clear();
+        }
+        if self.skipping {
+            if p.clean && queued <= self.config.backlog_limit {
+                self.skipping = false;
+                self.behind_since = None;
+                self.anchor = None;
+            } else {
+                self.skipped_packets += 1;
+                return self.state(now);
+            }
+        }
+        if self.pending.is_empty() {
+            self.last_seq = Some(p.seq);
+            out.push(p.clone());
+        } else {
+            // Still catching up: live packets queue behind the fast-start backlog, released
+            // no earlier than now.
+            self.pending.push_back((now, p.clone()));
+            self.release(now, out);
+        }
+        self.state(now)
+    }
+
+    /// Releases fast-start packets that are due.
+    pub fn release(&mut self, now: Instant, out: &mut Vec<Arc<StationPacket>>) {
+        while let Some((at, _)) = self.pending.front() {
+            if *at > now {
+                break;
+            }
+            if let Some((_, p)) = self.pending.pop_front() {
+                self.last_seq = Some(p.seq);
+                out.push(p);
+            }
+        }
+    }
+
+    /// When the next fast-start packet is due.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.pending.front().map(|(at, _)| *at)
+    }
+
+    /// The client's state at `now`.
+    pub fn state(&self, now: Instant) -> FeedState {
+        match self.behind_since {
+            Some(t) if now.duration_since(t) >= self.config.stall_timeout => FeedState::Stalled,
+            _ if self.skipping => FeedState::Skipping,
+            _ => FeedState::Flowing,
+        }
+    }
+
+    /// The header changed: packets of the old header still pending are dropped, and the client
+    /// waits for a clean point of the new one.
+    pub fn on_header_change(&mut self) {
+        self.pending.clear();
+        self.anchor = None;
+        self.skipping = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(seq: u64, send_time: u32, clean: bool) -> Arc<StationPacket> {
+        Arc::new(StationPacket {
+            seq,
+            generation: 1,
+            send_time,
+            clean,
+            bytes: Arc::from(vec![0u8; 100]),
+        })
+    }
+
+    const CFG: FeedConfig = FeedConfig {
+        backlog_limit: 1000,
+        fast_start_rate: 4.0,
+        stall_timeout: Duration::from_secs(10),
+    };
+
+    #[test]
+    fn fast_start_releases_the_backlog_at_the_configured_rate() {
+        let t0 = Instant::now();
+        let backlog: Vec<_> = (0..5)
+            .map(|i| pkt(i, 1000 + i as u32 * 400, i == 0))
+            .collect();
+        let mut f = LiveFeed::join(CFG, backlog, t0);
+        let mut out = Vec::new();
+        f.release(t0, &mut out);
+        assert_eq!(out.len(), 1, "the clean point goes at once");
+        // 400 ms of send time at 4x = 100 ms.
+        assert_eq!(f.deadline(), Some(t0 + Duration::from_millis(100)));
+        f.release(t0 + Duration::from_millis(250), &mut out);
+        assert_eq!(out.len(), 3);
+        // A live packet queues behind the backlog.
+        let st = f.offer(
+            &pkt(5, 3000, false),
+            0,
+            t0 + Duration::from_millis(300),
+            &mut out,
+        );
+        assert_eq!(st, FeedState::Flowing);
+        assert_eq!(out.len(), 4);
+        f.release(t0 + Duration::from_millis(400), &mut out);
+        assert_eq!(
+            out.iter().map(|p| p.seq).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4, 5]
+        );
+        // Caught up: live packets go straight through; duplicates never.
+        f.offer(
+            &pkt(6, 3040, false),
+            0,
+            t0 + Duration::from_millis(500),
+            &mut out,
+        );
+        f.offer(
+            &pkt(6, 3040, false),
+            0,
+            t0 + Duration::from_millis(500),
+            &mut out,
+        );
+        assert_eq!(out.len(), 7);
+    }
+
+    #[test]
+    fn a_slow_client_skips_to_the_next_clean_point_then_stalls() {
+        let t0 = Instant::now();
+        let mut f = LiveFeed::join(CFG, vec![pkt(0, 0, true)], t0);
+        let mut out = Vec::new();
+        f.release(t0, &mut out);
+        assert_eq!(
+            f.offer(&pkt(1, 40, false), 5000, t0, &mut out),
+            FeedState::Skipping
+        );
+        assert_eq!(
+            f.offer(&pkt(2, 80, false), 0, t0, &mut out),
+            FeedState::Skipping
+        );
+        assert_eq!(out.len(), 1);
+        // Clean point with the queue drained: resumes.
+        assert_eq!(
+            f.offer(&pkt(3, 120, true), 0, t0, &mut out),
+            FeedState::Flowing
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!((f.skips, f.skipped_packets), (1, 2));
+        // Behind again and never drains: stalled after the timeout.
+        let later = t0 + Duration::from_secs(11);
+        f.offer(
+            &pkt(4, 160, false),
+            5000,
+            t0 + Duration::from_secs(1),
+            &mut out,
+        );
+        assert_eq!(
+            f.offer(&pkt(5, 200, true), 5000, later, &mut out),
+            FeedState::Stalled
+        );
+    }
+
+    #[test]
+    fn joining_an_empty_station_waits_for_a_clean_point() {
+        let t0 = Instant::now();
+        let mut f = LiveFeed::join(CFG, Vec::new(), t0);
+        let mut out = Vec::new();
+        f.offer(&pkt(0, 0, false), 0, t0, &mut out);
+        assert!(out.is_empty());
+        f.offer(&pkt(1, 40, true), 0, t0, &mut out);
+        assert_eq!(out.len(), 1);
+        // Not stalled: it was never behind.
+        assert_eq!(f.state(t0 + Duration::from_secs(60)), FeedState::Flowing);
+    }
+}

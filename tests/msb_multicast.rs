@@ -1,0 +1,262 @@
+//! End-to-end MSB multicast, inside the private network namespace only (tests/netns-run):
+//! `asfcast run` sends a station, `asfcast recv` joins it from the .nsc, and ffprobe — the
+//! judge — decodes the rebuilt file.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use support::{Daemon, TempDir};
+
+/// Writes a server file (no listeners: multicast only) and one station file into `dir`.
+fn write_config(dir: &Path, station: &str, files: &[PathBuf], port: u16, fec_span: u8) {
+    let announce = dir.join("announce");
+    std::fs::write(
+        dir.join("server.yaml"),
+        format!(
+            "listen:\n  http: false\n  mms: false\n  rtsp: false\nannounce_dir: {}\n",
+            announce.display()
+        ),
+    )
+    .unwrap();
+    let list: String = files
+        .iter()
+        .map(|f| format!("    - {}\n", f.display()))
+        .collect();
+    std::fs::write(
+        dir.join(format!("{station}.yaml")),
+        format!(
+            "name: {station}\nsource:\n  type: playlist\n  files:\n{list}  loop: true\n\
+             multicast:\n  group: 239.255.42.{}\n  port: {port}\n  interface: lo\n  ttl: 0\n  \
+             fec_span: {fec_span}\n  beacon_interval: 1s\nunicast:\n  mms: false\n  mmsh: false\n  rtsp: false\n",
+            (port % 200) + 1
+        ),
+    )
+    .unwrap();
+}
+
+fn nsc_path(dir: &Path, station: &str) -> PathBuf {
+    dir.join("announce").join(format!("{station}.nsc"))
+}
+
+fn wait_for_file(p: &Path, daemon: &mut Daemon) {
+    for _ in 0..100 {
+        if p.exists() {
+            return;
+        }
+        assert!(daemon.is_running(), "daemon died:\n{}", daemon.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} never appeared:\n{}", p.display(), daemon.stderr());
+}
+
+#[derive(Debug)]
+struct Recv {
+    json: String,
+}
+
+impl Recv {
+    fn num(&self, key: &str) -> u64 {
+        let pat = format!("\"{key}\":");
+        let at = self
+            .json
+            .find(&pat)
+            .unwrap_or_else(|| panic!("{key} in {}", self.json))
+            + pat.len();
+        self.json[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect::<String>()
+            .parse()
+            .unwrap()
+    }
+
+    fn list(&self, key: &str) -> Vec<u64> {
+        let pat = format!("\"{key}\":[");
+        let at = self.json.find(&pat).unwrap() + pat.len();
+        let end = self.json[at..].find(']').unwrap() + at;
+        self.json[at..end]
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap())
+            .collect()
+    }
+}
+
+fn recv(nsc: &Path, out: &Path, seconds: u32, drop: bool) -> Recv {
+    let mut cmd = support::bounded(
+        Duration::from_secs(u64::from(seconds) + 20),
+        support::asfcast_bin(),
+    );
+    cmd.arg("recv")
+        .arg(nsc)
+        .arg("-o")
+        .arg(out)
+        .arg("--seconds")
+        .arg(seconds.to_string());
+    if drop {
+        cmd.arg("--drop-one-per-span");
+    }
+    let o = support::run_bounded(&mut cmd, Duration::from_secs(u64::from(seconds) + 20))
+        .unwrap_or_else(|e| panic!("{e}"));
+    Recv {
+        json: String::from_utf8_lossy(&o.stdout).trim().to_string(),
+    }
+}
+
+fn frames(p: &Path, sel: &str) -> u64 {
+    support::ffprobe_count_frames(p, sel).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn probe_json(p: &Path) -> String {
+    let o = Command::new(support::asfcast_bin())
+        .args(["probe", "--json"])
+        .arg(p)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// 10 s of the demo (25 fps video, ~21.5 audio frames/s) received and decoded.
+fn assert_ten_seconds_decoded(out: &Path) {
+    let v = frames(out, "v:0");
+    let a = frames(out, "a:0");
+    // The receiver joins mid-GOP and stops after 10 s: the count is the source's rate times
+    // the time received, give or take the first partial GOP and the preroll lead.
+    assert!((180..=330).contains(&v), "video frames {v}");
+    assert!((150..=290).contains(&a), "audio frames {a}");
+}
+
+#[test]
+fn station_received_from_the_nsc_decodes_with_the_broadcast_flag() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let dir = TempDir::new("msb-basic");
+    let port = support::free_udp_port();
+    write_config(dir.path(), "basic", &[support::demo_media()], port, 10);
+    let mut d = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
+    let nsc = nsc_path(dir.path(), "basic");
+    wait_for_file(&nsc, &mut d);
+    let out = dir.path().join("basic.asf");
+    let r = recv(&nsc, &out, 10, false);
+    assert_eq!(r.num("lost"), 0, "{}", r.json);
+    assert!(r.num("parity") > 10, "FEC parity arrives: {}", r.json);
+    assert!(r.num("packets_written") > 100, "{}", r.json);
+    assert_ten_seconds_decoded(&out);
+    let p = probe_json(&out);
+    assert!(p.contains("\"broadcast\": true"), "{p}");
+    assert!(p.contains("\"seekable\": false"), "{p}");
+    let status = d.stop();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+}
+
+#[test]
+fn one_lost_packet_per_span_is_repaired_from_parity() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let dir = TempDir::new("msb-loss");
+    let port = support::free_udp_port();
+    write_config(dir.path(), "lossy", &[support::demo_media()], port, 10);
+    let mut d = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
+    let nsc = nsc_path(dir.path(), "lossy");
+    wait_for_file(&nsc, &mut d);
+    let out = dir.path().join("lossy.asf");
+    let r = recv(&nsc, &out, 10, true);
+    let dropped = r.num("dropped_on_purpose");
+    assert!(dropped >= 10, "{}", r.json);
+    // Every dropped packet comes back (recv waits for the last span's parity).
+    assert_eq!(r.num("repaired"), dropped, "{}", r.json);
+    assert_eq!(r.num("lost"), 0, "{}", r.json);
+    assert_ten_seconds_decoded(&out);
+}
+
+#[test]
+fn a_playlist_of_two_headers_announces_and_sends_two_format_ids() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let dir = TempDir::new("msb-two");
+    let port = support::free_udp_port();
+    // demo-b (6 s) first, so 8 s of reception spans the change to the second entry.
+    write_config(
+        dir.path(),
+        "two",
+        &[support::demo_media_b(), support::demo_media()],
+        port,
+        10,
+    );
+    let mut d = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
+    let nsc = nsc_path(dir.path(), "two");
+    wait_for_file(&nsc, &mut d);
+    let out = dir.path().join("two.asf");
+    let r = recv(&nsc, &out, 9, false);
+    let announced = r.list("formats_announced");
+    let seen = r.list("formats_seen");
+    assert_eq!(announced.len(), 2, "{}", r.json);
+    assert_ne!(announced[0], announced[1]);
+    assert_eq!(seen.len(), 2, "both formats arrive: {}", r.json);
+    for id in &seen {
+        assert!(announced.contains(id), "{}", r.json);
+    }
+    // The first entry's part of the file decodes (demo-b: 15 fps).
+    assert!(frames(&out, "v:0") > 40);
+    // `asfcast nsc decode` shows both Format keys with good check bytes.
+    let o = Command::new(support::asfcast_bin())
+        .args(["nsc", "decode"])
+        .arg(&nsc)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("Format1") && text.contains("Format2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn missing_and_corrupt_playlist_entries_are_skipped_and_the_station_stays_up() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let dir = TempDir::new("msb-bad");
+    let port = support::free_udp_port();
+    let missing = dir.path().join("missing.asf");
+    let corrupt = dir.path().join("corrupt.asf");
+    let mut bytes = std::fs::read(support::demo_media()).unwrap();
+    bytes.truncate(5000); // header and one packet, then cut inside the next
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let garbage = dir.path().join("garbage.asf");
+    std::fs::write(&garbage, b"this is not an ASF file at all").unwrap();
+    write_config(
+        dir.path(),
+        "bad",
+        &[
+            missing.clone(),
+            corrupt.clone(),
+            garbage,
+            support::demo_media_b(),
+        ],
+        port,
+        10,
+    );
+    let mut d = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
+    let nsc = nsc_path(dir.path(), "bad");
+    wait_for_file(&nsc, &mut d);
+    let out = dir.path().join("bad.asf");
+    let r = recv(&nsc, &out, 5, false);
+    assert!(r.num("packets_written") > 20, "{}", r.json);
+    assert!(frames(&out, "v:0") > 20);
+    assert!(d.is_running());
+    let log = d.stderr();
+    assert!(log.contains("missing.asf"), "{log}");
+    assert!(log.contains("file ended early"), "{log}");
+    assert!(log.contains("skipping playlist entry"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    let status = d.stop();
+    assert!(status.success(), "{status}");
+}
