@@ -57,7 +57,7 @@ pub enum DaemonError {
 /// The stations as unicast sessions see them, with the number of clients each has.
 struct StationsView<'a>(
     &'a BTreeMap<String, StationRuntime>,
-    &'a HashMap<String, usize>,
+    &'a HashMap<String, Vec<usize>>,
 );
 
 impl StationView for StationsView<'_> {
@@ -81,7 +81,7 @@ impl StationView for StationsView<'_> {
             .0
             .get(station)
             .map_or(0, |s| s.config.unicast.max_clients as usize);
-        self.1.get(station).copied().unwrap_or(0) < max
+        self.1.get(station).map_or(0, Vec::len) < max
     }
 
     fn serves(&self, station: &str, protocol: &str) -> bool {
@@ -140,8 +140,9 @@ pub struct Daemon {
     udp: UdpSockets,
     datagrams: Vec<Datagram>,
     manager: ServiceManager,
-    /// Unicast clients per station (sessions whose `station()` names it).
-    clients: HashMap<String, usize>,
+    /// Unicast clients per station: the connections whose session plays it, so a station's
+    /// packets go only to its own clients.
+    clients: HashMap<String, Vec<usize>>,
     /// When station packets were first queued without being written yet.
     unflushed: Option<Instant>,
     write_coalesce: Duration,
@@ -274,6 +275,7 @@ impl Daemon {
             warn!(name = %a.name, addr = %a.local, "socket passed by systemd matches no configured listener; closed");
         }
         let listen_cfg = &config.server.listen.clone();
+        let limits_cfg = config.server.limits.clone();
         let mut d = Daemon {
             paths,
             config,
@@ -293,12 +295,7 @@ impl Daemon {
             manager: ServiceManager::from_env(),
             clients: HashMap::new(),
             unflushed: None,
-            write_coalesce: Duration::from_millis(
-                std::env::var("ASFCAST_COALESCE_MS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-            ),
+            write_coalesce: limits_cfg.write_interval,
         };
         let now = Instant::now();
         let stations = d.config.stations.clone();
@@ -318,7 +315,7 @@ impl Daemon {
 
     /// "3 stations, 12 clients": the systemd status line.
     fn status_line(&self) -> String {
-        let clients: usize = self.clients.values().sum();
+        let clients: usize = self.clients.values().map(Vec::len).sum();
         format!("{} stations, {clients} clients", self.stations.len())
     }
 
@@ -404,14 +401,16 @@ impl Daemon {
             }
             rt.take_events(&mut events);
             if !events.is_empty() {
-                fan_out(&mut self.conns, name, &events, now);
+                if let Some(subscribers) = self.clients.get(name) {
+                    fan_out(&mut self.conns, subscribers, &events, now);
+                }
                 events.clear();
                 self.unflushed.get_or_insert(now);
             }
         }
         self.events_buf = events;
         // Station packets are written in batches: one writev per client carries every packet
-        // of the last WRITE_COALESCE, instead of one system call per packet per client.
+        // of the last `limits.write_interval`, instead of one system call per packet per client.
         if self
             .unflushed
             .is_some_and(|t| now >= t + self.write_coalesce)
@@ -508,10 +507,10 @@ impl Daemon {
         if station != c.counted_station.as_deref() {
             let station = station.map(str::to_string);
             if let Some(old) = c.counted_station.take() {
-                decrement(&mut self.clients, &old);
+                unsubscribe(&mut self.clients, &old, idx);
             }
             if let Some(new) = &station {
-                *self.clients.entry(new.clone()).or_insert(0) += 1;
+                self.clients.entry(new.clone()).or_default().push(idx);
             }
             c.counted_station = station;
         }
@@ -545,7 +544,7 @@ impl Daemon {
         if let Some(mut c) = self.conns.get_mut(idx).and_then(|c| c.take()) {
             log_close(&c);
             if let Some(station) = c.counted_station.take() {
-                decrement(&mut self.clients, &station);
+                unsubscribe(&mut self.clients, &station, idx);
             }
             let _ = self.poll.registry().deregister(&mut c.stream);
             self.peers.remove(c.peer);
@@ -629,11 +628,11 @@ impl Daemon {
     }
 }
 
-fn decrement(counts: &mut HashMap<String, usize>, station: &str) {
-    if let Some(n) = counts.get_mut(station) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            counts.remove(station);
+fn unsubscribe(subscribers: &mut HashMap<String, Vec<usize>>, station: &str, idx: usize) {
+    if let Some(list) = subscribers.get_mut(station) {
+        list.retain(|&i| i != idx);
+        if list.is_empty() {
+            subscribers.remove(station);
         }
     }
 }
@@ -668,11 +667,16 @@ fn raise_open_file_limit(max_clients: u32) {
 }
 
 /// Hands a station's new header and packets to the sessions that play it.
-fn fan_out(conns: &mut [Option<Connection>], station: &str, events: &[HubEvent], now: Instant) {
-    for c in conns.iter_mut().flatten() {
-        if c.session.station() != Some(station) {
+fn fan_out(
+    conns: &mut [Option<Connection>],
+    subscribers: &[usize],
+    events: &[HubEvent],
+    now: Instant,
+) {
+    for &i in subscribers {
+        let Some(c) = conns.get_mut(i).and_then(|c| c.as_mut()) else {
             continue;
-        }
+        };
         for ev in events {
             let step = match ev {
                 HubEvent::Header(h) => c.session.on_header(h, now),
