@@ -215,8 +215,8 @@ fn vlc_mms_url_rolls_over_to_http() {
 #[test]
 fn libmms_reads_the_station_and_ffprobe_decodes_it() {
     let mut s = start("mmsh-libmms", "");
-    let src = support::repo_root().join("tests/clients/libmms_mmsh.c");
-    let bin = s.dir.join("libmms_mmsh");
+    let src = support::repo_root().join("tests/clients/libmms_read.c");
+    let bin = s.dir.join("libmms_read");
     let cc = Command::new("gcc")
         .arg(&src)
         .arg("-o")

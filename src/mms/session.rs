@@ -386,7 +386,7 @@ impl MmsSession {
             return refuse(
                 self,
                 hr::ACCESS_DENIED,
-                format!("station {name} has its maximum of clients"),
+                format!("station {name} is full: it has its maximum of clients"),
             );
         }
         let Some(h) = stations.header(name) else {
