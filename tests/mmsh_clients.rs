@@ -487,3 +487,35 @@ fn a_station_refuses_clients_beyond_its_max_clients() {
     }
     assert!(third.is_some(), "{}", daemon.stderr());
 }
+
+#[test]
+fn timestamps_stay_monotonic_across_a_playlist_loop() {
+    // The demo is 10 s and loops: 14 s of play crosses the restart. The station keeps one
+    // continuous timeline, so ffmpeg's timestamps never go back and `-t` ends the run.
+    let s = start("mmsh-loop", "");
+    let mut cmd = bounded(Duration::from_secs(90), "ffmpeg");
+    cmd.args(["-nostdin", "-v", "error", "-i", &url("mmsh", s.addr)])
+        .args(["-t", "14", "-map", "0", "-f", "framemd5", "-"]);
+    let out = support::run_bounded(&mut cmd, Duration::from_secs(90))
+        .unwrap_or_else(|e| panic!("{e}\n{}", s.daemon.stderr()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (video, audio) = framemd5_counts(&text);
+    assert!(video >= 330, "video frames {video}");
+    assert!(audio >= 280, "audio frames {audio}");
+    for stream in ["0", "1"] {
+        let pts: Vec<i64> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(',').map(str::trim).collect::<Vec<_>>())
+            .filter(|f| f.first() == Some(&stream))
+            .filter_map(|f| f.get(2).and_then(|p| p.parse().ok()))
+            .collect();
+        assert!(
+            pts.windows(2).all(|w| w[1] > w[0]),
+            "stream {stream} pts go back: {:?}",
+            pts.windows(2).find(|w| w[1] <= w[0])
+        );
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("non monotonically"), "{err}");
+}

@@ -12,6 +12,7 @@ pub mod guid;
 pub mod header;
 pub mod packet;
 pub mod reader;
+pub mod retime;
 pub mod rewrite;
 pub mod writer;
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
+use crate::asf::retime::Retimer;
 use crate::asf::rewrite::strip_padding;
 use crate::asf::{AsfReader, Packet};
 use crate::config::{ServerConfig, Source, StationConfig};
@@ -41,6 +42,7 @@ pub struct StationRuntime {
     msb: Option<MulticastOut>,
     pub announcer: Announcer,
     out: Vec<Vec<u8>>,
+    retimer: Retimer,
     /// What the hub produced since the daemon last took it (for unicast sessions).
     events: Vec<HubEvent>,
 }
@@ -123,6 +125,7 @@ impl StationRuntime {
             msb,
             announcer,
             out: Vec::with_capacity(BATCH * 2),
+            retimer: Retimer::new(),
             events: Vec::new(),
         })
     }
@@ -163,6 +166,7 @@ impl StationRuntime {
             ..live
         };
         debug!(station = %self.config.name, format_id, generation = h.generation, "new header");
+        self.retimer.new_entry();
         let h = self.hub.set_header(h);
         self.events.push(HubEvent::Header(h));
         if changed {
@@ -179,13 +183,22 @@ impl StationRuntime {
     }
 
     fn on_packet(&mut self, bytes: &[u8]) {
-        let stripped = match Packet::parse(bytes) {
-            Ok(p) => strip_padding(&p),
+        let parsed = match Packet::parse(bytes) {
+            Ok(p) => p,
             Err(e) => {
                 self.hub.counters.bad_packets += 1;
                 debug!(station = %self.config.name, error = %e, "bad packet");
                 return;
             }
+        };
+        // One continuous timeline across playlist entries and loops, for every delivery; then
+        // the padding goes (every protocol sends packets without it).
+        let stripped = match self.retimer.apply(&parsed).1 {
+            None => strip_padding(&parsed),
+            Some(shifted) => match Packet::parse(&shifted) {
+                Ok(p) => strip_padding(&p),
+                Err(_) => strip_padding(&parsed),
+            },
         };
         let Some(pkt) = self.hub.push(stripped) else {
             return;

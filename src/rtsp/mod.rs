@@ -8,12 +8,10 @@
 //! - [`sdp`]: the DESCRIBE answer (ASF header in `a=pgmpu`, one x-asf-pf section per stream,
 //!   the x-wms-rtx section FFmpeg's UDP setup needs);
 //! - [`transport`]: SETUP transport negotiation (UDP, TCP interleaved, 461 otherwise);
-//! - [`retime`]: continuous ASF times across the station's playlist entries, per client;
 //! - [`rtp`]: RTP header, x-asf-pf packetizer with MTU fragmentation, RTCP sender reports;
 //! - [`session`]: the per-connection state machine on the session contract.
 
 pub mod message;
-pub mod retime;
 pub mod rtp;
 pub mod sdp;
 pub mod session;

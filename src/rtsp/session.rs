@@ -26,9 +26,9 @@
 //! streams not set up are not sent at all. A packet that needs no rewriting and no fragmenting
 //! goes out over TCP as the station's shared buffer, never copied per client.
 //!
-//! **Timestamps.** ASF times are made continuous across playlist entries per client
-//! (`retime.rs`). RTP time is 1 kHz media time: the (continued) ASF send times from a random
-//! per-session base. RTCP sender
+//! **Timestamps.** ASF times are continuous across playlist entries (the station shifts them,
+//! `asf::retime`). RTP time is 1 kHz media time: the ASF send times from a random per-session
+//! base. RTCP sender
 //! reports go every few seconds on every RTP session, with an NTP timestamp counted from the
 //! session's start (the core reads no wall clock; receivers need it only to relate streams).
 //!
@@ -55,7 +55,6 @@ use crate::station::feed::{FeedConfig, FeedState, LiveFeed};
 use crate::station::{StationHeader, StationPacket};
 
 use super::message::{header, Incoming, ReadError, Reader, Reply, PUBLIC};
-use super::retime::Retimer;
 use super::rtp::{self, SenderInfo};
 use super::sdp::{self, Track, TrackKind};
 use super::transport::{self, Dest};
@@ -205,7 +204,6 @@ fn compatible(old: &StationHeader, new: &StationHeader) -> bool {
 /// The data of one ASF packet to send: the station's shared buffer or a rewritten copy.
 enum Data<'a> {
     Shared(&'a Arc<[u8]>),
-    Slice(&'a [u8]),
     Owned(Vec<u8>),
 }
 
@@ -213,7 +211,6 @@ impl Data<'_> {
     fn bytes(&self) -> &[u8] {
         match self {
             Data::Shared(a) => a,
-            Data::Slice(s) => s,
             Data::Owned(v) => v,
         }
     }
@@ -237,7 +234,6 @@ pub struct RtspSession {
     playing: bool,
     feed: Option<LiveFeed>,
     clock: MediaClock,
-    retimer: Retimer,
     created: Instant,
     last_heard: Option<Instant>,
     next_report: Option<Instant>,
@@ -269,7 +265,6 @@ impl RtspSession {
                 last: None,
                 declared: None,
             },
-            retimer: Retimer::new(),
             created: now,
             last_heard: None,
             next_report: None,
@@ -632,28 +627,16 @@ impl RtspSession {
                 return;
             }
         };
-        let (send_time, retimed) = self.retimer.apply(&parsed);
-        let ts = self.clock.stamp(send_time, now);
-        let reparsed;
-        let pkt = match &retimed {
-            Some(v) => match Packet::parse(v) {
-                Ok(x) => {
-                    reparsed = x;
-                    &reparsed
-                }
-                Err(_) => return,
-            },
-            None => &parsed,
-        };
+        let ts = self.clock.stamp(parsed.send_time, now);
+        let pkt = &parsed;
         for gi in 0..self.rtp.len() {
             let Some(g) = self.rtp.get(gi) else {
                 continue;
             };
-            let data = match (select_streams(pkt, &g.streams), &retimed) {
-                (Filtered::Unchanged, None) => Data::Shared(&p.bytes),
-                (Filtered::Unchanged, Some(v)) => Data::Slice(v),
-                (Filtered::Dropped, _) => continue,
-                (Filtered::Rewritten(v), _) => Data::Owned(v),
+            let data = match select_streams(pkt, &g.streams) {
+                Filtered::Unchanged => Data::Shared(&p.bytes),
+                Filtered::Dropped => continue,
+                Filtered::Rewritten(v) => Data::Owned(v),
             };
             let key = pkt
                 .payloads
@@ -828,7 +811,6 @@ impl Session for RtspSession {
         };
         if compatible(old, header) {
             self.header = Some(header.clone());
-            self.retimer.new_entry();
             if let Some(f) = self.feed.as_mut() {
                 f.on_header_change();
             }

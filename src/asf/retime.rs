@@ -1,11 +1,11 @@
-//! Continuous ASF times for one RTSP client across the station's playlist entries.
+//! Continuous ASF times across a station's playlist entries.
 //!
 //! Why: every playlist entry (and every loop of a looping playlist) restarts its ASF send and
-//! presentation times at zero. WMS would end the RTSP stream and announce the next entry, which
-//! FFmpeg and GStreamer do not follow (FFmpeg answers ANNOUNCE with 501); passing the reset
-//! through makes FFmpeg's timestamps jump backwards (its `-t` limit is then never reached) and
-//! GStreamer's demuxer drop what looks late. So an RTSP client sees one endless stream: from the
-//! first packet of a new entry on, its packets are shifted past the last times it was sent.
+//! presentation times at zero. A live broadcast's clients see one endless stream: passing the
+//! reset through makes FFmpeg's timestamps jump backwards (over MMS, MMSH and RTSP alike: its
+//! `-t` limit is then never reached and its muxers complain), and GStreamer's demuxer drops
+//! what looks late. So the station shifts every entry's times past the last times it sent,
+//! once, for every delivery (the station runtime applies it before packets are shared).
 //!
 //! The shift rewrites a copy of the packet ([ASF] §5.2): the Send Time field and each payload's
 //! presentation time (bytes 4..8 of the replicated data, or the Presentation Time field of a
@@ -27,7 +27,7 @@ fn width(bits: u8) -> usize {
     }
 }
 
-/// Per-client time shifting.
+/// Time shifting for one station's timeline.
 #[derive(Debug, Clone, Default)]
 pub struct Retimer {
     offset: u32,
