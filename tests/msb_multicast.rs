@@ -12,6 +12,19 @@ use support::{Daemon, TempDir};
 
 /// Writes a server file (no listeners: multicast only) and one station file into `dir`.
 fn write_config(dir: &Path, station: &str, files: &[PathBuf], port: u16, fec_span: u8) {
+    let group = format!("239.255.42.{}", (port % 200) + 1);
+    write_config_on(dir, station, files, port, fec_span, &group, "lo");
+}
+
+fn write_config_on(
+    dir: &Path,
+    station: &str,
+    files: &[PathBuf],
+    port: u16,
+    fec_span: u8,
+    group: &str,
+    interface: &str,
+) {
     let announce = dir.join("announce");
     std::fs::write(
         dir.join("server.yaml"),
@@ -29,9 +42,8 @@ fn write_config(dir: &Path, station: &str, files: &[PathBuf], port: u16, fec_spa
         dir.join(format!("{station}.yaml")),
         format!(
             "name: {station}\nsource:\n  type: playlist\n  files:\n{list}  loop: true\n\
-             multicast:\n  group: 239.255.42.{}\n  port: {port}\n  interface: lo\n  ttl: 0\n  \
-             fec_span: {fec_span}\n  beacon_interval: 1s\nunicast:\n  mms: false\n  mmsh: false\n  rtsp: false\n",
-            (port % 200) + 1
+             multicast:\n  group: {group}\n  port: {port}\n  interface: {interface}\n  ttl: 0\n  \
+             fec_span: {fec_span}\n  beacon_interval: 1s\nunicast:\n  mms: false\n  mmsh: false\n  rtsp: false\n"
         ),
     )
     .unwrap();
@@ -86,6 +98,10 @@ impl Recv {
 }
 
 fn recv(nsc: &Path, out: &Path, seconds: u32, drop: bool) -> Recv {
+    recv_on(nsc, out, seconds, drop, None)
+}
+
+fn recv_on(nsc: &Path, out: &Path, seconds: u32, drop: bool, interface: Option<&str>) -> Recv {
     let mut cmd = support::bounded(
         Duration::from_secs(u64::from(seconds) + 20),
         support::asfcast_bin(),
@@ -98,6 +114,9 @@ fn recv(nsc: &Path, out: &Path, seconds: u32, drop: bool) -> Recv {
         .arg(seconds.to_string());
     if drop {
         cmd.arg("--drop-one-per-span");
+    }
+    if let Some(i) = interface {
+        cmd.args(["--interface", i]);
     }
     let o = support::run_bounded(&mut cmd, Duration::from_secs(u64::from(seconds) + 20))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -259,4 +278,36 @@ fn missing_and_corrupt_playlist_entries_are_skipped_and_the_station_stays_up() {
     assert!(!log.contains("panicked"), "{log}");
     let status = d.stop();
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn an_ipv6_station_is_received_and_decodes() {
+    let Some((ifname, _)) = support::netns_v6_interface() else {
+        return;
+    };
+    let dir = TempDir::new("msb-v6");
+    let port = support::free_udp_port();
+    let group = format!("ff15::42:{:x}", port);
+    write_config_on(
+        dir.path(),
+        "six",
+        &[support::demo_media()],
+        port,
+        10,
+        &group,
+        &ifname,
+    );
+    let mut d = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
+    let nsc = nsc_path(dir.path(), "six");
+    wait_for_file(&nsc, &mut d);
+    let out = dir.path().join("six.asf");
+    let r = recv_on(&nsc, &out, 6, false, Some(&ifname));
+    assert!(
+        r.json.contains(&format!("\"group\":\"[{group}]:{port}\"")),
+        "{}",
+        r.json
+    );
+    assert_eq!(r.num("lost"), 0, "{}", r.json);
+    assert!(r.num("packets_written") > 60, "{}", r.json);
+    assert!(frames(&out, "v:0") > 100);
 }
