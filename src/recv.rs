@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::asf::writer::{AsfFileWriter, WriteError};
-use crate::asf::{AsfHeader, DataHead, DATA_HEAD_LEN};
+use crate::asf::{AsfHeader, DataHead, Packet, DATA_HEAD_LEN};
 use crate::msb::{self, MsbReceiver, Received};
 use crate::net::multicast::{join_group, Interface};
 use crate::nsc;
@@ -69,6 +69,8 @@ pub struct RecvReport {
     pub stream_changes: u64,
     /// Packets not written because their Format ID differs from the file's.
     pub other_format_packets: u64,
+    /// Packets not written because they came before the first key frame.
+    pub skipped_before_key_frame: u64,
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RecvError {
@@ -137,7 +139,7 @@ pub fn recv(opts: &RecvOptions) -> Result<RecvReport, RecvError> {
         ..RecvReport::default()
     };
     let mut rx = MsbReceiver::new();
-    let mut writer: Option<(u16, AsfFileWriter<std::io::BufWriter<std::fs::File>>)> = None;
+    let mut writer: Option<(u16, FileWriter, Option<u8>)> = None;
     let mut last_stream: Option<u16> = None;
     let mut buf = vec![0u8; 65_536];
     let mut drained = Vec::new();
@@ -206,15 +208,26 @@ pub fn recv(opts: &RecvOptions) -> Result<RecvReport, RecvError> {
                         report.formats_seen.push(format_id);
                     }
                     if writer.is_none() {
-                        writer = Some((format_id, open_writer(&station, format_id, &opts.output)?));
+                        let (w, key_stream) = open_writer(&station, format_id, &opts.output)?;
+                        writer = Some((format_id, w, key_stream));
                     }
-                    if let Some((id, w)) = writer.as_mut() {
+                    if let Some((id, w, key_stream)) = writer.as_mut() {
                         if *id != format_id {
                             report.other_format_packets += 1;
                             continue;
                         }
                         if repaired {
                             report.repaired += 1;
+                        }
+                        // The file starts at a key frame, as a player joining would.
+                        if let Some(s) = *key_stream {
+                            let starts =
+                                Packet::parse(&asf).is_ok_and(|p| p.starts_key_frame_on(s));
+                            if !starts {
+                                report.skipped_before_key_frame += 1;
+                                continue;
+                            }
+                            *key_stream = None;
                         }
                         // A packet that does not fit the header's packet size is skipped.
                         if w.write_packet(&asf).is_ok() {
@@ -231,7 +244,7 @@ pub fn recv(opts: &RecvOptions) -> Result<RecvReport, RecvError> {
     let c = rx.counters();
     report.parity = c.parity;
     report.lost = report.lost.max(c.lost);
-    if let Some((_, w)) = writer {
+    if let Some((_, w, _)) = writer {
         w.finish().map_err(|source| RecvError::Write {
             path: opts.output.clone(),
             source,
@@ -240,11 +253,15 @@ pub fn recv(opts: &RecvOptions) -> Result<RecvReport, RecvError> {
     Ok(report)
 }
 
+type FileWriter = AsfFileWriter<std::io::BufWriter<std::fs::File>>;
+
+/// Opens the output file with the Format's header; also returns the stream whose key frame
+/// the file must start on (None for audio-only headers).
 fn open_writer(
     station: &nsc::StationFile,
     format_id: u16,
     path: &PathBuf,
-) -> Result<AsfFileWriter<std::io::BufWriter<std::fs::File>>, RecvError> {
+) -> Result<(FileWriter, Option<u8>), RecvError> {
     let f = station
         .formats
         .iter()
@@ -263,11 +280,14 @@ fn open_writer(
     let split = f.header.len() - DATA_HEAD_LEN;
     let header = AsfHeader::parse(&f.header[..split]).map_err(|e| bad(e.to_string()))?;
     let data = DataHead::parse(&f.header[split..]).map_err(|e| bad(e.to_string()))?;
+    let key_stream = header.clean_point_streams().first().copied();
     let file = std::fs::File::create(path).map_err(io_err(path.display().to_string()))?;
-    AsfFileWriter::new(std::io::BufWriter::new(file), &header, &data).map_err(|source| {
-        RecvError::Write {
-            path: path.clone(),
-            source,
-        }
-    })
+    let w =
+        AsfFileWriter::new(std::io::BufWriter::new(file), &header, &data).map_err(|source| {
+            RecvError::Write {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    Ok((w, key_stream))
 }
