@@ -127,6 +127,7 @@ pub fn recv(opts: &RecvOptions) -> Result<RecvReport, RecvError> {
         .map_err(|_| RecvError::Nsc(format!("IP Address {:?}", station.ip_address)))?;
     let group = SocketAddr::new(ip, station.ip_port);
     let drop_position = station.default_ecc.unwrap_or(10).clamp(1, 3);
+    let mut seen_span_start = false;
     let socket =
         join_group(group, opts.interface.as_ref()).map_err(io_err(format!("group {group}")))?;
     socket
@@ -165,13 +166,17 @@ pub fn recv(opts: &RecvOptions) -> Result<RecvReport, RecvError> {
                     };
                     if opts.drop_one_per_span {
                         // Drop the packet at one fixed position of every span.
+                        // (Only in whole spans: a span joined in its middle cannot be
+                        // repaired, since the packets before the join were never received.)
                         if let Ok(msb::Datagram::Packet {
                             is_parity: false,
                             asf,
                             ..
                         }) = msb::classify(d)
                         {
-                            if msb::data_span_position(asf) == Some(drop_position) {
+                            let position = msb::data_span_position(asf);
+                            seen_span_start |= position == Some(1);
+                            if seen_span_start && position == Some(drop_position) {
                                 report.dropped_on_purpose += 1;
                                 continue;
                             }

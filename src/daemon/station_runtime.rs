@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
-use crate::asf::retime::Retimer;
 use crate::asf::rewrite::strip_padding;
 use crate::asf::{AsfReader, Packet};
 use crate::config::{ServerConfig, Source, StationConfig};
@@ -42,7 +41,6 @@ pub struct StationRuntime {
     msb: Option<MulticastOut>,
     pub announcer: Announcer,
     out: Vec<Vec<u8>>,
-    retimer: Retimer,
     /// What the hub produced since the daemon last took it (for unicast sessions).
     events: Vec<HubEvent>,
 }
@@ -125,7 +123,6 @@ impl StationRuntime {
             msb,
             announcer,
             out: Vec::with_capacity(BATCH * 2),
-            retimer: Retimer::new(),
             events: Vec::new(),
         })
     }
@@ -166,7 +163,6 @@ impl StationRuntime {
             ..live
         };
         debug!(station = %self.config.name, format_id, generation = h.generation, "new header");
-        self.retimer.new_entry();
         let h = self.hub.set_header(h);
         self.events.push(HubEvent::Header(h));
         if changed {
@@ -191,15 +187,8 @@ impl StationRuntime {
                 return;
             }
         };
-        // One continuous timeline across playlist entries and loops, for every delivery; then
-        // the padding goes (every protocol sends packets without it).
-        let stripped = match self.retimer.apply(&parsed).1 {
-            None => strip_padding(&parsed),
-            Some(shifted) => match Packet::parse(&shifted) {
-                Ok(p) => strip_padding(&p),
-                Err(_) => strip_padding(&parsed),
-            },
-        };
+        // Every protocol sends packets without their padding.
+        let stripped = strip_padding(&parsed);
         let Some(pkt) = self.hub.push(stripped) else {
             return;
         };

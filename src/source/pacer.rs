@@ -1,9 +1,10 @@
 //! Pacing by ASF send times (asf.md §3.3): packet *i* is due at `anchor + (send_i − send_0)`.
 //!
 //! The clock re-anchors when the send time goes backwards or jumps forward by more than
-//! [`MAX_JUMP_MS`] (a loop restart, a new playlist entry, a live encoder restart), and at every
-//! explicit [`Pacer::reanchor`] (the shell calls it on a file change). Re-anchoring puts the next
-//! packet right after the previous one, so a file change causes neither a burst nor a gap.
+//! [`MAX_JUMP_MS`] (a live encoder restart, an un-retimed loop), when a packet would be more
+//! than [`MAX_LATE`] late (after a stall), and at every explicit [`Pacer::reanchor`].
+//! Re-anchoring puts the next packet right after the previous one (or at `now` after a stall),
+//! so neither a burst nor a gap follows.
 //! Send times are u32 milliseconds that wrap after 49.7 days; the difference is taken modulo
 //! 2³². Pure: `now` is a parameter.
 
@@ -11,6 +12,9 @@ use std::time::{Duration, Instant};
 
 /// A forward jump in send time larger than this re-anchors the clock.
 pub const MAX_JUMP_MS: u32 = 5_000;
+/// A packet due this long ago (the source stalled: a missing file, a slow disk) re-anchors the
+/// clock at `now`, so the station resumes in real time instead of bursting to catch up.
+pub const MAX_LATE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Default)]
 pub struct Pacer {
@@ -49,7 +53,11 @@ impl Pacer {
             self.force = false;
         }
         let (at, base) = self.anchor.unwrap_or((now, send_time));
-        let due = at + Duration::from_millis(u64::from(send_time.wrapping_sub(base)));
+        let mut due = at + Duration::from_millis(u64::from(send_time.wrapping_sub(base)));
+        if due + MAX_LATE < now {
+            self.anchor = Some((now, send_time));
+            due = now;
+        }
         self.last = Some((send_time, due));
         due
     }
@@ -76,6 +84,18 @@ mod tests {
         // Explicit re-anchor.
         p.reanchor();
         assert_eq!(p.due(3_600_010, t0), d2);
+    }
+
+    #[test]
+    fn a_stall_resumes_in_real_time_without_a_burst() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new();
+        p.due(0, t0);
+        p.due(40, t0);
+        // The next packet of a continuous timeline arrives 10 s late (a stalled source).
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(p.due(80, later), later);
+        assert_eq!(p.due(120, later), later + Duration::from_millis(40));
     }
 
     #[test]

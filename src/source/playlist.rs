@@ -6,6 +6,10 @@
 //! there yet stays up (its multicast keeps sending beacons) and starts playing once it appears.
 //! A bad packet inside a file is skipped with a log line; a file cut short ends there.
 //!
+//! Every entry (and every loop) restarts its ASF times at zero; the source shifts them onto one
+//! continuous station timeline ([`Retimer`]) before pacing, so the packets go out exactly on
+//! the send times they carry, and no client ever sees time go back.
+//!
 //! The source reads files (the shell's job) but takes `now` as a parameter and never sleeps:
 //! [`PlaylistSource::poll`] says what to do now or when to ask again.
 
@@ -14,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::asf::{AsfHeader, AsfReader, DataHead, ReadError, ReaderPacket};
+use crate::asf::retime::Retimer;
+use crate::asf::{AsfHeader, AsfReader, DataHead, Packet, ReadError, ReaderPacket};
 
 use super::Pacer;
 
@@ -51,6 +56,7 @@ pub struct PlaylistSource {
     /// The next packet and when it is due.
     pending: Option<(ReaderPacket, Instant)>,
     pacer: Pacer,
+    retimer: Retimer,
     failures_in_row: usize,
     retry_at: Option<Instant>,
     ended: bool,
@@ -71,6 +77,7 @@ impl PlaylistSource {
             next_entry: 0,
             pending: None,
             pacer: Pacer::new(),
+            retimer: Retimer::new(),
             failures_in_row: 0,
             retry_at: None,
             ended: false,
@@ -139,7 +146,7 @@ impl PlaylistSource {
                 let data = r.data_head().clone();
                 self.current = Some(r);
                 self.current_packets = 0;
-                self.pacer.reanchor();
+                self.retimer.new_entry();
                 self.entries_started += 1;
                 info!(station = %self.station, file = %path.display(), entry, "playing");
                 Some(SourceEvent::Header {
@@ -177,9 +184,16 @@ impl PlaylistSource {
             return;
         };
         match reader.next_packet() {
-            Some(Ok(p)) => {
+            Some(Ok(mut p)) => {
                 self.current_packets += 1;
                 self.failures_in_row = 0;
+                if let Ok(parsed) = Packet::parse(&p.bytes) {
+                    let (send_time, shifted) = self.retimer.apply(&parsed);
+                    if let Some(bytes) = shifted {
+                        p.bytes = bytes;
+                    }
+                    p.send_time = send_time;
+                }
                 let due = self.pacer.due(p.send_time, now);
                 self.pending = Some((p, due));
             }
