@@ -21,6 +21,19 @@
 //! RLIMIT_NOFILE to its hard limit and refuses a run that cannot fit: with a hard limit of
 //! 20 000, UDP mode reaches about 6 600 clients in one process (TCP modes about 19 900).
 //!
+//! The report is three lines per run:
+//! - `LABEL: clients=N at_rate=K (P%) closed=… bad_framing=… connect_errors=… expected=…kbps
+//!   median=…kbps min=…kbps` — a client is at rate when it reached media and received at least
+//!   `--at-rate` × the expected rate over the window; the median is taken over the clients
+//!   that reached media (failed clients are counted below, not folded into the median);
+//! - `LABEL: server pid=… cpu=…% of one core, …% per client; rss=… KiB, … KiB per client`;
+//! - `LABEL: failures connect_errors=… handshake_failed=… closed=… bad_framing=…
+//!   never_played=… playing=… load=<loadavg> tool_cpu=…% reasons: …` — the same counts in every
+//!   mode (a connection lost before media is a handshake failure, after it "closed"), the
+//!   machine's load average and this tool's own CPU over the window (to tell a saturated
+//!   client from a saturated server), and the most frequent reasons, including the stage
+//!   clients still waiting in are stuck at.
+//!
 //! Traffic goes to the URL given — use 127.0.0.1.
 
 #[path = "asfcast_load/core.rs"]
@@ -371,7 +384,7 @@ fn main() -> io::Result<()> {
     let start = Instant::now();
     let ramp_every = Duration::from_secs_f64(1.0 / args.ramp.max(1.0));
     let mut next_udp = u32::from(args.udp_base_port & !1);
-    let mut window: Option<(Instant, Option<(u64, u64)>)> = None;
+    let mut window: Option<Window> = None;
     let mut all_open_at: Option<Instant> = None;
     let mut report_at: Option<Instant> = None;
     let mut next_tick = start;
@@ -456,7 +469,11 @@ fn main() -> io::Result<()> {
                 for c in clients.iter_mut() {
                     c.bytes_at_window_start = c.proto.media_bytes();
                 }
-                window = Some((now, pid.and_then(procfs::proc_usage)));
+                window = Some(Window {
+                    start: now,
+                    server: pid.and_then(procfs::proc_usage),
+                    tool: procfs::proc_usage(std::process::id()),
+                });
                 report_at = Some(now + Duration::from_secs_f64(args.seconds));
             }
         }
@@ -557,19 +574,39 @@ fn main() -> io::Result<()> {
             flush(c, poll.registry(), &mut failures);
         }
     }
-    report(&args, &clients, &failures, window, pid)
+    report(&args, &clients, failures, window, pid)
+}
+
+/// The measurement window: when it began, and the server's and this tool's (CPU ticks, RSS)
+/// then.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: Instant,
+    server: Option<(u64, u64)>,
+    tool: Option<(u64, u64)>,
 }
 
 fn report(
     args: &Args,
     clients: &[Client],
-    failures: &Failures,
-    window: Option<(Instant, Option<(u64, u64)>)>,
+    mut failures: Failures,
+    window: Option<Window>,
     pid: Option<u32>,
 ) -> io::Result<()> {
-    let (w_start, usage0) = window.ok_or_else(|| io::Error::other("no measurement window"))?;
-    let elapsed = w_start.elapsed().as_secs_f64();
+    let w = window.ok_or_else(|| io::Error::other("no measurement window"))?;
+    let elapsed = w.start.elapsed().as_secs_f64();
+    let usage0 = w.server;
     let usage1 = pid.and_then(procfs::proc_usage);
+    let ticks = 100.0; // USER_HZ on Linux
+    let tool_cpu = match (w.tool, procfs::proc_usage(std::process::id())) {
+        (Some((t0, _)), Some((t1, _))) => {
+            format!(
+                "{:.1}%",
+                t1.saturating_sub(t0) as f64 / ticks / elapsed * 100.0
+            )
+        }
+        _ => "unknown".into(),
+    };
     let load = procfs::loadavg();
     let rate = |c: &Client| {
         c.proto
@@ -599,12 +636,15 @@ fn report(
         .iter()
         .filter(|c| c.end.is_none() && c.proto.playing())
         .count();
-    let never_played = clients
+    let mut never_played = 0;
+    for c in clients
         .iter()
         .filter(|c| c.end.is_none() && !c.proto.playing())
-        .count();
+    {
+        never_played += 1;
+        failures.note(format!("still waiting in {}", c.proto.stage()));
+    }
     let min_rate = clients.iter().map(rate).fold(f64::INFINITY, f64::min);
-    let ticks = 100.0; // USER_HZ on Linux
     let (cpu, rss) = match (usage0, usage1) {
         (Some((t0, _)), Some((t1, rss))) => (
             Some(t1.saturating_sub(t0) as f64 / ticks / elapsed * 100.0),
@@ -644,7 +684,7 @@ fn report(
     println!(
         "{label}: failures connect_errors={connect_errors} handshake_failed={handshake} \
          closed={closed} bad_framing={framing} never_played={never_played} playing={playing} \
-         load={load}{}",
+         load={load} tool_cpu={tool_cpu}{}",
         if reasons.is_empty() {
             String::new()
         } else {
