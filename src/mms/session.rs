@@ -510,8 +510,7 @@ impl MmsSession {
             return Step::Continue;
         };
         let mut ready = std::mem::take(&mut self.ready);
-        feed.release(now, &mut ready);
-        let state = feed.state(now);
+        let state = feed.release(now, &mut ready);
         for p in ready.drain(..) {
             self.send_packet(&p, now);
         }

@@ -596,8 +596,7 @@ impl RtspSession {
             return Step::Continue;
         };
         let mut ready = std::mem::take(&mut self.ready);
-        feed.release(now, &mut ready);
-        let state = feed.state(now);
+        let state = feed.release(now, &mut ready);
         for p in ready.drain(..) {
             self.send_packet(&p, now);
         }

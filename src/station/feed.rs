@@ -124,13 +124,13 @@ impl LiveFeed {
             // Still catching up: live packets queue behind the fast-start backlog, released
             // no earlier than now.
             self.pending.push_back((now, p.clone()));
-            self.release(now, out);
+            return self.release(now, out);
         }
         self.state(now)
     }
 
-    /// Releases fast-start packets that are due.
-    pub fn release(&mut self, now: Instant, out: &mut Vec<Arc<StationPacket>>) {
+    /// Releases fast-start packets that are due; returns the client's state at `now`.
+    pub fn release(&mut self, now: Instant, out: &mut Vec<Arc<StationPacket>>) -> FeedState {
         while let Some((at, _)) = self.pending.front() {
             if *at > now {
                 break;
@@ -140,6 +140,7 @@ impl LiveFeed {
                 out.push(p);
             }
         }
+        self.state(now)
     }
 
     /// When the next fast-start packet is due.
