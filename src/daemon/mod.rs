@@ -242,9 +242,6 @@ impl Daemon {
             (ListenerKind::Mms, &listen.mms),
             (ListenerKind::Rtsp, &listen.rtsp),
         ] {
-            if !sessions::implemented(kind) {
-                continue;
-            }
             for addr in addrs {
                 let passed = activated.iter().position(|a| {
                     a.local == *addr

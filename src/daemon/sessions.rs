@@ -12,15 +12,6 @@ use crate::rtsp::{RtspConfig, RtspSession};
 
 use super::connections::ListenerKind;
 
-/// Whether a listener kind has a session implementation yet (others are not bound).
-pub fn implemented(kind: ListenerKind) -> bool {
-    match kind {
-        ListenerKind::Http => true,
-        ListenerKind::Mms => true,
-        ListenerKind::Rtsp => true,
-    }
-}
-
 /// A fresh session for a connection accepted on a `kind` listener.
 pub fn new_session(
     kind: ListenerKind,
