@@ -2,15 +2,15 @@
 //! allocation sized by an input field (asf.md §7).
 
 use std::io::Cursor;
-use std::path::PathBuf;
 
 use asfcast::asf::header::AsfHeader;
 use asfcast::asf::{AsfError, AsfReader, Packet, ReadError};
 use proptest::prelude::*;
 
+mod support;
+
 fn sample_bytes() -> Vec<u8> {
-    let p =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/sample-wmv2-wmav2.asf");
+    let p = support::sample("sample-wmv2-wmav2.asf");
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 

@@ -176,7 +176,8 @@ mod tests {
     use std::path::PathBuf;
 
     fn sample() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/sample-wmv2-wmav2.asf")
+        // The repository's own demo clip: 10 s, a key frame every 2 s, 155 packets.
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("station-configs/media/demo.asf")
     }
 
     #[test]
@@ -203,7 +204,7 @@ mod tests {
             "ring holds only the last GOP: {}",
             st.ring_len()
         );
-        assert_eq!(st.counters.packets, 113);
+        assert_eq!(st.counters.packets, 155);
     }
 
     #[test]
