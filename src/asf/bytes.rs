@@ -85,6 +85,21 @@ impl<'a> Cursor<'a> {
         Ok(Guid(self.array(what)?))
     }
 
+    /// Reads a GUID that must be `expected` (an object's identity).
+    pub fn expect_guid(&mut self, expected: Guid, what: &'static str) -> Result<(), AsfError> {
+        let offset = self.offset();
+        let found = self.guid(what)?;
+        if found != expected {
+            return Err(AsfError::BadGuid {
+                what,
+                offset,
+                expected,
+                found,
+            });
+        }
+        Ok(())
+    }
+
     /// Reads a field whose width is given by a 2-bit ASF length type: 0 = absent (value 0),
     /// 1 = BYTE, 2 = WORD, 3 = DWORD (§3.1).
     pub fn var(&mut self, length_type: u8, what: &'static str) -> Result<u32, AsfError> {

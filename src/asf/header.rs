@@ -562,15 +562,7 @@ impl AsfHeader {
     /// Parses a whole Header Object (`buf` holds exactly the object; extra bytes are an error).
     pub fn parse(buf: &[u8]) -> Result<AsfHeader, AsfError> {
         let mut c = Cursor::new(buf);
-        let g = c.guid("Header Object id")?;
-        if g != guid::HEADER {
-            return Err(AsfError::BadGuid {
-                what: "Header Object",
-                offset: 0,
-                expected: guid::HEADER,
-                found: g,
-            });
-        }
+        c.expect_guid(guid::HEADER, "Header Object")?;
         let size = c.u64("Header Object size")?;
         if size < HEADER_HEAD_LEN as u64 || size != buf.len() as u64 {
             return Err(AsfError::ObjectSize {
@@ -837,15 +829,7 @@ pub struct DataHead {
 impl DataHead {
     pub fn parse(buf: &[u8]) -> Result<DataHead, AsfError> {
         let mut c = Cursor::new(buf);
-        let g = c.guid("Data Object id")?;
-        if g != guid::DATA {
-            return Err(AsfError::BadGuid {
-                what: "Data Object",
-                offset: 0,
-                expected: guid::DATA,
-                found: g,
-            });
-        }
+        c.expect_guid(guid::DATA, "Data Object")?;
         Ok(DataHead {
             size: c.u64("Data Object size")?,
             file_id: c.guid("Data Object file id")?,

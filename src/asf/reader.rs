@@ -248,7 +248,29 @@ impl<R: Read> AsfReader<R> {
         let limit = (!header.file.is_broadcast()
             && data.size >= (DATA_HEAD_LEN + packet_size) as u64)
             .then(|| (data.size - DATA_HEAD_LEN as u64) / packet_size as u64);
-        Ok(AsfReader {
+        Ok(Self::ready(
+            inner,
+            header,
+            header_bytes,
+            data,
+            offset,
+            limit,
+            false,
+        ))
+    }
+
+    /// A reader positioned at the first data packet.
+    fn ready(
+        inner: R,
+        header: AsfHeader,
+        header_bytes: Vec<u8>,
+        data: DataHead,
+        offset: u64,
+        limit: Option<u64>,
+        chunked: bool,
+    ) -> Self {
+        let packet_size = header.packet_size() as usize;
+        AsfReader {
             inner,
             header,
             header_bytes,
@@ -257,9 +279,9 @@ impl<R: Read> AsfReader<R> {
             next_index: 0,
             offset,
             limit,
-            chunked: false,
+            chunked,
             done: false,
-        })
+        }
     }
 
     /// Reads the header from `$H` chunks (the 2 bytes `$H` are already consumed).
@@ -304,19 +326,15 @@ impl<R: Read> AsfReader<R> {
         let header_bytes = blob[..size as usize].to_vec();
         let header = AsfHeader::parse(&header_bytes).map_err(ReadError::Header)?;
         let data = DataHead::parse(&blob[size as usize..]).map_err(ReadError::Header)?;
-        let packet_size = header.packet_size() as usize;
-        Ok(AsfReader {
+        Ok(Self::ready(
             inner,
             header,
             header_bytes,
             data,
-            packet_size,
-            next_index: 0,
             offset,
-            limit: None,
-            chunked: true,
-            done: false,
-        })
+            None,
+            true,
+        ))
     }
 
     /// The next `$D` chunk's packet, re-padded to the packet size.
