@@ -188,8 +188,9 @@ impl StationRuntime {
             }
         };
         // Every protocol sends packets without their padding.
+        let clean = self.hub.is_clean(&parsed);
         let stripped = strip_padding(&parsed);
-        let Some(pkt) = self.hub.push(stripped) else {
+        let Some(pkt) = self.hub.push_parsed(stripped, parsed.send_time, clean) else {
             return;
         };
         self.events.push(HubEvent::Packet(pkt.clone()));

@@ -118,20 +118,36 @@ impl Station {
     /// starts a key frame on the first clean-point stream (the stream joiners wait for), or
     /// always when the header has none (audio-only stations).
     pub fn push(&mut self, stripped: Vec<u8>) -> Option<Arc<StationPacket>> {
-        let header = self.header.as_ref()?;
-        let (send_time, clean) = match Packet::parse(&stripped) {
-            Ok(p) => (
-                p.send_time,
-                match self.clean_streams.first() {
-                    Some(&s) => p.starts_key_frame_on(s),
-                    None => true,
-                },
-            ),
+        match Packet::parse(&stripped) {
+            Ok(p) => {
+                let (send_time, clean) = (p.send_time, self.is_clean(&p));
+                self.push_parsed(stripped, send_time, clean)
+            }
             Err(_) => {
                 self.counters.bad_packets += 1;
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// Does this packet start a key frame on the stream joiners wait for (always true for a
+    /// header without clean-point streams)?
+    pub fn is_clean(&self, p: &Packet<'_>) -> bool {
+        match self.clean_streams.first() {
+            Some(&s) => p.starts_key_frame_on(s),
+            None => true,
+        }
+    }
+
+    /// [`Station::push`] for a caller that has already parsed the packet (the station runtime
+    /// parses once, before stripping the padding).
+    pub fn push_parsed(
+        &mut self,
+        stripped: Vec<u8>,
+        send_time: u32,
+        clean: bool,
+    ) -> Option<Arc<StationPacket>> {
+        let header = self.header.as_ref()?;
         let pkt = Arc::new(StationPacket {
             seq: self.next_seq,
             generation: header.generation,
