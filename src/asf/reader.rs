@@ -150,6 +150,26 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8], offset: u64) -> Result<usize, R
     Ok(got)
 }
 
+/// The Object Size of a Header Object whose first 24 bytes start `head` (at file offset
+/// `offset`), refused before anything is allocated when it is below the head or above
+/// [`MAX_HEADER_LEN`].
+fn header_object_size(head: &[u8], offset: usize) -> Result<u64, ReadError> {
+    let size = head
+        .get(16..24)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes);
+    if size < HEADER_HEAD_LEN as u64 || size > MAX_HEADER_LEN {
+        return Err(ReadError::Header(AsfError::ObjectSize {
+            what: "Header Object",
+            offset,
+            size,
+            min: HEADER_HEAD_LEN as u64,
+            room: MAX_HEADER_LEN,
+        }));
+    }
+    Ok(size)
+}
+
 fn read_exact_or_truncated<R: Read>(
     r: &mut R,
     buf: &mut [u8],
@@ -182,16 +202,7 @@ impl<R: Read> AsfReader<R> {
                 "the file does not start with an ASF Header Object".into(),
             ));
         }
-        let size = u64::from_le_bytes(head[16..24].try_into().unwrap_or([0; 8]));
-        if size < HEADER_HEAD_LEN as u64 || size > MAX_HEADER_LEN {
-            return Err(ReadError::Header(AsfError::ObjectSize {
-                what: "Header Object",
-                offset: 0,
-                size,
-                min: HEADER_HEAD_LEN as u64,
-                room: MAX_HEADER_LEN,
-            }));
-        }
+        let size = header_object_size(&head, 0)?;
         if got < HEADER_HEAD_LEN {
             return Err(ReadError::Truncated {
                 what: "the Header Object".into(),
@@ -296,16 +307,7 @@ impl<R: Read> AsfReader<R> {
         }
         let mut blob = body.split_off(8);
         let mut offset = 4 + len as u64;
-        let size = u64::from_le_bytes(blob[16..24].try_into().unwrap_or([0; 8]));
-        if size < HEADER_HEAD_LEN as u64 || size > MAX_HEADER_LEN {
-            return Err(ReadError::Header(AsfError::ObjectSize {
-                what: "Header Object",
-                offset: 12,
-                size,
-                min: HEADER_HEAD_LEN as u64,
-                room: MAX_HEADER_LEN,
-            }));
-        }
+        let size = header_object_size(&blob, 12)?;
         // A header above 64 KiB continues in further `$H` chunks.
         while (blob.len() as u64) < size + DATA_HEAD_LEN as u64 {
             match read_chunk(&mut inner, offset)? {

@@ -504,6 +504,21 @@ impl MmsSession {
         (self.skips + a, self.skipped + b)
     }
 
+    /// Ends playing with EndOfStream (0x1E, hr 0), which every client takes as a clean end.
+    fn end_playing(&mut self, now: Instant) {
+        if self.phase == Phase::Playing {
+            self.stop_feed();
+            let play_incarnation = u32::from(self.incarnation);
+            self.send(
+                ServerMessage::EndOfStream {
+                    hr: hr::OK,
+                    play_incarnation,
+                },
+                now,
+            );
+        }
+    }
+
     /// Releases due fast-start packets and checks the client is keeping up.
     fn release(&mut self, now: Instant) -> Step {
         let Some(feed) = self.feed.as_mut() else {
@@ -674,17 +689,7 @@ impl Session for MmsSession {
             return Step::Continue;
         }
         // Only libmms handles ReportStreamChange (0x20): end the stream cleanly instead.
-        if self.phase == Phase::Playing {
-            self.stop_feed();
-            let play_incarnation = u32::from(self.incarnation);
-            self.send(
-                ServerMessage::EndOfStream {
-                    hr: hr::OK,
-                    play_incarnation,
-                },
-                now,
-            );
-        }
+        self.end_playing(now);
         Step::close("station changed to a header with other streams")
     }
 
@@ -692,17 +697,7 @@ impl Session for MmsSession {
         // The station stopped: what is queued is dropped and the client is told the stream
         // ended (0x1E), which every client takes as a clean end.
         self.out.drop_unstarted();
-        if self.phase == Phase::Playing {
-            self.stop_feed();
-            let play_incarnation = u32::from(self.incarnation);
-            self.send(
-                ServerMessage::EndOfStream {
-                    hr: hr::OK,
-                    play_incarnation,
-                },
-                now,
-            );
-        }
+        self.end_playing(now);
         Step::close("station stopped")
     }
 
