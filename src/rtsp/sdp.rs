@@ -20,6 +20,16 @@
 //!   registers x-asf-pf only for audio and video.
 //! - `a=range:npt=0-`: live, no duration, not seekable.
 //! - Control URLs are absolute, so FFmpeg, GStreamer and VLC resolve them the same way.
+//!
+//! **Two layouts.** [`Layout::PerStream`] above is what Windows Media Services sends and what
+//! FFmpeg and VLC need. GStreamer cannot play it live: `rtspsrc` feeds each media section to its
+//! own `rtpasfdepay ! asfdemux`, every demuxer gets the whole header from `a=pgmpu`, and
+//! `asfdemux` exposes no pad until *every* stream of that header has data (it only gives up
+//! waiting at end of stream) — so with one stream per section nothing plays until the client
+//! stops. [`Layout::Aggregate`] is the shape GStreamer's own `rtpasfpay` produces: one
+//! `m=application` x-asf-pf section (control `…/all`) whose RTP session carries every stream of
+//! the station, so one demuxer sees them all. The session picks it for GStreamer clients
+//! (`User-Agent: GStreamer/…`, [`layout_for`]).
 
 use base64::Engine;
 use sdp_types::{AddrType, Attribute, Bandwidth, Connection, Media, NetType, Origin, Time};
@@ -40,6 +50,52 @@ pub enum TrackKind {
     Rtx,
     /// An ASF audio or video stream.
     Asf { stream: u8, video: bool },
+    /// Every ASF stream of the station in one RTP session ([`Layout::Aggregate`]).
+    All,
+}
+
+/// How the station's streams are spread over media sections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// One section per ASF audio/video stream plus the RTX section (Windows Media Services).
+    #[default]
+    PerStream,
+    /// One section carrying every stream (GStreamer).
+    Aggregate,
+}
+
+/// The control path segment of the aggregate section.
+pub const ALL_CONTROL: &str = "all";
+
+/// The layout a client gets, from its `User-Agent` (GStreamer's `rtspsrc` sends
+/// `GStreamer/<version>` unless an application overrides it).
+pub fn layout_for(user_agent: Option<&str>) -> Layout {
+    match user_agent {
+        Some(ua) if ua.trim_start().starts_with("GStreamer") => Layout::Aggregate,
+        _ => Layout::PerStream,
+    }
+}
+
+/// The track a SETUP names by its control segment, in either layout.
+pub fn find_track(header: &StationHeader, control: &str) -> Option<Track> {
+    tracks(header, Layout::PerStream)
+        .into_iter()
+        .chain(tracks(header, Layout::Aggregate))
+        .find(|t| t.control == control)
+}
+
+/// The ASF stream numbers a track carries.
+pub fn track_streams(header: &StationHeader, kind: TrackKind) -> Vec<u8> {
+    match kind {
+        TrackKind::Rtx => Vec::new(),
+        TrackKind::Asf { stream, .. } => vec![stream],
+        TrackKind::All => {
+            let mut n: Vec<u8> = header.header.streams.iter().map(|s| s.number).collect();
+            n.sort_unstable();
+            n.dedup();
+            n
+        }
+    }
 }
 
 /// One media section and its control path segment.
@@ -50,8 +106,14 @@ pub struct Track {
     pub control: String,
 }
 
-/// The media sections a header is described with, in SDP order.
-pub fn tracks(header: &StationHeader) -> Vec<Track> {
+/// The media sections a header is described with in `layout`, in SDP order.
+pub fn tracks(header: &StationHeader, layout: Layout) -> Vec<Track> {
+    if layout == Layout::Aggregate {
+        return vec![Track {
+            kind: TrackKind::All,
+            control: ALL_CONTROL.into(),
+        }];
+    }
     let mut out: Vec<Track> = Vec::new();
     for s in &header.header.streams {
         let video = match s.kind {
@@ -101,8 +163,14 @@ fn printable(s: &str, max: usize) -> String {
 }
 
 /// Builds the SDP for `header`, with control URLs under `base` (e.g. `rtsp://host:554/news`,
-/// without a trailing slash). `session_id` goes into the origin line.
-pub fn describe(header: &StationHeader, base: &str, name: &str, session_id: u64) -> Described {
+/// without a trailing slash), in `layout`. `session_id` goes into the origin line.
+pub fn describe(
+    header: &StationHeader,
+    base: &str,
+    name: &str,
+    session_id: u64,
+    layout: Layout,
+) -> Described {
     let h = &header.header;
     let b64 = base64::engine::general_purpose::STANDARD.encode(&header.bytes);
     let fits_ffmpeg = b64.len() + PGMPU_PREFIX.len() <= FFMPEG_LINE_MAX;
@@ -143,9 +211,10 @@ pub fn describe(header: &StationHeader, base: &str, name: &str, session_id: u64)
         Attribute::with_value("maxps", h.packet_size()),
         Attribute::with_value("pgmpu", format!("{PGMPU_PREFIX}{b64}")),
     ];
-    for t in tracks(header) {
+    for t in tracks(header, layout) {
         let (media, encoding, extra) = match t.kind {
             TrackKind::Rtx => ("application", "x-wms-rtx", None),
+            TrackKind::All => ("application", "x-asf-pf", None),
             TrackKind::Asf { stream, video } => (
                 if video { "video" } else { "audio" },
                 "x-asf-pf",
@@ -164,7 +233,11 @@ pub fn describe(header: &StationHeader, base: &str, name: &str, session_id: u64)
             key: None,
             attributes: Vec::new(),
         };
-        if let Some(bps) = extra.and_then(|n| h.stream_bitrate(n)).filter(|b| *b > 0) {
+        let bitrate = match t.kind {
+            TrackKind::All => Some(h.file.max_bitrate),
+            _ => extra.and_then(|n| h.stream_bitrate(n)),
+        };
+        if let Some(bps) = bitrate.filter(|b| *b > 0) {
             m.bandwidths.push(Bandwidth {
                 bwtype: "AS".into(),
                 bandwidth: kbps(bps),

@@ -21,9 +21,9 @@
 //! session (SSRC, sequence space) — this is exactly FFmpeg's WMS UDP mode, which sends the
 //! second and later SETUPs with the client port the server echoed and parses every stream with
 //! one RTP context. Each RTP session carries the station's ASF packets reduced to its own
-//! streams (`asf::rewrite::select_streams`; packets with none of them are not sent), so
-//! GStreamer, which runs one depayloader and ASF demuxer per stream, sees each stream once, and
-//! streams not set up are not sent at all. A packet that needs no rewriting and no fragmenting
+//! streams (`asf::rewrite::select_streams`; packets with none of them are not sent), and
+//! streams not set up are not sent at all. GStreamer clients are described the aggregate layout
+//! instead (`sdp.rs`): one section, one RTP session with every stream. A packet that needs no rewriting and no fragmenting
 //! goes out over TCP as the station's shared buffer, never copied per client.
 //!
 //! **Timestamps.** ASF times are continuous across playlist entries (the station shifts them,
@@ -56,7 +56,7 @@ use crate::station::{StationHeader, StationPacket};
 
 use super::message::{header, Incoming, ReadError, Reader, Reply, PUBLIC};
 use super::rtp::{self, SenderInfo};
-use super::sdp::{self, Track, TrackKind};
+use super::sdp::{self, Layout, Track};
 use super::transport::{self, Dest};
 
 /// How often RTCP sender reports go out on each RTP session.
@@ -425,7 +425,11 @@ impl RtspSession {
         let Some(h) = stations.header(&station) else {
             return Reply::new(503).reason("Station Not Started");
         };
-        let d = sdp::describe(&h, &base, &station, self.seed >> 1);
+        let layout = sdp::layout_for(header(req, &headers::USER_AGENT));
+        let d = sdp::describe(&h, &base, &station, self.seed >> 1, layout);
+        if layout != Layout::PerStream {
+            debug!(peer = %self.peer, ?layout, "rtsp describe layout");
+        }
         if !d.fits_ffmpeg && !self.warned_header_size {
             self.warned_header_size = true;
             warn!(station = %station, bytes = h.bytes.len(), "ASF header too large for FFmpeg's SDP line buffer; FFmpeg clients will fail");
@@ -462,7 +466,7 @@ impl RtspSession {
         let Some(h) = self.header.clone() else {
             return Reply::new(503).reason("Station Not Started");
         };
-        let Some(track) = sdp::tracks(&h).into_iter().find(|t| t.control == control) else {
+        let Some(track) = sdp::find_track(&h, &control) else {
             return Reply::new(404).reason("Stream Not Found");
         };
         let Some(value) = header(req, &headers::TRANSPORT) else {
@@ -511,25 +515,34 @@ impl RtspSession {
 
     /// Rebuilds the RTP sessions from the set-up streams, keeping existing SSRCs and sequences.
     fn regroup(&mut self) {
+        let Some(header) = self.header.clone() else {
+            self.rtp.clear();
+            return;
+        };
         let mut groups: Vec<RtpSession> = Vec::new();
         for s in &self.setups {
-            let TrackKind::Asf { stream, .. } = s.track.kind else {
+            let streams = sdp::track_streams(&header, s.track.kind);
+            let Some(&first) = streams.first() else {
                 continue;
             };
             if let Some(g) = groups.iter_mut().find(|g| g.dest == s.dest) {
-                g.streams.push(stream);
+                for n in streams {
+                    if !g.streams.contains(&n) {
+                        g.streams.push(n);
+                    }
+                }
                 continue;
             }
             let g = match self.rtp.iter().find(|g| g.dest == s.dest) {
                 Some(old) => RtpSession {
-                    streams: vec![stream],
+                    streams,
                     ..old.clone()
                 },
                 None => {
-                    let r = random_u64(self.seed ^ u64::from(stream));
+                    let r = random_u64(self.seed ^ u64::from(first));
                     RtpSession {
                         dest: s.dest,
-                        streams: vec![stream],
+                        streams,
                         ssrc: r as u32,
                         seq: (r >> 32) as u16 & 0x7FFF,
                         packets: 0,

@@ -89,6 +89,7 @@ struct Client {
     now: Instant,
     cseq: u32,
     session: Option<String>,
+    user_agent: &'static str,
 }
 
 impl Client {
@@ -106,6 +107,7 @@ impl Client {
             now,
             cseq: 0,
             session: None,
+            user_agent: "Lavf59.27.100",
         }
     }
 
@@ -134,8 +136,8 @@ impl Client {
             .map(|s| format!("Session: {s}\r\n"))
             .unwrap_or_default();
         let req = format!(
-            "{method} {url} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: Lavf59.27.100\r\n{session}{headers}\r\n",
-            self.cseq
+            "{method} {url} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: {}\r\n{session}{headers}\r\n",
+            self.cseq, self.user_agent
         );
         let step = self.send_raw(req.as_bytes());
         let out = self.take_out();
@@ -652,6 +654,49 @@ fn silent_sessions_time_out_and_header_changes_are_judged() {
         c.s.on_header(&Arc::new(other), c.now),
         Step::Close { .. }
     ));
+}
+
+#[test]
+fn gstreamer_gets_one_section_carrying_every_stream() {
+    let mut c = Client::new(cfg(true, 1450));
+    c.user_agent = "GStreamer/1.22.0";
+    let (_, r, _) = c.request("DESCRIBE", URL, "Accept: application/sdp\r\n");
+    assert_eq!(status(&r), 200, "{r}");
+    let sdp = r.split("\r\n\r\n").nth(1).unwrap();
+    let medias: Vec<&str> = sdp.lines().filter(|l| l.starts_with("m=")).collect();
+    assert_eq!(medias, ["m=application 0 RTP/AVP 96"], "{sdp}");
+    assert!(sdp.contains("a=rtpmap:96 x-asf-pf/1000\r\n"), "{sdp}");
+    assert!(sdp.contains(&format!("a=control:{URL}/all\r\n")), "{sdp}");
+    assert!(sdp.contains("a=pgmpu:data:application/vnd.ms.wms-hdr.asfv1;base64,"));
+    assert!(sdp.contains("a=maxps:"), "{sdp}");
+    assert!(!sdp.contains("x-wms-rtx"), "{sdp}");
+
+    let (_, r, _) = c.request(
+        "SETUP",
+        &format!("{URL}/all"),
+        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+    );
+    assert_eq!(status(&r), 200, "{r}");
+    let (_, r, mut out) = c.request("PLAY", URL, "");
+    assert_eq!(status(&r), 200, "{r}");
+    assert!(header_value(&r, "RTP-Info")
+        .unwrap()
+        .starts_with(&format!("url={URL}/all;seq=")));
+    c.now += Duration::from_secs(5);
+    c.s.on_timeout(c.now);
+    out.extend(c.take_out());
+    let rtp: Vec<Vec<u8>> = frames(&out)
+        .into_iter()
+        .filter(|f| f.0 == 0)
+        .map(|f| f.1)
+        .collect();
+    let pkts = reassemble(&rtp);
+    // The backlog goes out whole, every stream in the one session.
+    assert_eq!(pkts.len(), c.view.backlog.len());
+    let mut streams: Vec<u8> = pkts.iter().flat_map(|p| payload_streams(p)).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    assert_eq!(streams, [1, 2]);
 }
 
 #[test]
