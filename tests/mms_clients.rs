@@ -572,7 +572,12 @@ fn tshark_dissects_a_captured_session() {
             .unwrap_or_else(|| panic!("{e:?} not in\n{text}"));
         at += found + e.len();
     }
-    assert!(text.contains("Data: seq="), "{text}");
+    // Data packets are labelled ("Data: seq=…, len=03208") only when a TCP segment holds exactly
+    // one: the dissector does not split the several packets one coalesced write carries, so
+    // whether any is labelled depends on timing. Those that are must have the right length.
+    for l in text.lines().filter(|l| l.contains("Data: seq=")) {
+        assert!(l.contains("len=03208"), "{l}");
+    }
     assert!(!text.contains("Malformed"), "{text}");
     drop(d);
 }
