@@ -29,6 +29,7 @@ use crate::http::announce::{AnnouncementCatalog, StationEntry};
 use crate::net::session::{Datagram, Session, StationView, UdpChannel, UdpPorts};
 use crate::net::signals::{SignalRequest, Signals};
 use crate::net::timer::PacingTimer;
+use crate::net::udp_batch;
 use crate::station::{StationHeader, StationPacket};
 use crate::systemd::{self, ServiceManager};
 
@@ -201,20 +202,26 @@ impl UdpSockets {
         }
     }
 
-    fn send(&mut self, d: &Datagram) {
-        let socket = match d.via {
-            UdpChannel::MmsData => &self.mms_data,
-            UdpChannel::Rtp => &self.rtp,
-            UdpChannel::Rtcp => &self.rtcp,
-        };
-        match socket {
-            Some(s) => {
-                if s.send_to(&d.bytes, d.to).is_err() {
-                    self.dropped += 1;
-                }
+    /// Sends every queued datagram, one `sendmmsg` per run of datagrams from the same socket,
+    /// and empties the queue.
+    fn send_all(&mut self, datagrams: &mut Vec<Datagram>) {
+        let mut rest: &[Datagram] = datagrams;
+        while let Some(first) = rest.first() {
+            let via = first.via;
+            let run = rest.iter().take_while(|d| d.via == via).count();
+            let (batch, tail) = rest.split_at(run);
+            let socket = match via {
+                UdpChannel::MmsData => &self.mms_data,
+                UdpChannel::Rtp => &self.rtp,
+                UdpChannel::Rtcp => &self.rtcp,
+            };
+            match socket {
+                Some(s) => self.dropped += udp_batch::send(s, batch).dropped,
+                None => self.dropped += batch.len() as u64,
             }
-            None => self.dropped += 1,
+            rest = tail;
         }
+        datagrams.clear();
     }
 }
 
@@ -326,6 +333,7 @@ impl Daemon {
             let now = Instant::now();
             self.service_stations(now);
             self.service_deadlines(now);
+            self.send_datagrams();
             self.manager.ping_if_due(now);
             if now >= next_status {
                 let status = self.status_line();
@@ -363,6 +371,14 @@ impl Daemon {
                     _ => {}
                 }
             }
+            self.send_datagrams();
+        }
+    }
+
+    /// Sends the UDP datagrams every session queued this loop turn, batched.
+    fn send_datagrams(&mut self) {
+        if !self.datagrams.is_empty() {
+            self.udp.send_all(&mut self.datagrams);
         }
     }
 
@@ -511,10 +527,8 @@ impl Daemon {
             }
             c.counted_station = station;
         }
+        // Sent in one batch per loop turn (`send_datagrams`).
         c.session.take_datagrams(&mut self.datagrams);
-        for d in self.datagrams.drain(..) {
-            self.udp.send(&d);
-        }
         let ok = c.flush();
         if !ok {
             c.force_close("write failed");

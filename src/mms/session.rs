@@ -600,18 +600,18 @@ impl MmsSession {
         self.last_output = now;
         let pad = size - len;
         if let Some(to) = self.udp_to {
-            let mut d = Vec::with_capacity(DATA_HEAD_LEN + size);
-            d.extend_from_slice(&head.encode());
-            match &filtered {
-                Filtered::Rewritten(v) => d.extend_from_slice(v),
-                _ => d.extend_from_slice(&p.bytes),
-            }
-            d.resize(DATA_HEAD_LEN + size, 0);
-            self.datagrams.push(Datagram {
-                via: UdpChannel::MmsData,
+            let body: Arc<[u8]> = match filtered {
+                Filtered::Rewritten(v) => v.into(),
+                _ => Arc::clone(&p.bytes),
+            };
+            self.datagrams.push(Datagram::split(
+                UdpChannel::MmsData,
                 to,
-                bytes: d,
-            });
+                head.encode().to_vec(),
+                body,
+                0..len,
+                pad,
+            ));
             return;
         }
         self.out.push_owned(head.encode().to_vec());
@@ -628,11 +628,9 @@ impl MmsSession {
     fn emit_data(&mut self, bytes: Vec<u8>, now: Instant) {
         self.last_output = now;
         match self.udp_to {
-            Some(to) => self.datagrams.push(Datagram {
-                via: UdpChannel::MmsData,
-                to,
-                bytes,
-            }),
+            Some(to) => self
+                .datagrams
+                .push(Datagram::owned(UdpChannel::MmsData, to, bytes)),
             None => self.out.push_owned(bytes),
         }
     }

@@ -942,7 +942,7 @@ fn mmsu_sends_header_and_media_by_udp_and_commands_by_tcp() {
     for d in &dg {
         assert_eq!(d.via, UdpChannel::MmsData);
         assert_eq!(d.to, to, "to the TCP peer's address, not the announced one");
-        assert_eq!(DataHead::parse(&d.bytes).unwrap().incarnation, 2);
+        assert_eq!(DataHead::parse(&d.to_vec()).unwrap().incarnation, 2);
     }
     exchange(&mut s, &stream_switch(&[(1, 0), (2, 0)]), now, &v);
     let (_, pdus) = exchange(&mut s, &start_playing(4), now, &v);
@@ -952,9 +952,9 @@ fn mmsu_sends_header_and_media_by_udp_and_commands_by_tcp() {
     s.take_datagrams(&mut dg);
     assert!(!dg.is_empty());
     for (i, d) in dg.iter().enumerate() {
-        let h = DataHead::parse(&d.bytes).unwrap();
+        let h = DataHead::parse(&d.to_vec()).unwrap();
         assert_eq!((h.incarnation, h.location_id), (4, i as u32));
-        assert_eq!(d.bytes.len(), 3208);
+        assert_eq!(d.to_vec().len(), 3208);
     }
 
     // Without a UDP data socket, MMSU is refused with 0x03.

@@ -7,3 +7,4 @@ pub mod multicast;
 pub mod session;
 pub mod signals;
 pub mod timer;
+pub mod udp_batch;

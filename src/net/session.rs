@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -157,12 +158,79 @@ pub struct UdpPorts {
     pub rtcp: Option<u16>,
 }
 
-/// A UDP datagram a session wants sent from one of the server's data sockets.
+/// A UDP datagram a session wants sent from one of the server's data sockets, in up to three
+/// parts so a station packet is never copied per client: the session's own protocol headers,
+/// a slice of the station's shared packet buffer, and zero padding. The loop sends many of
+/// them in one `sendmmsg(2)` with one iovec per part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Datagram {
     pub via: UdpChannel,
     pub to: SocketAddr,
-    pub bytes: Vec<u8>,
+    /// Protocol headers (or the whole datagram when it has no shared body).
+    pub head: Vec<u8>,
+    /// A slice of a shared station buffer, sent after `head`.
+    pub body: Option<(Arc<[u8]>, Range<usize>)>,
+    /// Zero bytes sent after the body (MMS re-pads packets to the fixed size).
+    pub zeros: usize,
+}
+
+impl Datagram {
+    /// A datagram held in one owned buffer.
+    pub fn owned(via: UdpChannel, to: SocketAddr, bytes: Vec<u8>) -> Datagram {
+        Datagram {
+            via,
+            to,
+            head: bytes,
+            body: None,
+            zeros: 0,
+        }
+    }
+
+    /// `head` then `shared[range]` (clamped to the buffer) then `zeros` zero bytes.
+    pub fn split(
+        via: UdpChannel,
+        to: SocketAddr,
+        head: Vec<u8>,
+        shared: Arc<[u8]>,
+        range: Range<usize>,
+        zeros: usize,
+    ) -> Datagram {
+        let end = range.end.min(shared.len());
+        let start = range.start.min(end);
+        Datagram {
+            via,
+            to,
+            head,
+            body: Some((shared, start..end)),
+            zeros,
+        }
+    }
+
+    /// The shared body bytes (empty when there is none).
+    pub fn body(&self) -> &[u8] {
+        match &self.body {
+            Some((b, r)) => b.get(r.clone()).unwrap_or_default(),
+            None => &[],
+        }
+    }
+
+    /// Total size in bytes.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body().len() + self.zeros
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The datagram as one buffer (tests, diagnostics).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.len());
+        v.extend_from_slice(&self.head);
+        v.extend_from_slice(self.body());
+        v.resize(self.len(), 0);
+        v
+    }
 }
 
 /// What a session may ask about stations.

@@ -201,10 +201,11 @@ fn compatible(old: &StationHeader, new: &StationHeader) -> bool {
     old.header.packet_size() == new.header.packet_size() && av(old) == av(new)
 }
 
-/// The data of one ASF packet to send: the station's shared buffer or a rewritten copy.
+/// The data of one ASF packet to send: the station's shared buffer or a rewritten copy (made
+/// once per RTP session and shared by its fragments and datagrams).
 enum Data<'a> {
     Shared(&'a Arc<[u8]>),
-    Owned(Vec<u8>),
+    Owned(Arc<[u8]>),
 }
 
 impl Data<'_> {
@@ -648,7 +649,7 @@ impl RtspSession {
             let data = match select_streams(pkt, &g.streams) {
                 Filtered::Unchanged => Data::Shared(&p.bytes),
                 Filtered::Dropped => continue,
-                Filtered::Rewritten(v) => Data::Owned(v),
+                Filtered::Rewritten(v) => Data::Owned(v.into()),
             };
             let key = pkt
                 .payloads
@@ -685,11 +686,11 @@ impl RtspSession {
                 CNAME,
             );
             match g.dest {
-                Dest::Udp { rtcp, .. } => self.datagrams.push(Datagram {
-                    via: UdpChannel::Rtcp,
-                    to: SocketAddr::new(self.peer.ip(), rtcp),
-                    bytes: sr,
-                }),
+                Dest::Udp { rtcp, .. } => self.datagrams.push(Datagram::owned(
+                    UdpChannel::Rtcp,
+                    SocketAddr::new(self.peer.ip(), rtcp),
+                    sr,
+                )),
                 Dest::Tcp { rtcp, .. } => {
                     if let Some(prefix) = rtp::interleaved_prefix(rtcp, sr.len()) {
                         let mut b = prefix.to_vec();
@@ -751,15 +752,21 @@ fn emit(
         let size = rtp::RTP_HEADER + rtp::PF_HEADER + piece.len();
         match g.dest {
             Dest::Udp { rtp: port, .. } => {
-                let mut b = Vec::with_capacity(size);
+                let mut b = Vec::with_capacity(rtp::RTP_HEADER + rtp::PF_HEADER);
                 b.extend_from_slice(&head);
                 b.extend_from_slice(&f.pf_header);
-                b.extend_from_slice(piece);
-                datagrams.push(Datagram {
-                    via: UdpChannel::Rtp,
-                    to: SocketAddr::new(peer.ip(), port),
-                    bytes: b,
-                });
+                let shared = match data {
+                    Data::Shared(a) => Arc::clone(a),
+                    Data::Owned(a) => Arc::clone(a),
+                };
+                datagrams.push(Datagram::split(
+                    UdpChannel::Rtp,
+                    SocketAddr::new(peer.ip(), port),
+                    b,
+                    shared,
+                    f.start..f.end,
+                    0,
+                ));
             }
             Dest::Tcp { rtp: ch, .. } => {
                 let Some(prefix) = rtp::interleaved_prefix(ch, size) else {

@@ -505,7 +505,7 @@ fn ffmpeg_wms_udp_shares_one_rtp_session_and_fragments_by_mtu() {
                 "127.0.0.1:5002".parse().unwrap(),
                 "to the peer's address only"
             );
-            d.bytes.clone()
+            d.to_vec()
         })
         .collect();
     assert!(rtp.iter().all(|p| p.len() <= 1000), "MTU respected");
@@ -520,7 +520,7 @@ fn ffmpeg_wms_udp_shares_one_rtp_session_and_fragments_by_mtu() {
     assert!(!rtcp.is_empty());
     assert!(rtcp
         .iter()
-        .all(|d| d.to == "127.0.0.1:5003".parse().unwrap() && d.bytes[1] == 200));
+        .all(|d| d.to == "127.0.0.1:5003".parse().unwrap() && d.to_vec()[1] == 200));
     // Nothing goes to the RTX ports.
     assert!(dg
         .iter()
