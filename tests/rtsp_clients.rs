@@ -94,7 +94,10 @@ const GST_LIMIT: Duration = Duration::from_secs(45);
 /// lasts 2048 samples at 44.1 kHz. (By content, not by sink: which sink gets which decoded pad
 /// is decodebin's choice.)
 fn gst_counts(text: &str) -> (u64, u64) {
-    let chains = || text.lines().filter(|l| l.contains(": last-message = chain"));
+    let chains = || {
+        text.lines()
+            .filter(|l| l.contains(": last-message = chain"))
+    };
     let video = chains().filter(|l| l.contains("(115200 bytes")).count() as u64;
     let audio = chains()
         .filter(|l| l.contains("duration: 0:00:00.046439909"))

@@ -633,28 +633,41 @@ impl RtspSession {
     }
 
     fn send_packet(&mut self, p: &Arc<StationPacket>, now: Instant) {
-        let parsed = match Packet::parse(&p.bytes) {
-            Ok(x) => x,
-            Err(e) => {
-                debug!(peer = %self.peer, error = %e, "unparsable station packet skipped");
-                return;
-            }
-        };
-        let ts = self.clock.stamp(parsed.send_time, now);
-        let pkt = &parsed;
+        let ts = self.clock.stamp(p.send_time, now);
+        // Parsed only when a session carries several (but not all) streams; the usual one
+        // stream per session uses the station's shared per-stream split.
+        let mut parsed: Option<Option<Packet<'_>>> = None;
         for gi in 0..self.rtp.len() {
             let Some(g) = self.rtp.get(gi) else {
                 continue;
             };
-            let data = match select_streams(pkt, &g.streams) {
-                Filtered::Unchanged => Data::Shared(&p.bytes),
-                Filtered::Dropped => continue,
-                Filtered::Rewritten(v) => Data::Owned(v.into()),
+            let (data, key) = if let [only] = g.streams[..] {
+                match p.only_stream(only) {
+                    Some(part) => (Data::Shared(&part.bytes), part.key),
+                    None => continue,
+                }
+            } else {
+                let pkt = parsed.get_or_insert_with(|| match Packet::parse(&p.bytes) {
+                    Ok(x) => Some(x),
+                    Err(e) => {
+                        debug!(peer = %self.peer, error = %e, "unparsable station packet skipped");
+                        None
+                    }
+                });
+                let Some(pkt) = pkt.as_ref() else {
+                    return;
+                };
+                let data = match select_streams(pkt, &g.streams) {
+                    Filtered::Unchanged => Data::Shared(&p.bytes),
+                    Filtered::Dropped => continue,
+                    Filtered::Rewritten(v) => Data::Owned(v.into()),
+                };
+                let key = pkt
+                    .payloads
+                    .iter()
+                    .any(|pl| g.streams.contains(&pl.stream) && pl.starts_key_frame());
+                (data, key)
             };
-            let key = pkt
-                .payloads
-                .iter()
-                .any(|pl| g.streams.contains(&pl.stream) && pl.starts_key_frame());
             emit(
                 self.rtp.get_mut(gi),
                 &mut self.out,

@@ -171,13 +171,13 @@ mod tests {
     use super::*;
 
     fn pkt(seq: u64, send_time: u32, clean: bool) -> Arc<StationPacket> {
-        Arc::new(StationPacket {
+        Arc::new(StationPacket::new(
             seq,
-            generation: 1,
+            1,
             send_time,
             clean,
-            bytes: Arc::from(vec![0u8; 100]),
-        })
+            Arc::from(vec![0u8; 100]),
+        ))
     }
 
     const CFG: FeedConfig = FeedConfig {

@@ -6,10 +6,11 @@
 //! socket writes, not N copies. Pure code: the shell pushes packets in and sinks read them out.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub mod feed;
 
+use crate::asf::rewrite::{select_streams, Filtered};
 use crate::asf::{AsfHeader, DataHead, Packet};
 
 /// The ASF header a station currently announces.
@@ -55,6 +56,69 @@ pub struct StationPacket {
     pub clean: bool,
     /// The packet with its padding stripped.
     pub bytes: Arc<[u8]>,
+    /// The packet split by stream, made on first use ([`StationPacket::only_stream`]).
+    pub by_stream: OnceLock<Vec<StreamPart>>,
+}
+
+/// The packet reduced to one stream's payloads, shared by every session that sends that
+/// stream alone (RTSP's one RTP session per stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPart {
+    pub stream: u8,
+    /// The packet with only this stream's payloads (the packet itself when it has no other).
+    pub bytes: Arc<[u8]>,
+    /// One of them starts a key frame.
+    pub key: bool,
+}
+
+impl StationPacket {
+    pub fn new(seq: u64, generation: u64, send_time: u32, clean: bool, bytes: Arc<[u8]>) -> Self {
+        StationPacket {
+            seq,
+            generation,
+            send_time,
+            clean,
+            bytes,
+            by_stream: OnceLock::new(),
+        }
+    }
+
+    /// The packet reduced to the payloads of `stream`, or None when it has none (or does not
+    /// parse). Computed once per packet for all its streams, however many clients ask.
+    pub fn only_stream(&self, stream: u8) -> Option<&StreamPart> {
+        self.by_stream
+            .get_or_init(|| split_by_stream(&self.bytes))
+            .iter()
+            .find(|p| p.stream == stream)
+    }
+}
+
+fn split_by_stream(bytes: &Arc<[u8]>) -> Vec<StreamPart> {
+    let Ok(pkt) = Packet::parse(bytes) else {
+        return Vec::new();
+    };
+    let mut streams: Vec<u8> = pkt.payloads.iter().map(|p| p.stream).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    streams
+        .into_iter()
+        .filter_map(|n| {
+            let part = match select_streams(&pkt, &[n]) {
+                Filtered::Unchanged => Arc::clone(bytes),
+                Filtered::Rewritten(v) => v.into(),
+                Filtered::Dropped => return None,
+            };
+            let key = pkt
+                .payloads
+                .iter()
+                .any(|p| p.stream == n && p.starts_key_frame());
+            Some(StreamPart {
+                stream: n,
+                bytes: part,
+                key,
+            })
+        })
+        .collect()
 }
 
 /// Counters a station exposes for status and tests.
@@ -148,13 +212,13 @@ impl Station {
         clean: bool,
     ) -> Option<Arc<StationPacket>> {
         let header = self.header.as_ref()?;
-        let pkt = Arc::new(StationPacket {
-            seq: self.next_seq,
-            generation: header.generation,
+        let pkt = Arc::new(StationPacket::new(
+            self.next_seq,
+            header.generation,
             send_time,
             clean,
-            bytes: stripped.into(),
-        });
+            stripped.into(),
+        ));
         self.next_seq += 1;
         self.counters.packets += 1;
         self.counters.bytes += pkt.bytes.len() as u64;
@@ -194,6 +258,44 @@ mod tests {
     fn sample() -> PathBuf {
         // The repository's own demo clip: 10 s, a key frame every 2 s, 155 packets.
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("station-configs/media/demo.asf")
+    }
+
+    #[test]
+    fn per_stream_split_is_made_once_and_matches_select_streams() {
+        let mut r = AsfReader::open(&sample()).unwrap();
+        let mut mixed = 0;
+        while let Some(p) = r.next_packet() {
+            let p = p.unwrap();
+            let stripped: Arc<[u8]> = strip_padding(&p.parse().unwrap()).into();
+            let sp = StationPacket::new(0, 1, 0, false, Arc::clone(&stripped));
+            let parsed = Packet::parse(&stripped).unwrap();
+            let has = |n: u8| parsed.payloads.iter().any(|pl| pl.stream == n);
+            for n in [1u8, 2, 3] {
+                let part = sp.only_stream(n);
+                assert_eq!(part.is_some(), has(n), "stream {n}");
+                let Some(part) = part else { continue };
+                let want = match select_streams(&parsed, &[n]) {
+                    Filtered::Unchanged => stripped.to_vec(),
+                    Filtered::Rewritten(v) => v,
+                    Filtered::Dropped => unreachable!(),
+                };
+                assert_eq!(&part.bytes[..], &want[..]);
+                if !(has(1) && has(2)) {
+                    // A single-stream packet is shared, not copied.
+                    assert!(Arc::ptr_eq(&part.bytes, &stripped));
+                }
+                let key = parsed
+                    .payloads
+                    .iter()
+                    .any(|pl| pl.stream == n && pl.starts_key_frame());
+                assert_eq!(part.key, key);
+            }
+            mixed += usize::from(has(1) && has(2));
+            // Asked again: the same buffers.
+            let a = sp.only_stream(1).map(|p| Arc::as_ptr(&p.bytes));
+            assert_eq!(a, sp.only_stream(1).map(|p| Arc::as_ptr(&p.bytes)));
+        }
+        assert!(mixed > 10, "the demo clip mixes audio and video in packets");
     }
 
     #[test]
