@@ -22,9 +22,11 @@
 //! second and later SETUPs with the client port the server echoed and parses every stream with
 //! one RTP context. Each RTP session carries the station's ASF packets reduced to its own
 //! streams (`asf::rewrite::select_streams`; packets with none of them are not sent), and
-//! streams not set up are not sent at all. GStreamer clients are described the aggregate layout
-//! instead (`sdp.rs`): one section, one RTP session with every stream. A packet that needs no rewriting and no fragmenting
-//! goes out over TCP as the station's shared buffer, never copied per client.
+//! streams not set up are not sent at all. GStreamer clients are described the aggregate
+//! layout instead (`sdp.rs`): one section, one RTP session with every stream. The per-stream
+//! packets come from the station's split ([`StationPacket::only_stream`], made once per packet
+//! for all clients); a packet that needs no fragmenting goes out over TCP as a shared buffer,
+//! and over UDP as a slice of one, never copied per client.
 //!
 //! **Timestamps.** ASF times are continuous across playlist entries (the station shifts them,
 //! `asf::retime`). RTP time is 1 kHz media time: the ASF send times from a random per-session
@@ -634,18 +636,27 @@ impl RtspSession {
 
     fn send_packet(&mut self, p: &Arc<StationPacket>, now: Instant) {
         let ts = self.clock.stamp(p.send_time, now);
-        // Parsed only when a session carries several (but not all) streams; the usual one
-        // stream per session uses the station's shared per-stream split.
+        // The station's shared per-stream split answers the usual cases (one stream per
+        // session, or every stream of the packet); only a session with some but not all of a
+        // packet's streams parses and rewrites it.
         let mut parsed: Option<Option<Packet<'_>>> = None;
         for gi in 0..self.rtp.len() {
             let Some(g) = self.rtp.get(gi) else {
                 continue;
             };
+            let parts = p.parts();
+            let mine = || parts.iter().filter(|part| g.streams.contains(&part.stream));
             let (data, key) = if let [only] = g.streams[..] {
                 match p.only_stream(only) {
                     Some(part) => (Data::Shared(&part.bytes), part.key),
                     None => continue,
                 }
+            } else if mine().count() == parts.len() && !parts.is_empty() {
+                // Every stream of the packet is wanted (FFmpeg's shared UDP session, GStreamer's
+                // aggregate): the station buffer itself.
+                (Data::Shared(&p.bytes), mine().any(|part| part.key))
+            } else if mine().next().is_none() && !parts.is_empty() {
+                continue;
             } else {
                 let pkt = parsed.get_or_insert_with(|| match Packet::parse(&p.bytes) {
                     Ok(x) => Some(x),

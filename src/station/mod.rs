@@ -83,13 +83,15 @@ impl StationPacket {
         }
     }
 
-    /// The packet reduced to the payloads of `stream`, or None when it has none (or does not
-    /// parse). Computed once per packet for all its streams, however many clients ask.
+    /// The packet split by stream: one part per stream it carries, in stream order (empty when
+    /// it does not parse). Computed once per packet, however many clients ask.
+    pub fn parts(&self) -> &[StreamPart] {
+        self.by_stream.get_or_init(|| split_by_stream(&self.bytes))
+    }
+
+    /// The packet reduced to the payloads of `stream`, or None when it has none.
     pub fn only_stream(&self, stream: u8) -> Option<&StreamPart> {
-        self.by_stream
-            .get_or_init(|| split_by_stream(&self.bytes))
-            .iter()
-            .find(|p| p.stream == stream)
+        self.parts().iter().find(|p| p.stream == stream)
     }
 }
 
