@@ -1,6 +1,8 @@
 //! SIGHUP reloads by diff: a receiver of station A keeps receiving, without a restart of A's
 //! stream, across a reload that changes station B and one that carries a broken YAML (refused,
-//! old config kept). Inside the private namespace (multicast).
+//! old config kept) — inside the private namespace (multicast); and server settings applied
+//! on reload (announcements moved and rewritten, a new request limit for new connections, a
+//! listener change deferred with a warning) while an FFmpeg player of the station plays on.
 
 mod support;
 
@@ -112,4 +114,98 @@ fn a_receiver_of_an_unchanged_station_is_untouched_by_reloads() {
     assert!(v > 150, "video frames {v}");
     assert!(d.is_running());
     assert!(d.stderr().contains("unchanged=1"));
+}
+
+/// One HTTP exchange with `Connection: close`, `pad` bytes of extra header: the reply.
+fn http_get(addr: std::net::SocketAddr, path: &str, pad: usize) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
+        "p".repeat(pad)
+    );
+    let _ = s.write_all(req.as_bytes());
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn server_settings_apply_on_reload_and_a_player_keeps_playing() {
+    let dir = TempDir::new("reload-server");
+    let port = support::free_tcp_port();
+    let other_port = support::free_tcp_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = |announce: &str, http_port: u16, extra: &str| {
+        format!(
+            "listen:\n  http: 127.0.0.1:{http_port}\n  mms: false\n  rtsp: false\n\
+             announce_dir: {}\nlimits:\n  request_max_bytes: {extra}\n",
+            dir.path().join(announce).display()
+        )
+    };
+    let server_path = dir.path().join("server.yaml");
+    std::fs::write(&server_path, server("first", port, "16KiB")).unwrap();
+    std::fs::write(
+        dir.path().join("alpha.yaml"),
+        format!(
+            "name: alpha\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n\
+             unicast:\n  mms: false\n  mmsh: true\n  rtsp: false\n",
+            support::demo_media().display()
+        ),
+    )
+    .unwrap();
+    let mut d = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
+    d.wait_for_tcp(addr, Duration::from_secs(10));
+    assert!(http_get(addr, "/alpha.asx", 4000).starts_with("HTTP/1.1 200"));
+
+    // A player for the whole reload.
+    let mut ff = support::bounded(Duration::from_secs(60), "ffmpeg");
+    ff.args(["-nostdin", "-hide_banner", "-i"])
+        .arg(format!("mmsh://{addr}/alpha"))
+        .args(["-t", "8", "-f", "framemd5", "-"]);
+    let player = ff
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+
+    // New announce directory and public host, a smaller request limit, another HTTP port.
+    let first_asx = dir.path().join("first/alpha.asx");
+    assert!(first_asx.exists());
+    let server2 = server("second", other_port, "1KiB")
+        .replace("announce_dir:", "public_host: box.example\nannounce_dir:");
+    std::fs::write(&server_path, server2).unwrap();
+    d.signal("HUP").unwrap();
+    assert!(
+        d.wait_for_stderr("configuration reloaded", Duration::from_secs(10)),
+        "{}",
+        d.stderr()
+    );
+    assert!(d.stderr().contains("unchanged=1"), "{}", d.stderr());
+    assert!(
+        d.stderr()
+            .contains("listener changes apply at the next restart"),
+        "{}",
+        d.stderr()
+    );
+    // Announcements moved and name the public host; the running listener still serves them.
+    assert!(dir.path().join("second/alpha.asx").exists());
+    assert!(!first_asx.exists(), "old files withdrawn");
+    let asx = http_get(addr, "/alpha.asx", 0);
+    assert!(asx.starts_with("HTTP/1.1 200"), "{asx}");
+    assert!(asx.contains("box.example"), "{asx}");
+    // The new request limit holds for new connections.
+    let big = http_get(addr, "/alpha.asx", 4000);
+    assert!(big.starts_with("HTTP/1.1 431"), "{big}");
+
+    // The player never noticed: it decoded its 8 s to the end.
+    let out = player.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let md5 = String::from_utf8_lossy(&out.stdout);
+    let video = md5.lines().filter(|l| l.starts_with("0,")).count();
+    assert!(video >= 190, "{video} video frames in 8 s:\n{err}");
+    assert!(d.is_running());
 }

@@ -1,5 +1,8 @@
 //! What a reload changes: old and new station lists compared field by field (mediamtx style),
-//! so that unchanged stations — their multicast and their connected clients — are untouched.
+//! so that unchanged stations — their multicast and their connected clients — are untouched;
+//! and which parts of the server settings changed, since they take effect differently
+//! (limits and RTSP settings for the next connections, announcements at once, listeners and
+//! logging only at a restart).
 
 use std::collections::BTreeSet;
 
@@ -16,8 +19,29 @@ pub struct ReloadPlan {
     pub stop: Vec<String>,
     /// Only in the new config: start.
     pub start: Vec<String>,
-    /// The server settings (listeners, limits) differ; they apply at the next restart.
-    pub server_changed: bool,
+    /// Which parts of the server settings differ.
+    pub server: ServerChanges,
+}
+
+/// The parts of the server file a reload changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerChanges {
+    /// Listener addresses.
+    pub listen: bool,
+    /// `announce_dir` or `public_host` (what the .nsc/.asx files say and where they go).
+    pub announce: bool,
+    /// `limits`.
+    pub limits: bool,
+    /// `rtsp` delivery settings.
+    pub rtsp: bool,
+    /// `log`.
+    pub log: bool,
+}
+
+impl ServerChanges {
+    pub fn any(&self) -> bool {
+        self.listen || self.announce || self.limits || self.rtsp || self.log
+    }
 }
 
 /// Compares two configs.
@@ -28,8 +52,15 @@ pub fn diff(old: &Config, new: &Config) -> ReloadPlan {
         .chain(new.stations.iter())
         .map(|s| s.name.as_str())
         .collect();
+    let (a, b) = (&old.server, &new.server);
     let mut plan = ReloadPlan {
-        server_changed: old.server != new.server,
+        server: ServerChanges {
+            listen: a.listen != b.listen,
+            announce: a.announce_dir != b.announce_dir || a.public_host != b.public_host,
+            limits: a.limits != b.limits,
+            rtsp: a.rtsp != b.rtsp,
+            log: a.log != b.log,
+        },
         ..ReloadPlan::default()
     };
     for name in names {
@@ -83,7 +114,7 @@ mod tests {
         assert_eq!(plan.restart, ["b"]);
         assert_eq!(plan.stop, ["c"]);
         assert_eq!(plan.start, ["d"]);
-        assert!(!plan.server_changed);
+        assert!(!plan.server.any());
     }
 
     #[test]
@@ -106,6 +137,35 @@ mod tests {
         new.server.limits.max_clients = 5;
         let plan = diff(&config(vec![a]), &new);
         assert_eq!(plan.restart, ["a"]);
-        assert!(plan.server_changed);
+        assert_eq!(
+            plan.server,
+            ServerChanges {
+                limits: true,
+                ..ServerChanges::default()
+            }
+        );
+    }
+
+    #[test]
+    fn each_part_of_the_server_file_is_told_apart() {
+        let old = config(vec![station("a", 1, "a.asf")]);
+        let mut new = old.clone();
+        new.server.announce_dir = "/srv/other".into();
+        new.server.rtsp.mtu = 1000;
+        let plan = diff(&old, &new);
+        assert_eq!(plan.unchanged, ["a"], "server changes restart no station");
+        assert_eq!(
+            plan.server,
+            ServerChanges {
+                announce: true,
+                rtsp: true,
+                ..ServerChanges::default()
+            }
+        );
+        let mut new = old.clone();
+        new.server.listen.http.clear();
+        new.server.public_host = Some("box.example".into());
+        let plan = diff(&old, &new);
+        assert!(plan.server.listen && plan.server.announce && !plan.server.limits);
     }
 }

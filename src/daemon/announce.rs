@@ -188,6 +188,22 @@ impl Announcer {
         Ok(())
     }
 
+    /// Takes new server settings on a reload (`announce_dir`, `public_host`, listener
+    /// addresses) while keeping the Format IDs the station's stream already uses: the files
+    /// leave the old directory and are written anew.
+    pub fn reconfigure(&mut self, server: &ServerConfig) -> io::Result<()> {
+        let fresh = Announcer::new(server, &self.station);
+        if fresh.dir != self.dir {
+            self.withdraw();
+        }
+        self.host = fresh.host;
+        self.http = fresh.http;
+        self.mms = fresh.mms;
+        self.rtsp = fresh.rtsp;
+        self.dir = fresh.dir;
+        self.publish()
+    }
+
     /// Removes the station's files (station removed or daemon stopping).
     pub fn withdraw(&self) {
         let a = &self.station.announcement;

@@ -596,15 +596,44 @@ impl Daemon {
                 return;
             }
         };
+        let mut new = new;
         let plan = config::diff::diff(&self.config, &new);
-        if plan.server_changed {
-            warn!("server settings changed; listeners and limits apply at the next restart");
+        let changes = plan.server;
+        if changes.listen {
+            // The running listeners stay (they may also come from systemd): the config keeps
+            // saying so, and the next reload warns again until the daemon restarts.
+            warn!("listener changes apply at the next restart; the running listeners stay");
+            new.server.listen = self.config.server.listen.clone();
+        }
+        if changes.log {
+            warn!("log settings apply at the next restart");
+        }
+        if changes.limits {
+            self.write_coalesce = new.server.limits.write_interval;
+            raise_open_file_limit(new.server.limits.max_clients);
+            info!("limits changed: they apply to new connections (and the write interval at once); connected sessions keep theirs");
+        }
+        if changes.rtsp {
+            info!("rtsp settings changed: they apply to new RTSP sessions");
+        }
+        // Stations (re)started below and new connections use the new server settings.
+        self.config.server = new.server.clone();
+        if changes.announce {
+            for name in &plan.unchanged {
+                if let Some(rt) = self.stations.get_mut(name) {
+                    if let Err(e) = rt.announcer.reconfigure(&new.server) {
+                        warn!(station = %name, error = %e, "cannot write the announcement files");
+                    }
+                }
+            }
+            info!(dir = %new.server.announce_dir.display(), "announcements rewritten");
         }
         let now = Instant::now();
         for name in plan.stop.iter().chain(plan.restart.iter()) {
             if let Some(mut rt) = self.stations.remove(name) {
                 rt.stop();
-                if plan.stop.contains(name) {
+                // A restarted station writes its files anew, in the new directory if it moved.
+                if plan.stop.contains(name) || changes.announce {
                     rt.announcer.withdraw();
                 }
                 info!(station = %name, "station stopped by reload");
