@@ -79,28 +79,43 @@ enum NscCommand {
     Decode { file: PathBuf },
 }
 
-/// Logs go to the journal (structured fields: STATION, PEER, PROTOCOL, …) when systemd runs
-/// us with a journal stream, else to stderr as text or JSON lines. `ASFCAST_LOG` (a tracing
-/// filter such as `debug` or `asfcast::daemon=trace`) overrides the configured level.
-fn init_logging(log: &asfcast::config::LogConfig) {
-    use asfcast::config::{LogFormat, LogLevel};
-    use tracing_subscriber::prelude::*;
-    let level = match log.level {
+/// The tracing filter of a configured level.
+fn level_filter(level: asfcast::config::LogLevel) -> tracing_subscriber::EnvFilter {
+    use asfcast::config::LogLevel;
+    tracing_subscriber::EnvFilter::new(match level {
         LogLevel::Error => "error",
         LogLevel::Warn => "warn",
         LogLevel::Info => "info",
         LogLevel::Debug => "debug",
         LogLevel::Trace => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ASFCAST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    })
+}
+
+/// Logs go to the journal (structured fields: STATION, PEER, PROTOCOL, …) when systemd runs
+/// us with a journal stream, else to stderr as text or JSON lines. `ASFCAST_LOG` (a tracing
+/// filter such as `debug` or `asfcast::daemon=trace`) overrides the configured level. Returns
+/// what a reload calls to change the level (None when `ASFCAST_LOG` rules).
+fn init_logging(log: &asfcast::config::LogConfig) -> Option<asfcast::daemon::LogLevelHook> {
+    use asfcast::config::LogFormat;
+    use tracing_subscriber::prelude::*;
+    let from_env = tracing_subscriber::EnvFilter::try_from_env("ASFCAST_LOG").ok();
+    let fixed = from_env.is_some();
+    let (filter, handle) =
+        tracing_subscriber::reload::Layer::new(from_env.unwrap_or_else(|| level_filter(log.level)));
+    let hook: Option<asfcast::daemon::LogLevelHook> = (!fixed).then(|| {
+        Box::new(move |level| {
+            handle
+                .reload(level_filter(level))
+                .map_err(|e| e.to_string())
+        }) as asfcast::daemon::LogLevelHook
+    });
     let registry = tracing_subscriber::registry().with(filter);
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         if let Ok(journal) = tracing_journald::layer() {
             registry
                 .with(journal.with_syslog_identifier("asfcast".into()))
                 .init();
-            return;
+            return hook;
         }
     }
     use std::io::IsTerminal;
@@ -111,6 +126,7 @@ fn init_logging(log: &asfcast::config::LogConfig) {
         LogFormat::Json => registry.with(fmt.json()).init(),
         LogFormat::Text => registry.with(fmt).init(),
     }
+    hook
 }
 
 fn main() -> ExitCode {
@@ -133,15 +149,15 @@ fn main() -> ExitCode {
 }
 
 fn run(config: Vec<PathBuf>) -> ExitCode {
-    match asfcast::config::load(&config) {
+    let hook = match asfcast::config::load(&config) {
         Ok(c) => init_logging(&c.server.log),
         Err(errs) => {
             eprintln!("asfcast: configuration refused:\n{errs}");
             return ExitCode::FAILURE;
         }
-    }
+    };
     let daemon = match asfcast::daemon::Daemon::start(config) {
-        Ok(d) => d,
+        Ok(d) => d.with_log_level_hook(hook),
         Err(e) => {
             tracing::error!("{e}");
             return ExitCode::FAILURE;

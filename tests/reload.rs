@@ -1,8 +1,8 @@
 //! SIGHUP reloads by diff: a receiver of station A keeps receiving, without a restart of A's
 //! stream, across a reload that changes station B and one that carries a broken YAML (refused,
 //! old config kept) — inside the private namespace (multicast); and server settings applied
-//! on reload (announcements moved and rewritten, a new request limit for new connections, a
-//! listener change deferred with a warning) while an FFmpeg player of the station plays on.
+//! on reload (announcements moved and rewritten, a new request limit for new connections, the
+//! log level, a listener change deferred with a warning) while an FFmpeg player plays on.
 
 mod support;
 
@@ -158,6 +158,8 @@ fn server_settings_apply_on_reload_and_a_player_keeps_playing() {
     let mut d = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
     d.wait_for_tcp(addr, Duration::from_secs(10));
     assert!(http_get(addr, "/alpha.asx", 4000).starts_with("HTTP/1.1 200"));
+    // At the default info level a refused request leaves no debug line.
+    assert!(http_get(addr, "/alpha.asx", 20_000).starts_with("HTTP/1.1 431"));
 
     // A player for the whole reload.
     let mut ff = support::bounded(Duration::from_secs(60), "ffmpeg");
@@ -174,8 +176,10 @@ fn server_settings_apply_on_reload_and_a_player_keeps_playing() {
     // New announce directory and public host, a smaller request limit, another HTTP port.
     let first_asx = dir.path().join("first/alpha.asx");
     assert!(first_asx.exists());
-    let server2 = server("second", other_port, "1KiB")
-        .replace("announce_dir:", "public_host: box.example\nannounce_dir:");
+    let server2 = server("second", other_port, "1KiB").replace(
+        "announce_dir:",
+        "public_host: box.example\nlog:\n  level: debug\nannounce_dir:",
+    );
     std::fs::write(&server_path, server2).unwrap();
     d.signal("HUP").unwrap();
     assert!(
@@ -199,6 +203,18 @@ fn server_settings_apply_on_reload_and_a_player_keeps_playing() {
     // The new request limit holds for new connections.
     let big = http_get(addr, "/alpha.asx", 4000);
     assert!(big.starts_with("HTTP/1.1 431"), "{big}");
+    // And the log level is debug now.
+    assert!(d.stderr().contains("log level changed"), "{}", d.stderr());
+    assert!(
+        d.wait_for_stderr("bad HTTP request", Duration::from_secs(5)),
+        "{}",
+        d.stderr()
+    );
+    assert_eq!(
+        d.stderr().matches("bad HTTP request").count(),
+        1,
+        "only the request after the reload is logged at debug"
+    );
 
     // The player never noticed: it decoded its 8 s to the end.
     let out = player.wait_with_output().unwrap();

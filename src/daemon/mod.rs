@@ -147,7 +147,11 @@ pub struct Daemon {
     /// When station packets were first queued without being written yet.
     unflushed: Option<Instant>,
     write_coalesce: Duration,
+    log_level_hook: Option<LogLevelHook>,
 }
+
+/// Changes the running log level (see [`Daemon::with_log_level_hook`]).
+pub type LogLevelHook = Box<dyn Fn(config::LogLevel) -> Result<(), String>>;
 
 /// The UDP sockets unicast sessions send data from (MMSU, RTP, RTCP). Sends never block: a
 /// datagram the kernel does not take is dropped, as UDP media is useless late.
@@ -228,6 +232,13 @@ impl UdpSockets {
 impl Daemon {
     /// Loads and checks the config, binds the listeners, opens the signal and timer fds and
     /// starts every station.
+    /// What a reload calls with a changed `log.level` (set by the binary, which owns the
+    /// tracing subscriber; None: the level is fixed, e.g. by `ASFCAST_LOG`).
+    pub fn with_log_level_hook(mut self, hook: Option<LogLevelHook>) -> Self {
+        self.log_level_hook = hook;
+        self
+    }
+
     pub fn start(paths: Vec<PathBuf>) -> Result<Daemon, DaemonError> {
         let config = config::load(&paths).map_err(DaemonError::Config)?;
         raise_open_file_limit(config.server.limits.max_clients);
@@ -300,6 +311,7 @@ impl Daemon {
             clients: HashMap::new(),
             unflushed: None,
             write_coalesce: limits_cfg.write_interval,
+            log_level_hook: None,
         };
         let now = Instant::now();
         let stations = d.config.stations.clone();
@@ -606,7 +618,20 @@ impl Daemon {
             new.server.listen = self.config.server.listen.clone();
         }
         if changes.log {
-            warn!("log settings apply at the next restart");
+            let old = &self.config.server.log;
+            let level = new.server.log.level;
+            if level != old.level {
+                match &self.log_level_hook {
+                    Some(set) => match set(level) {
+                        Ok(()) => info!(level = ?level, "log level changed"),
+                        Err(e) => warn!(error = %e, "cannot change the log level"),
+                    },
+                    None => warn!("log level fixed by ASFCAST_LOG; the new level is not applied"),
+                }
+            }
+            if new.server.log.format != old.format {
+                warn!("log format changes apply at the next restart");
+            }
         }
         if changes.limits {
             self.write_coalesce = new.server.limits.write_interval;
