@@ -230,8 +230,6 @@ impl UdpSockets {
 }
 
 impl Daemon {
-    /// Loads and checks the config, binds the listeners, opens the signal and timer fds and
-    /// starts every station.
     /// What a reload calls with a changed `log.level` (set by the binary, which owns the
     /// tracing subscriber; None: the level is fixed, e.g. by `ASFCAST_LOG`).
     pub fn with_log_level_hook(mut self, hook: Option<LogLevelHook>) -> Self {
@@ -239,6 +237,8 @@ impl Daemon {
         self
     }
 
+    /// Loads and checks the config, binds the listeners, opens the signal and timer fds and
+    /// starts every station.
     pub fn start(paths: Vec<PathBuf>) -> Result<Daemon, DaemonError> {
         let config = config::load(&paths).map_err(DaemonError::Config)?;
         raise_open_file_limit(config.server.limits.max_clients);
