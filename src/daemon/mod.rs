@@ -153,6 +153,9 @@ pub struct Daemon {
 /// Changes the running log level (see [`Daemon::with_log_level_hook`]).
 pub type LogLevelHook = Box<dyn Fn(config::LogLevel) -> Result<(), String>>;
 
+/// Send buffer asked for the unicast UDP data sockets.
+const UDP_SEND_BUFFER: usize = 4 << 20;
+
 /// The UDP sockets unicast sessions send data from (MMSU, RTP, RTCP). Sends never block: a
 /// datagram the kernel does not take is dropped, as UDP media is useless late.
 #[derive(Default)]
@@ -169,6 +172,9 @@ impl UdpSockets {
         let bind = |addr: std::net::SocketAddr| -> io::Result<std::net::UdpSocket> {
             let s = std::net::UdpSocket::bind(addr)?;
             s.set_nonblocking(true)?;
+            // Room for a turn's burst to many clients (best effort: the kernel caps it at
+            // net.core.wmem_max).
+            let _ = socket2::SockRef::from(&s).set_send_buffer_size(UDP_SEND_BUFFER);
             Ok(s)
         };
         let mut u = UdpSockets::default();
