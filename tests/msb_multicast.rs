@@ -187,8 +187,16 @@ fn one_lost_packet_per_span_is_repaired_from_parity() {
     let r = recv(&nsc, &out, 10, true);
     let dropped = r.num("dropped_on_purpose");
     assert!(dropped >= 10, "{}", r.json);
-    // Every dropped packet comes back (recv waits for the last span's parity).
-    assert_eq!(r.num("repaired"), dropped, "{}", r.json);
+    // Every dropped packet comes back (recv waits for the last span's parity). One more may be
+    // repaired: when the receiver joins just after a span's first packet, that span lacks
+    // exactly one packet (never dropped on purpose, as the span was not seen from its start)
+    // and its parity restores it too.
+    let repaired = r.num("repaired");
+    assert!(
+        (dropped..=dropped + 1).contains(&repaired),
+        "{repaired} repaired for {dropped} dropped: {}",
+        r.json
+    );
     assert_eq!(r.num("lost"), 0, "{}", r.json);
     assert_ten_seconds_decoded(&out);
 }
