@@ -309,7 +309,8 @@ fn an_ipv6_station_is_received_and_decodes() {
     let nsc = nsc_path(dir.path(), "six");
     wait_for_file(&nsc, &mut d);
     let out = dir.path().join("six.asf");
-    let r = recv_on(&nsc, &out, 6, false, Some(&ifname));
+    // 8 s: the file starts at the first key frame after the join, up to one 2 s GOP in.
+    let r = recv_on(&nsc, &out, 8, false, Some(&ifname));
     assert!(
         r.json.contains(&format!("\"group\":\"[{group}]:{port}\"")),
         "{}",

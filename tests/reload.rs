@@ -109,9 +109,13 @@ fn a_receiver_of_an_unchanged_station_is_untouched_by_reloads() {
     // A's stream never restarted (no Format ID / toggle change) and nothing was lost.
     assert_eq!(json_num(&json, "stream_changes"), 0, "{json}");
     assert_eq!(json_num(&json, "lost"), 0, "{json}");
-    assert!(json_num(&json, "packets_written") > 100, "{json}");
+    // 8 s at ~15.5 packets/s, every one received: the file starts at the first key frame
+    // after the join (up to one 2 s GOP later), the rest is written.
+    let received = json_num(&json, "packets_written") + json_num(&json, "skipped_before_key_frame");
+    assert!(received > 110, "{json}");
+    assert!(json_num(&json, "packets_written") > 80, "{json}");
     let v = support::ffprobe_count_frames(&out, "v:0").unwrap();
-    assert!(v > 150, "video frames {v}");
+    assert!(v > 120, "video frames {v}");
     assert!(d.is_running());
     assert!(d.stderr().contains("unchanged=1"));
 }
