@@ -187,6 +187,15 @@ fn status(text: &str) -> u16 {
         .unwrap_or(0)
 }
 
+/// The RTP packets of one interleaved channel, in order.
+fn on_channel(frames: &[(u8, Vec<u8>)], channel: u8) -> Vec<Vec<u8>> {
+    frames
+        .iter()
+        .filter(|f| f.0 == channel)
+        .map(|f| f.1.clone())
+        .collect()
+}
+
 /// Interleaved frames as (channel, RTP packet).
 fn frames(mut b: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut out = Vec::new();
@@ -401,16 +410,8 @@ fn ffmpeg_tcp_session_delivers_each_stream_on_its_channel() {
     assert_eq!(c.s.on_timeout(c.now), Step::Continue);
     out.extend(c.take_out());
     let fr = frames(&out);
-    let ch0: Vec<Vec<u8>> = fr
-        .iter()
-        .filter(|f| f.0 == 0)
-        .map(|f| f.1.clone())
-        .collect();
-    let ch2: Vec<Vec<u8>> = fr
-        .iter()
-        .filter(|f| f.0 == 2)
-        .map(|f| f.1.clone())
-        .collect();
+    let ch0 = on_channel(&fr, 0);
+    let ch2 = on_channel(&fr, 2);
     assert!(fr.iter().all(|f| [0, 1, 2, 3].contains(&f.0)));
     // The first packet's timestamp is the one RTP-Info promised.
     assert_eq!(
@@ -685,12 +686,7 @@ fn gstreamer_gets_one_section_carrying_every_stream() {
     c.now += Duration::from_secs(5);
     c.s.on_timeout(c.now);
     out.extend(c.take_out());
-    let rtp: Vec<Vec<u8>> = frames(&out)
-        .into_iter()
-        .filter(|f| f.0 == 0)
-        .map(|f| f.1)
-        .collect();
-    let pkts = reassemble(&rtp);
+    let pkts = reassemble(&on_channel(&frames(&out), 0));
     // The backlog goes out whole, every stream in the one session.
     assert_eq!(pkts.len(), c.view.backlog.len());
     let mut streams: Vec<u8> = pkts.iter().flat_map(|p| payload_streams(p)).collect();
@@ -713,12 +709,7 @@ fn only_the_streams_set_up_are_sent() {
     c.now += Duration::from_secs(5);
     c.s.on_timeout(c.now);
     out.extend(c.take_out());
-    let rtp: Vec<Vec<u8>> = frames(&out)
-        .into_iter()
-        .filter(|f| f.0 == 0)
-        .map(|f| f.1)
-        .collect();
-    let pkts = reassemble(&rtp);
+    let pkts = reassemble(&on_channel(&frames(&out), 0));
     assert!(!pkts.is_empty());
     assert!(pkts.iter().all(|p| payload_streams(p) == [2]), "audio only");
 }
