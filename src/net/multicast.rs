@@ -7,7 +7,6 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -181,21 +180,9 @@ fn sendmmsg(socket: &UdpSocket, datagrams: &[Vec<u8>]) -> io::Result<usize> {
             h
         })
         .collect();
-    // SAFETY: `msgs` points at `n` headers whose iovecs borrow `datagrams`, all alive for the
+    // SAFETY: `msgs` holds `n` headers whose iovecs borrow `datagrams`, all alive for the
     // duration of the call; the socket is connected, so no addresses are needed.
-    let r = unsafe {
-        libc::sendmmsg(
-            socket.as_raw_fd(),
-            msgs.as_mut_ptr(),
-            n as libc::c_uint,
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r as usize)
-    }
+    unsafe { super::udp_batch::send_headers(socket, &mut msgs) }
 }
 
 /// A socket bound to `group`'s port that has joined the group on `interface` (None: the

@@ -108,11 +108,23 @@ fn sendmmsg(socket: &UdpSocket, datagrams: &[Datagram]) -> io::Result<usize> {
         .collect();
     // SAFETY: `msgs` holds `n` headers whose names borrow `addrs` and whose iovecs borrow `iov`
     // (which borrows the datagrams and `ZEROS`); all of them outlive the call.
+    unsafe { send_headers(socket, &mut msgs) }
+}
+
+/// One non-blocking `sendmmsg(2)` of prepared headers; how many were sent.
+///
+/// # Safety
+/// Every header's name and iovecs must point at memory that stays valid during the call.
+pub(crate) unsafe fn send_headers(
+    socket: &UdpSocket,
+    msgs: &mut [libc::mmsghdr],
+) -> io::Result<usize> {
+    // SAFETY: the caller vouches for the headers; `msgs` is a live slice of that length.
     let r = unsafe {
         libc::sendmmsg(
             socket.as_raw_fd(),
             msgs.as_mut_ptr(),
-            n as libc::c_uint,
+            msgs.len() as libc::c_uint,
             libc::MSG_DONTWAIT,
         )
     };
