@@ -8,7 +8,6 @@
 
 pub mod asf;
 pub mod config;
-pub mod daemon;
 pub mod http;
 pub mod mms;
 pub mod msb;

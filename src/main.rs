@@ -95,19 +95,19 @@ fn level_filter(level: asfcast::config::LogLevel) -> tracing_subscriber::EnvFilt
 /// us with a journal stream, else to stderr as text or JSON lines. `ASFCAST_LOG` (a tracing
 /// filter such as `debug` or `asfcast::daemon=trace`) overrides the configured level. Returns
 /// what a reload calls to change the level (None when `ASFCAST_LOG` rules).
-fn init_logging(log: &asfcast::config::LogConfig) -> Option<asfcast::daemon::LogLevelHook> {
+fn init_logging(log: &asfcast::config::LogConfig) -> Option<asfcast::net::LogLevelHook> {
     use asfcast::config::LogFormat;
     use tracing_subscriber::prelude::*;
     let from_env = tracing_subscriber::EnvFilter::try_from_env("ASFCAST_LOG").ok();
     let fixed = from_env.is_some();
     let (filter, handle) =
         tracing_subscriber::reload::Layer::new(from_env.unwrap_or_else(|| level_filter(log.level)));
-    let hook: Option<asfcast::daemon::LogLevelHook> = (!fixed).then(|| {
+    let hook: Option<asfcast::net::LogLevelHook> = (!fixed).then(|| {
         Box::new(move |level| {
             handle
                 .reload(level_filter(level))
                 .map_err(|e| e.to_string())
-        }) as asfcast::daemon::LogLevelHook
+        }) as asfcast::net::LogLevelHook
     });
     let registry = tracing_subscriber::registry().with(filter);
     if std::env::var_os("JOURNAL_STREAM").is_some() {
@@ -156,7 +156,7 @@ fn run(config: Vec<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let daemon = match asfcast::daemon::Daemon::start(config) {
+    let daemon = match asfcast::net::Daemon::start(config) {
         Ok(d) => d.with_log_level_hook(hook),
         Err(e) => {
             tracing::error!("{e}");

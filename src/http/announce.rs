@@ -22,42 +22,7 @@ pub const ALLOW: &str = "GET, HEAD";
 /// Seconds a client should wait before asking again for a station file that is not ready.
 pub const RETRY_AFTER_SECS: u32 = 2;
 
-/// One station as the announcement routes see it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StationEntry {
-    /// The station name (also its MMSH path: `/<name>`).
-    pub name: String,
-    /// A human description for the list page.
-    pub description: String,
-    /// The .nsc text, once the station has a header.
-    pub nsc: Option<String>,
-    /// The .asx text, once it can be written.
-    pub asx: Option<String>,
-    /// The .nsc file name, e.g. `demo.nsc` (served at `/<nsc_file>`).
-    pub nsc_file: String,
-    /// The .asx file name, e.g. `demo.asx`.
-    pub asx_file: String,
-    /// Unicast URLs for humans (`mms://`, `rtsp://`, `mmsh://`).
-    pub urls: Vec<String>,
-}
-
-/// A snapshot of the stations, provided by the shell.
-pub trait AnnouncementCatalog {
-    /// The stations, in display order.
-    fn stations(&self) -> Vec<StationEntry>;
-}
-
-impl AnnouncementCatalog for [StationEntry] {
-    fn stations(&self) -> Vec<StationEntry> {
-        self.to_vec()
-    }
-}
-
-impl AnnouncementCatalog for Vec<StationEntry> {
-    fn stations(&self) -> Vec<StationEntry> {
-        self.clone()
-    }
-}
+pub use crate::station::catalog::{AnnouncementCatalog, StationEntry};
 
 /// What the announcement routes make of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]

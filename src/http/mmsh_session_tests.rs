@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::http::announce::{AnnouncementCatalog, StationEntry};
 use crate::http::mmsh::tests::{demo_station, FFMPEG_PLAY};
 use crate::http::mmsh::{ChunkReader, ChunkType};
+use crate::station::catalog::{AnnouncementCatalog, StationEntry};
 use crate::station::{StationHeader, StationPacket};
 
 struct View {
@@ -30,8 +30,8 @@ impl StationView for View {
             Vec::new()
         }
     }
-    fn serves(&self, station: &str, protocol: &str) -> bool {
-        station == "demo" && protocol == "mmsh" && self.mmsh
+    fn serves(&self, station: &str, protocol: Protocol) -> bool {
+        station == "demo" && protocol == Protocol::Mmsh && self.mmsh
     }
     fn catalog(&self) -> &dyn AnnouncementCatalog {
         &self.entries

@@ -41,8 +41,8 @@ use super::{
 };
 use crate::asf::rewrite::{filter_payloads, Filtered};
 use crate::asf::{AsfHeader, Packet};
-use crate::net::session::{OutQueue, Step};
 use crate::station::feed::{FeedConfig, FeedState, LiveFeed};
+use crate::station::sink::{OutQueue, Step};
 use crate::station::{StationHeader, StationPacket};
 
 /// How often a client that is behind is checked against the stall timeout when no station

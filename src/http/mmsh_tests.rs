@@ -13,8 +13,8 @@ use super::*;
 use crate::asf::rewrite::strip_padding;
 use crate::asf::{AsfReader, Packet};
 use crate::http::RequestReader;
-use crate::net::session::{OutQueue, Step};
 use crate::station::feed::FeedConfig;
+use crate::station::sink::{OutQueue, Step};
 use crate::station::{Station, StationHeader, StationPacket};
 
 pub(crate) fn media(name: &str) -> PathBuf {

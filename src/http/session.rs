@@ -26,8 +26,8 @@ use super::mmsh::{self, MmshRequest};
 use super::request::Request;
 use super::response::Response;
 use crate::config::Limits;
-use crate::net::session::{OutQueue, Session, StationView, Step};
 use crate::station::feed::FeedConfig;
+use crate::station::sink::{OutQueue, Protocol, Session, Sink, StationView, Step};
 use crate::station::{StationHeader, StationPacket};
 
 /// The next `client-id` handed out.
@@ -146,7 +146,7 @@ impl HttpSession {
             .and_then(|p| p.strip_prefix('/'))
             .unwrap_or_default()
             .to_string();
-        if !stations.serves(&name, "mmsh") {
+        if !stations.serves(&name, Protocol::Mmsh) {
             return self.refuse(request, 404, "station not served over HTTP");
         }
         match mmsh::classify(request) {
@@ -224,35 +224,7 @@ impl HttpSession {
     }
 }
 
-impl Session for HttpSession {
-    fn protocol(&self) -> &'static str {
-        match self.phase {
-            Phase::Http(_) => "http",
-            Phase::Streaming(_) => "mmsh",
-        }
-    }
-
-    fn station(&self) -> Option<&str> {
-        self.stream().map(MmshStream::station)
-    }
-
-    fn on_bytes(&mut self, input: &[u8], now: Instant, stations: &dyn StationView) -> Step {
-        let mut step = self.feed_http(input, now, stations);
-        // Pipelined requests held back, and bytes that followed an MMSH answer, in order.
-        while step == Step::Continue {
-            let pending = matches!(&self.phase, Phase::Http(c) if c.has_pending());
-            if pending {
-                step = self.feed_http(&[], now, stations);
-            } else if !self.carry.is_empty() && matches!(self.phase, Phase::Http(_)) {
-                let carry = std::mem::take(&mut self.carry);
-                step = self.feed_http(&carry, now, stations);
-            } else {
-                break;
-            }
-        }
-        step
-    }
-
+impl Sink for HttpSession {
     fn on_header(&mut self, header: &Arc<StationHeader>, now: Instant) -> Step {
         match &mut self.phase {
             Phase::Streaming(s) => s.on_header(header, &mut self.out, now),
@@ -284,16 +256,46 @@ impl Session for HttpSession {
         }
     }
 
-    fn output(&mut self) -> &mut OutQueue {
-        &mut self.out
-    }
-
     fn on_station_end(&mut self, _now: Instant) -> Step {
         self.out.drop_unstarted();
         if let Phase::Streaming(s) = &mut self.phase {
             s.end(&mut self.out);
         }
         Step::close("station stopped")
+    }
+}
+
+impl Session for HttpSession {
+    fn protocol(&self) -> &'static str {
+        match self.phase {
+            Phase::Http(_) => "http",
+            Phase::Streaming(_) => "mmsh",
+        }
+    }
+
+    fn station(&self) -> Option<&str> {
+        self.stream().map(MmshStream::station)
+    }
+
+    fn on_bytes(&mut self, input: &[u8], now: Instant, stations: &dyn StationView) -> Step {
+        let mut step = self.feed_http(input, now, stations);
+        // Pipelined requests held back, and bytes that followed an MMSH answer, in order.
+        while step == Step::Continue {
+            let pending = matches!(&self.phase, Phase::Http(c) if c.has_pending());
+            if pending {
+                step = self.feed_http(&[], now, stations);
+            } else if !self.carry.is_empty() && matches!(self.phase, Phase::Http(_)) {
+                let carry = std::mem::take(&mut self.carry);
+                step = self.feed_http(&carry, now, stations);
+            } else {
+                break;
+            }
+        }
+        step
+    }
+
+    fn output(&mut self) -> &mut OutQueue {
+        &mut self.out
     }
 }
 

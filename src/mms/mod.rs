@@ -3,7 +3,7 @@
 //!
 //! - [`codec`]: framing of client commands, decoding of client messages, encoding of the
 //!   server reports and of the Data packet head; pure byte layouts.
-//! - [`session`]: the per-client state machine on the [`crate::net::session::Session`]
+//! - [`session`]: the per-client state machine on the [`crate::station::sink::Session`]
 //!   contract, with the join / fast-start / slow-client policy of
 //!   [`crate::station::feed::LiveFeed`].
 //!

@@ -39,8 +39,10 @@ use super::codec::{
 use crate::asf::rewrite::{filter_payloads, Filtered};
 use crate::asf::Packet;
 use crate::config::ServerConfig;
-use crate::net::session::{Datagram, OutQueue, Session, StationView, Step, UdpChannel, UdpPorts};
 use crate::station::feed::{FeedConfig, FeedState, LiveFeed};
+use crate::station::sink::{
+    Datagram, OutQueue, Protocol, Session, Sink, StationView, Step, UdpChannel, UdpPorts,
+};
 use crate::station::{StationHeader, StationPacket};
 
 /// How long a playing client may go without any output before it gets a Ping.
@@ -379,7 +381,7 @@ impl MmsSession {
             info!(peer = %s.peer, protocol = "mms", station = name, reason = %why, "mms open refused");
             Step::close(why)
         };
-        if !stations.serves(name, "mms") {
+        if !stations.serves(name, Protocol::Mms) {
             return refuse(self, hr::PATH_NOT_FOUND, format!("no MMS station {name:?}"));
         }
         if !stations.has_room(name) {
@@ -636,41 +638,7 @@ impl MmsSession {
     }
 }
 
-impl Session for MmsSession {
-    fn protocol(&self) -> &'static str {
-        "mms"
-    }
-
-    fn station(&self) -> Option<&str> {
-        self.station.as_deref()
-    }
-
-    fn on_bytes(&mut self, input: &[u8], now: Instant, stations: &dyn StationView) -> Step {
-        self.last_input = now;
-        self.reader.push(input);
-        loop {
-            let msg = match self.reader.next_command() {
-                Ok(Some(m)) => m,
-                Ok(None) => return Step::Continue,
-                Err(e) => {
-                    info!(peer = %self.peer, protocol = "mms", error = %e, "mms: refused malformed input");
-                    return Step::close(format!("malformed MMS input: {e}"));
-                }
-            };
-            let decoded = match ClientMessage::decode(&msg) {
-                Ok(d) => d,
-                Err(e) => {
-                    info!(peer = %self.peer, protocol = "mms", error = %e, "mms: refused malformed command");
-                    return Step::close(format!("malformed MMS command: {e}"));
-                }
-            };
-            let step = self.handle(decoded, now, stations);
-            if step != Step::Continue {
-                return step;
-            }
-        }
-    }
-
+impl Sink for MmsSession {
     fn on_header(&mut self, header: &Arc<StationHeader>, now: Instant) -> Step {
         let Some(mine) = self.header.as_ref() else {
             return Step::Continue;
@@ -758,6 +726,42 @@ impl Session for MmsSession {
             d = d.min(f);
         }
         Some(d)
+    }
+}
+
+impl Session for MmsSession {
+    fn protocol(&self) -> &'static str {
+        "mms"
+    }
+
+    fn station(&self) -> Option<&str> {
+        self.station.as_deref()
+    }
+
+    fn on_bytes(&mut self, input: &[u8], now: Instant, stations: &dyn StationView) -> Step {
+        self.last_input = now;
+        self.reader.push(input);
+        loop {
+            let msg = match self.reader.next_command() {
+                Ok(Some(m)) => m,
+                Ok(None) => return Step::Continue,
+                Err(e) => {
+                    info!(peer = %self.peer, protocol = "mms", error = %e, "mms: refused malformed input");
+                    return Step::close(format!("malformed MMS input: {e}"));
+                }
+            };
+            let decoded = match ClientMessage::decode(&msg) {
+                Ok(d) => d,
+                Err(e) => {
+                    info!(peer = %self.peer, protocol = "mms", error = %e, "mms: refused malformed command");
+                    return Step::close(format!("malformed MMS command: {e}"));
+                }
+            };
+            let step = self.handle(decoded, now, stations);
+            if step != Step::Continue {
+                return step;
+            }
+        }
     }
 
     fn output(&mut self) -> &mut OutQueue {

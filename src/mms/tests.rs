@@ -12,9 +12,9 @@ use super::codec::*;
 use super::session::{MmsConfig, MmsSession};
 use crate::asf::rewrite::strip_padding;
 use crate::asf::{AsfReader, Packet};
-use crate::http::announce::{AnnouncementCatalog, StationEntry};
-use crate::net::session::{Datagram, Session, StationView, Step, UdpChannel};
+use crate::station::catalog::{AnnouncementCatalog, StationEntry};
 use crate::station::feed::FeedConfig;
+use crate::station::sink::{Datagram, Protocol, Session, Sink, StationView, Step, UdpChannel};
 use crate::station::{Station, StationHeader, StationPacket};
 
 // ---------------------------------------------------------------------------
@@ -212,8 +212,8 @@ impl StationView for View {
         }
         self.station.join_backlog().cloned().collect()
     }
-    fn serves(&self, station: &str, protocol: &str) -> bool {
-        self.serves && station == "demo" && protocol == "mms"
+    fn serves(&self, station: &str, protocol: Protocol) -> bool {
+        self.serves && station == "demo" && protocol == Protocol::Mms
     }
     fn catalog(&self) -> &dyn AnnouncementCatalog {
         self

@@ -1,10 +1,31 @@
-//! The shell: the only place with sockets, clocks and signals. One mio `Poll` owns every
-//! socket, a [`timer::PacingTimer`] (timerfd) wakes the loop at the next packet's send time with
-//! sub-millisecond resolution, and a [`signals::Signals`] (signalfd) turns SIGTERM/SIGINT/SIGHUP
-//! into events. The protocol cores never see any of it.
+//! The shell: the only place with sockets and clocks. One thread, one mio `Poll`
+//! ([`daemon::Daemon`]) owns every socket — the TCP listeners (bound here or passed by systemd
+//! socket activation), the accepted connections and their write queues
+//! ([`connections`]), the unicast UDP data sockets ([`udp_sockets`], sent in batches by
+//! [`udp_batch`]) and each station's multicast socket ([`multicast`]) — plus a timerfd
+//! ([`timer::PacingTimer`]) armed for the earliest deadline of anything, and a signalfd
+//! ([`signals::Signals`]) for SIGTERM/SIGINT (stop) and SIGHUP ([`reload`]).
+//!
+//! Where the data goes: a station's [`crate::station::source::Source`] is polled by its
+//! [`station_runtime::StationRuntime`] when due; packets go into the station hub
+//! ([`crate::station::Station`]), then to every sink of the station through the
+//! [`crate::station::sink`] contract: the MSB sender ([`crate::msb::MsbSink`]) whose datagrams
+//! this shell sends to the group, and each unicast session (MMS, MMSH, RTSP) whose output this
+//! shell writes to its connection. The cores never see a socket or read the clock: the shell
+//! passes `now` to every call.
 
+pub mod announce;
+pub mod connections;
+pub mod daemon;
 pub mod multicast;
-pub mod session;
+mod reload;
+pub mod rlimit;
+pub mod sessions;
 pub mod signals;
+pub mod station_runtime;
+pub mod stations;
 pub mod timer;
 pub mod udp_batch;
+pub mod udp_sockets;
+
+pub use daemon::{Daemon, DaemonError, LogLevelHook};

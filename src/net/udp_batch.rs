@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 
 use socket2::SockAddr;
 
-use super::session::Datagram;
+use crate::station::sink::Datagram;
 
 /// Datagrams per `sendmmsg` call.
 const BATCH: usize = 64;
@@ -138,7 +138,7 @@ pub(crate) unsafe fn send_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::session::UdpChannel;
+    use crate::station::sink::UdpChannel;
     use std::sync::Arc;
 
     #[test]

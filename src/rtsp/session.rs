@@ -52,8 +52,10 @@ use tracing::{debug, info, warn};
 use crate::asf::rewrite::{select_streams, Filtered};
 use crate::asf::Packet;
 use crate::config::ServerConfig;
-use crate::net::session::{Datagram, OutQueue, Session, StationView, Step, UdpChannel, UdpPorts};
 use crate::station::feed::{FeedConfig, FeedState, LiveFeed};
+use crate::station::sink::{
+    Datagram, OutQueue, Protocol, Session, Sink, StationView, Step, UdpChannel, UdpPorts,
+};
 use crate::station::{StationHeader, StationPacket};
 
 use super::message::{header, Incoming, ReadError, Reader, Reply, PUBLIC};
@@ -407,7 +409,7 @@ impl RtspSession {
         let Some((station, control, base)) = req.request_uri().and_then(split_url) else {
             return Err(Reply::new(404).reason("No Such Station"));
         };
-        if !stations.serves(&station, "rtsp") {
+        if !stations.serves(&station, Protocol::Rtsp) {
             return Err(Reply::new(404).reason("No Such Station"));
         }
         if self.session_id.is_some() && self.station.as_deref() != Some(station.as_str()) {
@@ -815,39 +817,7 @@ fn emit(
     }
 }
 
-impl Session for RtspSession {
-    fn protocol(&self) -> &'static str {
-        "rtsp"
-    }
-
-    fn station(&self) -> Option<&str> {
-        self.station.as_deref()
-    }
-
-    fn on_bytes(&mut self, input: &[u8], now: Instant, stations: &dyn StationView) -> Step {
-        let pushed = self.reader.push(input);
-        loop {
-            match self.reader.next_message() {
-                Ok(Some(Incoming::Request(req))) => {
-                    let step = self.on_request(*req, now, stations);
-                    if step != Step::Continue {
-                        return step;
-                    }
-                }
-                Ok(Some(Incoming::Interleaved { channel, len })) => {
-                    self.on_interleaved(channel, len, now)
-                }
-                Ok(Some(Incoming::Response)) => {}
-                Ok(None) => break,
-                Err(e) => return self.read_error(e),
-            }
-        }
-        match pushed {
-            Ok(()) => Step::Continue,
-            Err(e) => self.read_error(e),
-        }
-    }
-
+impl Sink for RtspSession {
     fn on_header(&mut self, header: &Arc<StationHeader>, _now: Instant) -> Step {
         let Some(old) = &self.header else {
             return Step::Continue;
@@ -916,6 +886,40 @@ impl Session for RtspSession {
             }
         }
         Some(d)
+    }
+}
+
+impl Session for RtspSession {
+    fn protocol(&self) -> &'static str {
+        "rtsp"
+    }
+
+    fn station(&self) -> Option<&str> {
+        self.station.as_deref()
+    }
+
+    fn on_bytes(&mut self, input: &[u8], now: Instant, stations: &dyn StationView) -> Step {
+        let pushed = self.reader.push(input);
+        loop {
+            match self.reader.next_message() {
+                Ok(Some(Incoming::Request(req))) => {
+                    let step = self.on_request(*req, now, stations);
+                    if step != Step::Continue {
+                        return step;
+                    }
+                }
+                Ok(Some(Incoming::Interleaved { channel, len })) => {
+                    self.on_interleaved(channel, len, now)
+                }
+                Ok(Some(Incoming::Response)) => {}
+                Ok(None) => break,
+                Err(e) => return self.read_error(e),
+            }
+        }
+        match pushed {
+            Ok(()) => Step::Continue,
+            Err(e) => self.read_error(e),
+        }
     }
 
     fn output(&mut self) -> &mut OutQueue {

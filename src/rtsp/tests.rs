@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use crate::asf::rewrite::strip_padding;
 use crate::asf::{AsfReader, Packet};
-use crate::http::announce::{AnnouncementCatalog, StationEntry};
-use crate::net::session::{Datagram, Session, StationView, Step, UdpChannel, UdpPorts};
+use crate::station::catalog::{AnnouncementCatalog, StationEntry};
 use crate::station::feed::FeedConfig;
+use crate::station::sink::{
+    Datagram, Protocol, Session, Sink, StationView, Step, UdpChannel, UdpPorts,
+};
 use crate::station::{Station, StationHeader, StationPacket};
 
 use super::session::{RtspConfig, RtspSession};
@@ -40,8 +42,8 @@ impl StationView for Fake {
             Vec::new()
         }
     }
-    fn serves(&self, station: &str, protocol: &str) -> bool {
-        station == "demo" && protocol == "rtsp"
+    fn serves(&self, station: &str, protocol: Protocol) -> bool {
+        station == "demo" && protocol == Protocol::Rtsp
     }
     fn catalog(&self) -> &dyn AnnouncementCatalog {
         self

@@ -8,7 +8,9 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
+pub mod catalog;
 pub mod feed;
+pub mod sink;
 
 use crate::asf::rewrite::{select_streams, Filtered};
 use crate::asf::{AsfHeader, DataHead, Packet};

@@ -3,38 +3,30 @@
 //! SIGTERM/SIGINT (clean stop) and SIGHUP (reload), and the listeners and connections are
 //! further event sources driven through the [`Session`] contract.
 //!
-//! Reload keeps what did not change: the new config is loaded and checked first (a broken one
-//! is refused with its errors logged and the running config stays); stations whose config is
-//! equal keep running untouched with their clients, changed ones restart, removed ones stop,
-//! new ones start.
-
-pub mod announce;
-pub mod connections;
-pub mod sessions;
-pub mod station_runtime;
+//! Reload is in [`super::reload`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::config::{self, Config};
-use crate::http::announce::{AnnouncementCatalog, StationEntry};
-use crate::net::session::{Datagram, Session, StationView, UdpChannel, UdpPorts};
-use crate::net::signals::{SignalRequest, Signals};
-use crate::net::timer::PacingTimer;
-use crate::net::udp_batch;
-use crate::station::{StationHeader, StationPacket};
+use crate::station::sink::{Datagram, Session};
 use crate::systemd::{self, ServiceManager};
 
-use connections::{log_close, Connection, Listener, ListenerKind, PeerCounts};
-use station_runtime::{HubEvent, StationRuntime};
+use super::connections::{self, log_close, Connection, Listener, ListenerKind, PeerCounts};
+use super::rlimit::raise_open_file_limit;
+use super::sessions;
+use super::signals::{SignalRequest, Signals};
+use super::station_runtime::{HubEvent, StationRuntime};
+use super::stations::StationsView;
+use super::timer::PacingTimer;
+use super::udp_sockets::UdpSockets;
 
 const TIMER: Token = Token(0);
 const SIGNALS: Token = Token(1);
@@ -55,185 +47,35 @@ pub enum DaemonError {
     Io(#[from] io::Error),
 }
 
-/// The stations as unicast sessions see them, with the number of clients each has.
-struct StationsView<'a>(
-    &'a BTreeMap<String, StationRuntime>,
-    &'a HashMap<String, Vec<usize>>,
-);
-
-impl StationView for StationsView<'_> {
-    fn header(&self, station: &str) -> Option<Arc<StationHeader>> {
-        self.0.get(station).and_then(|s| s.hub.header().cloned())
-    }
-
-    fn join_backlog(&self, station: &str) -> Vec<Arc<StationPacket>> {
-        self.0
-            .get(station)
-            .map(|s| s.hub.join_backlog().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    fn catalog(&self) -> &dyn AnnouncementCatalog {
-        self
-    }
-
-    fn has_room(&self, station: &str) -> bool {
-        let max = self
-            .0
-            .get(station)
-            .map_or(0, |s| s.config.unicast.max_clients as usize);
-        self.1.get(station).map_or(0, Vec::len) < max
-    }
-
-    fn serves(&self, station: &str, protocol: &str) -> bool {
-        self.0.get(station).is_some_and(|s| {
-            let u = &s.config.unicast;
-            match protocol {
-                "mms" => u.mms,
-                "mmsh" => u.mmsh,
-                "rtsp" => u.rtsp,
-                _ => false,
-            }
-        })
-    }
-}
-
-impl AnnouncementCatalog for StationsView<'_> {
-    fn stations(&self) -> Vec<StationEntry> {
-        self.0
-            .values()
-            .map(|rt| {
-                let a = &rt.config.announcement;
-                let mut urls = rt.announcer.unicast_urls();
-                // Players that speak MMS over HTTP take it as mmsh:// too.
-                if let Some(http) = urls.iter().find(|u| u.starts_with("http://")) {
-                    urls.push(http.replacen("http://", "mmsh://", 1));
-                }
-                StationEntry {
-                    name: rt.config.name.clone(),
-                    description: rt.config.description.clone().unwrap_or_default(),
-                    nsc: rt.announcer.current.nsc.clone(),
-                    asx: rt.announcer.current.asx.clone(),
-                    nsc_file: a.nsc.clone(),
-                    asx_file: a.asx.clone(),
-                    urls,
-                }
-            })
-            .collect()
-    }
-}
-
 pub struct Daemon {
-    paths: Vec<PathBuf>,
-    config: Config,
-    poll: Poll,
-    timer: PacingTimer,
-    signals: Signals,
-    stations: BTreeMap<String, StationRuntime>,
+    pub(super) paths: Vec<PathBuf>,
+    pub(super) config: Config,
+    pub(super) poll: Poll,
+    pub(super) timer: PacingTimer,
+    pub(super) signals: Signals,
+    pub(super) stations: BTreeMap<String, StationRuntime>,
     /// When each station wants to be serviced next.
-    due: BTreeMap<String, Instant>,
-    listeners: Vec<Listener>,
-    conns: Vec<Option<Connection>>,
-    free: Vec<usize>,
-    peers: PeerCounts,
-    read_buf: Vec<u8>,
-    events_buf: Vec<HubEvent>,
-    udp: UdpSockets,
-    datagrams: Vec<Datagram>,
-    manager: ServiceManager,
+    pub(super) due: BTreeMap<String, Instant>,
+    pub(super) listeners: Vec<Listener>,
+    pub(super) conns: Vec<Option<Connection>>,
+    pub(super) free: Vec<usize>,
+    pub(super) peers: PeerCounts,
+    pub(super) read_buf: Vec<u8>,
+    pub(super) events_buf: Vec<HubEvent>,
+    pub(super) udp: UdpSockets,
+    pub(super) datagrams: Vec<Datagram>,
+    pub(super) manager: ServiceManager,
     /// Unicast clients per station: the connections whose session plays it, so a station's
     /// packets go only to its own clients.
-    clients: HashMap<String, Vec<usize>>,
+    pub(super) clients: HashMap<String, Vec<usize>>,
     /// When station packets were first queued without being written yet.
-    unflushed: Option<Instant>,
-    write_coalesce: Duration,
-    log_level_hook: Option<LogLevelHook>,
+    pub(super) unflushed: Option<Instant>,
+    pub(super) write_coalesce: Duration,
+    pub(super) log_level_hook: Option<LogLevelHook>,
 }
 
 /// Changes the running log level (see [`Daemon::with_log_level_hook`]).
 pub type LogLevelHook = Box<dyn Fn(config::LogLevel) -> Result<(), String>>;
-
-/// Send buffer asked for the unicast UDP data sockets.
-const UDP_SEND_BUFFER: usize = 4 << 20;
-
-/// The UDP sockets unicast sessions send data from (MMSU, RTP, RTCP). Sends never block: a
-/// datagram the kernel does not take is dropped, as UDP media is useless late.
-#[derive(Default)]
-struct UdpSockets {
-    mms_data: Option<std::net::UdpSocket>,
-    rtp: Option<std::net::UdpSocket>,
-    rtcp: Option<std::net::UdpSocket>,
-    dropped: u64,
-}
-
-impl UdpSockets {
-    /// Opens the sockets the configured listeners need, on the listeners' addresses.
-    fn open(listen: &config::Listen) -> io::Result<UdpSockets> {
-        let bind = |addr: std::net::SocketAddr| -> io::Result<std::net::UdpSocket> {
-            let s = std::net::UdpSocket::bind(addr)?;
-            s.set_nonblocking(true)?;
-            // Room for a turn's burst to many clients (best effort: the kernel caps it at
-            // net.core.wmem_max).
-            let _ = socket2::SockRef::from(&s).set_send_buffer_size(UDP_SEND_BUFFER);
-            Ok(s)
-        };
-        let mut u = UdpSockets::default();
-        if let Some(a) = listen.mms.first() {
-            u.mms_data = Some(bind(std::net::SocketAddr::new(a.ip(), 0))?);
-        }
-        if let Some(a) = listen.rtsp.first() {
-            // An even/odd RTP/RTCP pair: try a few even ports the kernel hands out.
-            for _ in 0..32 {
-                let rtp = bind(std::net::SocketAddr::new(a.ip(), 0))?;
-                let port = rtp.local_addr()?.port();
-                if port % 2 != 0 || port == u16::MAX {
-                    continue;
-                }
-                if let Ok(rtcp) = bind(std::net::SocketAddr::new(a.ip(), port + 1)) {
-                    u.rtp = Some(rtp);
-                    u.rtcp = Some(rtcp);
-                    break;
-                }
-            }
-        }
-        Ok(u)
-    }
-
-    fn ports(&self) -> UdpPorts {
-        let port = |s: &Option<std::net::UdpSocket>| {
-            s.as_ref()
-                .and_then(|s| s.local_addr().ok())
-                .map(|a| a.port())
-        };
-        UdpPorts {
-            mms_data: port(&self.mms_data),
-            rtp: port(&self.rtp),
-            rtcp: port(&self.rtcp),
-        }
-    }
-
-    /// Sends every queued datagram, one `sendmmsg` per run of datagrams from the same socket,
-    /// and empties the queue.
-    fn send_all(&mut self, datagrams: &mut Vec<Datagram>) {
-        let mut rest: &[Datagram] = datagrams;
-        while let Some(first) = rest.first() {
-            let via = first.via;
-            let run = rest.iter().take_while(|d| d.via == via).count();
-            let (batch, tail) = rest.split_at(run);
-            let socket = match via {
-                UdpChannel::MmsData => &self.mms_data,
-                UdpChannel::Rtp => &self.rtp,
-                UdpChannel::Rtcp => &self.rtcp,
-            };
-            match socket {
-                Some(s) => self.dropped += udp_batch::send(s, batch).dropped,
-                None => self.dropped += batch.len() as u64,
-            }
-            rest = tail;
-        }
-        datagrams.clear();
-    }
-}
 
 impl Daemon {
     /// What a reload calls with a changed `log.level` (set by the binary, which owns the
@@ -328,7 +170,11 @@ impl Daemon {
         Ok(d)
     }
 
-    fn start_station(&mut self, s: &config::StationConfig, now: Instant) -> io::Result<()> {
+    pub(super) fn start_station(
+        &mut self,
+        s: &config::StationConfig,
+        now: Instant,
+    ) -> io::Result<()> {
         let rt = StationRuntime::start(&self.config.server, s, now)?;
         self.stations.insert(s.name.clone(), rt);
         self.due.insert(s.name.clone(), now);
@@ -336,7 +182,7 @@ impl Daemon {
     }
 
     /// "3 stations, 12 clients": the systemd status line.
-    fn status_line(&self) -> String {
+    pub(super) fn status_line(&self) -> String {
         let clients: usize = self.clients.values().map(Vec::len).sum();
         format!("{} stations, {clients} clients", self.stations.len())
     }
@@ -530,7 +376,7 @@ impl Daemon {
 
     /// Writes what a connection has queued (stream bytes and datagrams), updates its
     /// interest, and closes it when done.
-    fn after_io(&mut self, idx: usize) {
+    pub(super) fn after_io(&mut self, idx: usize) {
         let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
             return;
         };
@@ -569,7 +415,7 @@ impl Daemon {
         }
     }
 
-    fn close(&mut self, idx: usize) {
+    pub(super) fn close(&mut self, idx: usize) {
         if let Some(mut c) = self.conns.get_mut(idx).and_then(|c| c.take()) {
             log_close(&c);
             if let Some(station) = c.counted_station.take() {
@@ -597,106 +443,6 @@ impl Daemon {
             self.close(i);
         }
     }
-
-    /// SIGHUP: re-read the config; apply it by diff, or keep the running one if it is broken.
-    fn reload(&mut self) {
-        self.manager.reloading();
-        self.apply_reload();
-        let status = self.status_line();
-        self.manager.ready(&status);
-    }
-
-    fn apply_reload(&mut self) {
-        let new = match config::load(&self.paths) {
-            Ok(c) => c,
-            Err(errs) => {
-                error!("reload refused, keeping the running configuration:\n{errs}");
-                return;
-            }
-        };
-        let mut new = new;
-        let plan = config::diff::diff(&self.config, &new);
-        let changes = plan.server;
-        if changes.listen {
-            // The running listeners stay (they may also come from systemd): the config keeps
-            // saying so, and the next reload warns again until the daemon restarts.
-            warn!("listener changes apply at the next restart; the running listeners stay");
-            new.server.listen = self.config.server.listen.clone();
-        }
-        if changes.log {
-            let old = &self.config.server.log;
-            let level = new.server.log.level;
-            if level != old.level {
-                match &self.log_level_hook {
-                    Some(set) => match set(level) {
-                        Ok(()) => info!(level = ?level, "log level changed"),
-                        Err(e) => warn!(error = %e, "cannot change the log level"),
-                    },
-                    None => warn!("log level fixed by ASFCAST_LOG; the new level is not applied"),
-                }
-            }
-            if new.server.log.format != old.format {
-                warn!("log format changes apply at the next restart");
-            }
-        }
-        if changes.limits {
-            self.write_coalesce = new.server.limits.write_interval;
-            raise_open_file_limit(new.server.limits.max_clients);
-            info!("limits changed: they apply to new connections (and the write interval at once); connected sessions keep theirs");
-        }
-        if changes.rtsp {
-            info!("rtsp settings changed: they apply to new RTSP sessions");
-        }
-        // Stations (re)started below and new connections use the new server settings.
-        self.config.server = new.server.clone();
-        if changes.announce {
-            for name in &plan.unchanged {
-                if let Some(rt) = self.stations.get_mut(name) {
-                    if let Err(e) = rt.announcer.reconfigure(&new.server) {
-                        warn!(station = %name, error = %e, "cannot write the announcement files");
-                    }
-                }
-            }
-            info!(dir = %new.server.announce_dir.display(), "announcements rewritten");
-        }
-        let now = Instant::now();
-        for name in plan.stop.iter().chain(plan.restart.iter()) {
-            if let Some(mut rt) = self.stations.remove(name) {
-                rt.stop();
-                // A restarted station writes its files anew, in the new directory if it moved.
-                if plan.stop.contains(name) || changes.announce {
-                    rt.announcer.withdraw();
-                }
-                info!(station = %name, "station stopped by reload");
-            }
-            self.due.remove(name);
-            // Its clients get the protocol's clean end; a restarted station is joined anew.
-            for i in 0..self.conns.len() {
-                if let Some(c) = self.conns[i].as_mut() {
-                    if c.session.station() == Some(name.as_str()) {
-                        let step = c.session.on_station_end(now);
-                        c.apply(step);
-                        self.after_io(i);
-                    }
-                }
-            }
-        }
-        for name in plan.restart.iter().chain(plan.start.iter()) {
-            if let Some(s) = new.station(name) {
-                if let Err(e) = self.start_station(&s.clone(), now) {
-                    error!(station = %name, error = %e, "station failed to start");
-                }
-            }
-        }
-        info!(
-            unchanged = plan.unchanged.len(),
-            restarted = plan.restart.len(),
-            stopped = plan.stop.len(),
-            started = plan.start.len(),
-            "configuration reloaded"
-        );
-        self.config = new;
-    }
 }
 
 fn unsubscribe(subscribers: &mut HashMap<String, Vec<usize>>, station: &str, idx: usize) {
@@ -705,35 +451,6 @@ fn unsubscribe(subscribers: &mut HashMap<String, Vec<usize>>, station: &str, idx
         if list.is_empty() {
             subscribers.remove(station);
         }
-    }
-}
-
-/// Raises the soft open-file limit to the hard one (systemd's `LimitNOFILE=` sets both), so
-/// `max_clients` connections fit; warns when even the hard limit is too small.
-fn raise_open_file_limit(max_clients: u32) {
-    // SAFETY: getrlimit/setrlimit on a local struct.
-    let (soft, hard) = unsafe {
-        let mut r: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
-            return;
-        }
-        if r.rlim_cur < r.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: r.rlim_max,
-                rlim_max: r.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                r.rlim_cur = r.rlim_max;
-            }
-        }
-        (r.rlim_cur, r.rlim_max)
-    };
-    let needed = u64::from(max_clients) + 64;
-    if soft < needed {
-        warn!(
-            soft,
-            hard, needed, "open-file limit below max_clients; raise LimitNOFILE"
-        );
     }
 }
 

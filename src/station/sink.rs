@@ -1,16 +1,19 @@
-//! The one contract every unicast session implements (MMS, MMSH, RTSP), in the style of
-//! sozu's `ProxySession` and quiche's `recv/send/timeout`: the event loop owns the socket and
-//! the clock, the session is pure state.
+//! The sink contract: how station output reaches a delivery. Every delivery of a station —
+//! the MSB multicast sender and each unicast session (MMS, MMSH, RTSP) — is a [`Sink`]: the
+//! station hands it the current header and each new packet, and the sink answers with a
+//! [`Step`] and a deadline. Unicast sessions are also [`Session`]s: the client's bytes come in
+//! through [`Session::on_bytes`], and the shell writes their [`OutQueue`] (stream bytes,
+//! `writev`, shared packet buffers never copied) and their [`Datagram`]s (UDP data channels).
 //!
-//! The loop calls:
-//! - [`Session::on_bytes`] with what the client sent;
-//! - [`Session::on_header`] / [`Session::on_packet`] when its station has something new;
-//! - [`Session::on_timeout`] when [`Session::deadline`] has passed;
+//! In the style of sozu's `ProxySession` and quiche's `recv/send/timeout`: the shell
+//! (`crate::net`) owns the sockets and the clock, a sink is pure state. The calls:
+//! - [`Sink::on_header`] / [`Sink::on_packet`] when its station has something new;
+//! - [`Sink::on_timeout`] when [`Sink::deadline`] has passed;
+//! - [`Sink::on_station_end`] when the station stops (reload, shutdown);
+//! - for sessions, [`Session::on_bytes`] and [`Session::on_peer_closed`].
 //!
-//! and after each call writes what the session queued: stream bytes from its [`OutQueue`]
-//! (`writev`, no copy of shared packet buffers) and datagrams (UDP data channels) from
-//! [`Session::take_datagrams`]. A session returns [`Step::Close`] to be dropped; the loop knows
-//! nothing else about its protocol.
+//! A sink returns [`Step::Close`] to be dropped. This module imports no protocol: the catalog
+//! sessions may read ([`StationView::catalog`]) is station data ([`super::catalog`]).
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -19,7 +22,8 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::station::{StationHeader, StationPacket};
+use super::catalog::AnnouncementCatalog;
+use super::{StationHeader, StationPacket};
 
 /// What a session wants after an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,48 +237,73 @@ impl Datagram {
     }
 }
 
+/// The unicast protocols a station may serve (its `unicast:` switches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// MMS over TCP, with UDP data (MMSU).
+    Mms,
+    /// MMS over HTTP ([MS-WMSP]).
+    Mmsh,
+    /// RTSP with the Windows Media extensions.
+    Rtsp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Mms => "mms",
+            Protocol::Mmsh => "mmsh",
+            Protocol::Rtsp => "rtsp",
+        }
+    }
+}
+
 /// What a session may ask about stations.
 pub trait StationView {
     /// The station's current header, if it has one yet.
     fn header(&self, station: &str) -> Option<Arc<StationHeader>>;
     /// The packets from the station's newest clean point to now (what a joiner gets first).
     fn join_backlog(&self, station: &str) -> Vec<Arc<StationPacket>>;
-    /// Does the station exist and serve this protocol ("mms", "mmsh", "rtsp")?
-    fn serves(&self, station: &str, protocol: &str) -> bool;
+    /// Does the station exist and serve this protocol?
+    fn serves(&self, station: &str, protocol: Protocol) -> bool;
     /// Is there room for one more unicast client on the station (its `unicast.max_clients`)?
     fn has_room(&self, _station: &str) -> bool {
         true
     }
     /// The stations' announcements, for the HTTP listener's routes.
-    fn catalog(&self) -> &dyn crate::http::announce::AnnouncementCatalog;
+    fn catalog(&self) -> &dyn AnnouncementCatalog;
 }
 
-/// The contract between the event loop and every unicast session.
-pub trait Session {
+/// What every delivery of a station implements: the station's side of the contract.
+pub trait Sink {
+    /// The station's header changed (new playlist entry, live header change).
+    fn on_header(&mut self, header: &Arc<StationHeader>, now: Instant) -> Step;
+    /// The station produced a packet.
+    fn on_packet(&mut self, packet: &Arc<StationPacket>, now: Instant) -> Step;
+    /// [`Sink::deadline`] has passed.
+    fn on_timeout(&mut self, now: Instant) -> Step;
+    /// When the sink next needs [`Sink::on_timeout`].
+    fn deadline(&self) -> Option<Instant>;
+    /// The station stopped (removed or reconfigured by a reload, or the daemon is stopping):
+    /// drop the output not yet started, queue the protocol's end of stream (MMSH `$E`, …) and
+    /// close. The default just closes.
+    fn on_station_end(&mut self, _now: Instant) -> Step {
+        Step::close("station stopped")
+    }
+}
+
+/// A unicast client: a [`Sink`] with a connection the shell reads and writes.
+pub trait Session: Sink {
     /// "mms", "mmsh", "rtsp", "http" — for logs.
     fn protocol(&self) -> &'static str;
     /// The station this session plays, once it is known (for packet delivery).
     fn station(&self) -> Option<&str>;
     /// Bytes from the client.
     fn on_bytes(&mut self, input: &[u8], now: Instant, stations: &dyn StationView) -> Step;
-    /// The station's header changed (new playlist entry).
-    fn on_header(&mut self, header: &Arc<StationHeader>, now: Instant) -> Step;
-    /// The station produced a packet.
-    fn on_packet(&mut self, packet: &Arc<StationPacket>, now: Instant) -> Step;
-    /// [`Session::deadline`] has passed.
-    fn on_timeout(&mut self, now: Instant) -> Step;
-    /// When the session next needs [`Session::on_timeout`].
-    fn deadline(&self) -> Option<Instant>;
     /// Stream output to write.
     fn output(&mut self) -> &mut OutQueue;
     /// Datagrams to send (UDP data channels); default none.
     fn take_datagrams(&mut self, _out: &mut Vec<Datagram>) {}
-    /// The station this session plays stopped (removed or reconfigured by a reload, or the
-    /// daemon is stopping): drop the output not yet started, queue the protocol's end of
-    /// stream (MMSH `$E`, …) and close. The default just closes.
-    fn on_station_end(&mut self, _now: Instant) -> Step {
-        Step::close("station stopped")
-    }
     /// The peer closed its side: default is to close.
     fn on_peer_closed(&mut self, _now: Instant) -> Step {
         Step::close("peer closed the connection")

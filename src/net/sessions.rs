@@ -7,8 +7,8 @@ use std::time::Instant;
 use crate::config::ServerConfig;
 use crate::http::session::{HttpSession, SessionLimits};
 use crate::mms::{MmsConfig, MmsSession};
-use crate::net::session::{Session, UdpPorts};
 use crate::rtsp::{RtspConfig, RtspSession};
+use crate::station::sink::{Session, UdpPorts};
 
 use super::connections::ListenerKind;
 

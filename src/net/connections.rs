@@ -11,7 +11,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use tracing::{debug, info, warn};
 
-use crate::net::session::{Session, StationView, Step};
+use crate::station::sink::{Session, StationView, Step};
 
 /// Which protocol a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

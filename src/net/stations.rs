@@ -1,0 +1,79 @@
+//! The running stations as unicast sessions see them ([`StationView`]): header, join backlog,
+//! which protocols a station serves, whether it has room for one more client, and the
+//! announcement catalog the HTTP routes serve.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::station::catalog::{AnnouncementCatalog, StationEntry};
+use crate::station::sink::{Protocol, StationView};
+use crate::station::{StationHeader, StationPacket};
+
+use super::station_runtime::StationRuntime;
+
+/// The stations as unicast sessions see them, with the number of clients each has.
+pub struct StationsView<'a>(
+    pub &'a BTreeMap<String, StationRuntime>,
+    pub &'a HashMap<String, Vec<usize>>,
+);
+
+impl StationView for StationsView<'_> {
+    fn header(&self, station: &str) -> Option<Arc<StationHeader>> {
+        self.0.get(station).and_then(|s| s.hub.header().cloned())
+    }
+
+    fn join_backlog(&self, station: &str) -> Vec<Arc<StationPacket>> {
+        self.0
+            .get(station)
+            .map(|s| s.hub.join_backlog().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn catalog(&self) -> &dyn AnnouncementCatalog {
+        self
+    }
+
+    fn has_room(&self, station: &str) -> bool {
+        let max = self
+            .0
+            .get(station)
+            .map_or(0, |s| s.config.unicast.max_clients as usize);
+        self.1.get(station).map_or(0, Vec::len) < max
+    }
+
+    fn serves(&self, station: &str, protocol: Protocol) -> bool {
+        self.0.get(station).is_some_and(|s| {
+            let u = &s.config.unicast;
+            match protocol {
+                Protocol::Mms => u.mms,
+                Protocol::Mmsh => u.mmsh,
+                Protocol::Rtsp => u.rtsp,
+            }
+        })
+    }
+}
+
+impl AnnouncementCatalog for StationsView<'_> {
+    fn stations(&self) -> Vec<StationEntry> {
+        self.0
+            .values()
+            .map(|rt| {
+                let a = &rt.config.announcement;
+                let mut urls = rt.announcer.unicast_urls();
+                // Players that speak MMS over HTTP take it as mmsh:// too.
+                if let Some(http) = urls.iter().find(|u| u.starts_with("http://")) {
+                    urls.push(http.replacen("http://", "mmsh://", 1));
+                }
+                StationEntry {
+                    name: rt.config.name.clone(),
+                    description: rt.config.description.clone().unwrap_or_default(),
+                    nsc: rt.announcer.current.nsc.clone(),
+                    asx: rt.announcer.current.asx.clone(),
+                    nsc_file: a.nsc.clone(),
+                    asx_file: a.asx.clone(),
+                    urls,
+                }
+            })
+            .collect()
+    }
+}
