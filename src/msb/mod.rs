@@ -11,6 +11,7 @@
 //! | wStreamID format id / bit-15 toggle | `sender.rs` | §2.2.4, §3.1.5.1, §4.2 |
 //! | ECC field rewrite, parity XOR | `ecc.rs` | §2.2.2, \[ASF\] §5.2.1 |
 //! | span/cycle sequencing, final parity | `sender.rs` | §2.2.2, §3.1.5.2, §3.1.5.3 |
+//! | the station's delivery: beacons, span flush on stall ([`MsbSink`]) | `sink.rs` | §2.2.3, §3.1.5.3 |
 //! | loss detection and repair | `receiver.rs` | §3.2.5.2, §3.2.5.3 |
 //!
 //! # Error Correction Data layout (the open question, settled here)
@@ -21,13 +22,12 @@
 //! 4-bit **Type** (0 none, 1 data under EC, 2 parity) and the 4-bit **Number**. Sources:
 //!
 //! - [MS-MSB] §2.2.2 names the fields in the order "4-bit Type", "4-bit Number",
-//!   "8-bit Cycle", and \[ASF\] §5.2.1 nests Type then Number inside the first byte (a
-//!   stored ASF writer quotes it as "Type.Type = 0 (data is uncorrected), Type.Number =
-//!   0, Cycle = 0"; stored-index file 26245377820, repository not resolved). ASF field
-//!   tables list the least significant bits first: the same section's Error Correction
-//!   Flags table starts "Error Correction Data Length 4 (LSB)" = bits 0-3 (transcribed
-//!   in stored-index file 21221912962, an ASF info tool's header). Reading: **Type =
-//!   bits 0-3, Number = bits 4-7.** The ASF specification text itself was not in the
+//!   "8-bit Cycle", and \[ASF\] §5.2.1 nests Type then Number inside the first byte (an
+//!   open-source ASF writer's comment quotes it as "Type.Type = 0 (data is uncorrected),
+//!   Type.Number = 0, Cycle = 0"). ASF field tables list the least significant bits first:
+//!   the same section's Error Correction Flags table starts "Error Correction Data Length 4
+//!   (LSB)" = bits 0-3 (as an open-source ASF info tool's header transcribes it). Reading:
+//!   **Type = bits 0-3, Number = bits 4-7.** The ASF specification text itself was not in the
 //!   stored material (only the start of its §5 page), so this rests on the convention.
 //! - MediaInfoLib (`MediaArea/MediaInfoLib`, `Source/MediaInfo/Multiple/File_Wm_Elements.cpp`,
 //!   `File_Wm::Data_Packet`) displays the byte the other way round: Type = `(b >> 4) & 0x0F`,
@@ -58,12 +58,14 @@ mod ecc;
 mod header;
 mod receiver;
 mod sender;
+mod sink;
 #[cfg(test)]
 mod tests;
 
 pub use header::{classify, Datagram, MsbHeader, BEACON, BEACON_U32, FORMAT_ID_MASK, TOGGLE_BIT};
 pub use receiver::{MsbCounters, MsbReceiver, Received};
 pub use sender::{beacon, MsbSender, MsbSenderConfig};
+pub use sink::{MsbSink, FLUSH_AFTER_IDLE};
 
 /// Largest span [MS-MSB] §2.2.2 allows.
 pub const MAX_SPAN: u8 = 15;

@@ -429,10 +429,10 @@ impl Daemon {
 
     fn stop(&mut self) {
         self.manager.stopping();
-        for rt in self.stations.values_mut() {
-            rt.stop();
-        }
         let now = Instant::now();
+        for rt in self.stations.values_mut() {
+            rt.stop(now);
+        }
         for i in 0..self.conns.len() {
             if let Some(c) = self.conns[i].as_mut() {
                 let step = c.session.on_station_end(now);

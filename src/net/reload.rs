@@ -77,7 +77,7 @@ impl Daemon {
         let now = Instant::now();
         for name in plan.stop.iter().chain(plan.restart.iter()) {
             if let Some(mut rt) = self.stations.remove(name) {
-                rt.stop();
+                rt.stop(now);
                 // A restarted station writes its files anew, in the new directory if it moved.
                 if plan.stop.contains(name) || changes.announce {
                     rt.announcer.withdraw();

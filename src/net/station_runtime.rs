@@ -1,6 +1,7 @@
-//! One running station in the daemon: its playlist source, hub, MSB multicast output (with
-//! beacons while no data flows) and announcements, serviced by the event loop whenever the
-//! pacing timer fires.
+//! One running station in the shell: its source (polled when due), its hub, its MSB
+//! multicast delivery ([`MsbSink`], whose datagrams go out on the station's multicast socket)
+//! and its announcements. The event loop services it whenever its deadline passes and fans
+//! the hub's events out to the station's unicast sessions.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,35 +10,30 @@ use tracing::{debug, info, warn};
 
 use crate::asf::rewrite::strip_padding;
 use crate::asf::{AsfReader, Packet};
-use crate::config::{ServerConfig, Source, StationConfig};
-use crate::msb::{self, MsbSender, MsbSenderConfig};
-use crate::net::multicast::{MulticastOptions, MulticastSender};
-use crate::source::{PlaylistSource, SourceEvent};
+use crate::config::{self, ServerConfig, StationConfig};
+use crate::msb::MsbSink;
+use crate::source::PlaylistSource;
+use crate::station::sink::Sink;
+use crate::station::source::{Source, SourceEvent, SourceState};
 use crate::station::{Station, StationHeader, StationPacket};
 
 use super::announce::Announcer;
+use super::multicast::{MulticastOptions, MulticastSender};
 
-/// A source stall longer than this closes the open FEC span, so the last packets before the
-/// stall are protected without waiting for the stream to resume.
-const FLUSH_AFTER_IDLE: Duration = Duration::from_millis(500);
 /// Packets kept in the join ring at most (bounded memory per station).
 const MAX_RING_PACKETS: usize = 8192;
 /// How many datagrams are collected before a batched send.
 const BATCH: usize = 64;
 
 struct MulticastOut {
-    sender: MsbSender,
+    sink: MsbSink,
     socket: MulticastSender,
-    beacon_interval: Duration,
-    /// Last time anything (data or beacon) went to the group.
-    last_sent: Instant,
-    span_open: bool,
 }
 
 pub struct StationRuntime {
     pub config: StationConfig,
     pub hub: Station,
-    source: PlaylistSource,
+    source: Box<dyn Source>,
     msb: Option<MulticastOut>,
     pub announcer: Announcer,
     out: Vec<Vec<u8>>,
@@ -58,8 +54,12 @@ impl StationRuntime {
         config: &StationConfig,
         now: Instant,
     ) -> std::io::Result<Self> {
-        let Source::Playlist(pl) = &config.source;
-        let source = PlaylistSource::new(&config.name, pl.files.clone(), pl.looping);
+        let config::Source::Playlist(pl) = &config.source;
+        let source: Box<dyn Source> = Box::new(PlaylistSource::new(
+            &config.name,
+            pl.files.clone(),
+            pl.looping,
+        ));
         let msb = match &config.multicast {
             Some(m) => {
                 let opts = MulticastOptions {
@@ -79,20 +79,10 @@ impl StationRuntime {
                         ),
                     )
                 })?;
-                let sender = MsbSender::new(MsbSenderConfig {
-                    fec_span: m.fec_span,
-                    first_packet_id: 0,
-                })
-                .map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
-                })?;
-                Some(MulticastOut {
-                    sender,
-                    socket,
-                    beacon_interval: m.beacon_interval,
-                    last_sent: now.checked_sub(m.beacon_interval).unwrap_or(now),
-                    span_open: false,
-                })
+                let sink = MsbSink::new(&config.name, m.fec_span, m.beacon_interval, now).map_err(
+                    |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
+                )?;
+                Some(MulticastOut { sink, socket })
             }
             None => None,
         };
@@ -132,23 +122,46 @@ impl StationRuntime {
         let next = loop {
             match self.source.poll(now) {
                 SourceEvent::Header { header, data, .. } => {
-                    self.on_header(&header, &data);
+                    self.on_header(&header, &data, now);
                 }
                 SourceEvent::Packet(p) => {
-                    self.on_packet(&p.bytes);
-                    if self.out.len() >= BATCH {
-                        self.send_out(now);
+                    self.on_packet(&p.bytes, now);
+                    if self.msb.as_ref().is_some_and(|m| m.sink.pending() >= BATCH) {
+                        self.send_out();
                     }
                 }
                 SourceEvent::Idle(at) => break at,
+                SourceEvent::Lost { reason, retry_at } => {
+                    warn!(station = %self.config.name, %reason, "source lost; the station stays up");
+                    break retry_at;
+                }
                 SourceEvent::Ended => break now + Duration::from_secs(3600),
             }
         };
-        self.send_out(now);
-        self.beacon_or_flush(now, next)
+        let mut next = next;
+        if let Some(m) = &mut self.msb {
+            if m.sink.deadline().is_some_and(|d| d <= now) {
+                m.sink.on_timeout(now);
+            }
+            if let Some(d) = m.sink.deadline() {
+                next = next.min(d);
+            }
+        }
+        self.send_out();
+        next
     }
 
-    fn on_header(&mut self, header: &crate::asf::AsfHeader, data: &crate::asf::DataHead) {
+    /// What the source is doing.
+    pub fn source_state(&self) -> SourceState {
+        self.source.state()
+    }
+
+    fn on_header(
+        &mut self,
+        header: &crate::asf::AsfHeader,
+        data: &crate::asf::DataHead,
+        now: Instant,
+    ) {
         let live = StationHeader::live(0, header, data, 0);
         let (format_id, changed) = match self.announcer.format_for(&live.bytes) {
             Ok(x) => x,
@@ -164,21 +177,18 @@ impl StationRuntime {
         };
         debug!(station = %self.config.name, format_id, generation = h.generation, "new header");
         let h = self.hub.set_header(h);
+        if let Some(m) = &mut self.msb {
+            m.sink.on_header(&h, now);
+        }
         self.events.push(HubEvent::Header(h));
         if changed {
             if let Err(e) = self.announcer.publish() {
                 warn!(station = %self.config.name, error = %e, "cannot write announcement files");
             }
         }
-        if let Some(m) = &mut self.msb {
-            if let Err(e) = m.sender.set_format(format_id, &mut self.out) {
-                warn!(station = %self.config.name, error = %e, "MSB format change failed");
-            }
-            m.span_open = false;
-        }
     }
 
-    fn on_packet(&mut self, bytes: &[u8]) {
+    fn on_packet(&mut self, bytes: &[u8], now: Instant) {
         let parsed = match Packet::parse(bytes) {
             Ok(p) => p,
             Err(e) => {
@@ -193,49 +203,25 @@ impl StationRuntime {
         let Some(pkt) = self.hub.push_parsed(stripped, parsed.send_time, clean) else {
             return;
         };
-        self.events.push(HubEvent::Packet(pkt.clone()));
         if let Some(m) = &mut self.msb {
-            match m.sender.push(&pkt.bytes, &mut self.out) {
-                Ok(()) => m.span_open = true,
-                Err(e) => debug!(station = %self.config.name, error = %e, "MSB push failed"),
-            }
+            m.sink.on_packet(&pkt, now);
         }
+        self.events.push(HubEvent::Packet(pkt));
     }
 
-    fn send_out(&mut self, now: Instant) {
-        if self.out.is_empty() {
+    /// Sends the multicast datagrams the sink has ready.
+    fn send_out(&mut self) {
+        let Some(m) = &mut self.msb else {
+            return;
+        };
+        if m.sink.pending() == 0 {
             return;
         }
-        if let Some(m) = &mut self.msb {
-            m.socket.send_batch(&self.out);
-            m.last_sent = now;
-            for b in self.out.drain(..) {
-                m.sender.recycle(b);
-            }
-        } else {
-            self.out.clear();
+        m.sink.take_datagrams(&mut self.out);
+        m.socket.send_batch(&self.out);
+        for b in self.out.drain(..) {
+            m.sink.recycle(b);
         }
-    }
-
-    /// Sends a beacon when the group has been silent for the beacon interval, and closes the
-    /// FEC span when the source stalls. Returns the earlier of `next` and the next beacon.
-    fn beacon_or_flush(&mut self, now: Instant, next: Instant) -> Instant {
-        let Some(m) = &mut self.msb else {
-            return next;
-        };
-        if m.span_open && next > now + FLUSH_AFTER_IDLE {
-            m.sender.flush(&mut self.out);
-            m.span_open = false;
-            m.socket.send_batch(&self.out);
-            for b in self.out.drain(..) {
-                m.sender.recycle(b);
-            }
-        }
-        if now.duration_since(m.last_sent) >= m.beacon_interval {
-            m.socket.send_batch(&[msb::beacon().to_vec()]);
-            m.last_sent = now;
-        }
-        next.min(m.last_sent + m.beacon_interval)
     }
 
     /// Takes what the hub produced since the last call.
@@ -244,11 +230,12 @@ impl StationRuntime {
     }
 
     /// Stops the station: closes the open span so the last packets are protected.
-    pub fn stop(&mut self) {
+    pub fn stop(&mut self, now: Instant) {
         if let Some(m) = &mut self.msb {
-            m.sender.flush(&mut self.out);
-            m.socket.send_batch(&self.out);
-            self.out.clear();
+            m.sink.on_station_end(now);
+        }
+        self.send_out();
+        if let Some(m) = &self.msb {
             info!(
                 station = %self.config.name,
                 sent = m.socket.sent,

@@ -1,9 +1,9 @@
-//! Station sources: where a station's header and packets come from. Today: a playlist of ASF
-//! files ([`playlist`]); live push and relay sources plug in as further kinds yielding the same
-//! [`SourceEvent`]s.
+//! Station sources: the implementations of the [`crate::station::source::Source`] contract.
+//! Today a playlist of ASF files ([`playlist`]), paced by the packets' send times
+//! ([`pacer`]). Their events go to the station runtime in the shell, which feeds the hub.
 
 pub mod pacer;
 pub mod playlist;
 
 pub use pacer::Pacer;
-pub use playlist::{PlaylistSource, SourceEvent};
+pub use playlist::PlaylistSource;

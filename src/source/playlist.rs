@@ -10,8 +10,8 @@
 //! continuous station timeline ([`Retimer`]) before pacing, so the packets go out exactly on
 //! the send times they carry, and no client ever sees time go back.
 //!
-//! The source reads files (the shell's job) but takes `now` as a parameter and never sleeps:
-//! [`PlaylistSource::poll`] says what to do now or when to ask again.
+//! The source reads files but takes `now` as a parameter, never sleeps and never reads the
+//! clock: [`Source::poll`] says what to do now or when to ask again.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,30 +19,13 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::asf::retime::Retimer;
-use crate::asf::{AsfHeader, AsfReader, DataHead, Packet, ReadError, ReaderPacket};
+use crate::asf::{AsfReader, Packet, ReadError, ReaderPacket};
+use crate::station::source::{Source, SourceEvent, SourcePacket, SourceState};
 
 use super::Pacer;
 
 /// How long to wait after every playlist entry failed in a row.
 pub const RETRY_DELAY: Duration = Duration::from_secs(5);
-
-/// What the source has for the station now.
-#[derive(Debug)]
-pub enum SourceEvent {
-    /// A playlist entry starts: its (file) header. Packets that follow belong to it.
-    Header {
-        header: Box<AsfHeader>,
-        data: DataHead,
-        entry: usize,
-        path: PathBuf,
-    },
-    /// A packet (full size, as in the file) that is due now.
-    Packet(ReaderPacket),
-    /// Nothing to do before this instant.
-    Idle(Instant),
-    /// The playlist ended (no loop).
-    Ended,
-}
 
 type FileReader = AsfReader<std::io::BufReader<std::fs::File>>;
 
@@ -59,6 +42,9 @@ pub struct PlaylistSource {
     retimer: Retimer,
     failures_in_row: usize,
     retry_at: Option<Instant>,
+    /// Why the source is lost, not yet reported as [`SourceEvent::Lost`].
+    lost_unreported: Option<String>,
+    state: SourceState,
     ended: bool,
     /// Counters: entries started, entries failed, bad packets skipped.
     pub entries_started: u64,
@@ -80,6 +66,8 @@ impl PlaylistSource {
             retimer: Retimer::new(),
             failures_in_row: 0,
             retry_at: None,
+            lost_unreported: None,
+            state: SourceState::Starting,
             ended: false,
             entries_started: 0,
             entries_failed: 0,
@@ -91,12 +79,12 @@ impl PlaylistSource {
         &self.files
     }
 
-    /// The next thing to do at `now`. Never blocks beyond reading one packet from disk.
-    pub fn poll(&mut self, now: Instant) -> SourceEvent {
+    fn next_event(&mut self, now: Instant) -> SourceEvent {
         // Bounded: each turn either returns or consumes a packet or a playlist entry, and a
         // full round of failed entries sets `retry_at`.
         loop {
             if self.ended {
+                self.state = SourceState::Ended;
                 return SourceEvent::Ended;
             }
             if let Some((_, due)) = &self.pending {
@@ -104,17 +92,29 @@ impl PlaylistSource {
                     return SourceEvent::Idle(*due);
                 }
                 if let Some((p, _)) = self.pending.take() {
-                    return SourceEvent::Packet(p);
+                    return SourceEvent::Packet(SourcePacket {
+                        bytes: p.bytes,
+                        send_time: p.send_time,
+                    });
                 }
             }
             if self.current.is_none() {
                 if let Some(at) = self.retry_at {
+                    if let Some(reason) = self.lost_unreported.take() {
+                        self.state = SourceState::Lost {
+                            reason: reason.clone(),
+                        };
+                        return SourceEvent::Lost {
+                            reason,
+                            retry_at: at,
+                        };
+                    }
                     if at > now {
                         return SourceEvent::Idle(at);
                     }
                     self.retry_at = None;
                 }
-                match self.open_next() {
+                match self.open_next(now) {
                     Some(ev) => return ev,
                     None => continue,
                 }
@@ -124,7 +124,7 @@ impl PlaylistSource {
     }
 
     /// Opens the next playlist entry; None when it failed (the caller loops).
-    fn open_next(&mut self) -> Option<SourceEvent> {
+    fn open_next(&mut self, now: Instant) -> Option<SourceEvent> {
         if self.files.is_empty() {
             self.ended = true;
             return Some(SourceEvent::Ended);
@@ -149,27 +149,31 @@ impl PlaylistSource {
                 self.retimer.new_entry();
                 self.entries_started += 1;
                 info!(station = %self.station, file = %path.display(), entry, "playing");
+                let origin = path.display().to_string();
+                self.state = SourceState::Playing {
+                    origin: origin.clone(),
+                };
                 Some(SourceEvent::Header {
                     header,
                     data,
-                    entry,
-                    path,
+                    origin,
                 })
             }
             Err(e) => {
-                self.entry_failed(&path, &e);
+                self.entry_failed(&path, &e, now);
                 None
             }
         }
     }
 
-    fn entry_failed(&mut self, path: &Path, e: &ReadError) {
+    fn entry_failed(&mut self, path: &Path, e: &ReadError, now: Instant) {
         warn!(station = %self.station, file = %path.display(), error = %e, "skipping playlist entry");
         self.entries_failed += 1;
         self.failures_in_row += 1;
         if self.failures_in_row >= self.files.len() {
             self.failures_in_row = 0;
-            self.retry_at = Some(Instant::now() + RETRY_DELAY);
+            self.retry_at = Some(now + RETRY_DELAY);
+            self.lost_unreported = Some("no playable entry in the playlist".into());
             warn!(
                 station = %self.station,
                 retry_in_s = RETRY_DELAY.as_secs(),
@@ -208,7 +212,7 @@ impl PlaylistSource {
                     .cloned()
                     .unwrap_or_default();
                 warn!(station = %self.station, file = %path.display(), error = %e, "file ended early");
-                self.close_current(&path, Some(e));
+                self.close_current(&path, Some(e), now);
             }
             None => {
                 let path = self
@@ -216,16 +220,26 @@ impl PlaylistSource {
                     .get(self.next_entry - 1)
                     .cloned()
                     .unwrap_or_default();
-                self.close_current(&path, None);
+                self.close_current(&path, None, now);
             }
         }
     }
 
-    fn close_current(&mut self, path: &Path, err: Option<ReadError>) {
+    fn close_current(&mut self, path: &Path, err: Option<ReadError>, now: Instant) {
         self.current = None;
         if self.current_packets == 0 {
             let e = err.unwrap_or_else(|| ReadError::NotAsf("the file has no data packets".into()));
-            self.entry_failed(path, &e);
+            self.entry_failed(path, &e, now);
         }
+    }
+}
+
+impl Source for PlaylistSource {
+    fn poll(&mut self, now: Instant) -> SourceEvent {
+        self.next_event(now)
+    }
+
+    fn state(&self) -> SourceState {
+        self.state.clone()
     }
 }

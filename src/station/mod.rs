@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 pub mod catalog;
 pub mod feed;
 pub mod sink;
+pub mod source;
 
 use crate::asf::rewrite::{select_streams, Filtered};
 use crate::asf::{AsfHeader, DataHead, Packet};
