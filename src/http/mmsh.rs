@@ -41,7 +41,7 @@
 
 use super::request::Request;
 use super::response::Response;
-use crate::asf::{AsfHeader, StreamKind};
+use crate::asf::AsfHeader;
 
 #[path = "mmsh_stream.rs"]
 pub mod stream;
@@ -312,16 +312,7 @@ impl ChunkReader {
     }
 }
 
-/// How a client asks to receive one stream (§2.2.1.4.27).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Thinning {
-    /// Level 0: everything.
-    All,
-    /// Level 1: key-frame objects only (applied to video streams; see [`Selection`]).
-    KeyFrames,
-    /// Level 2: nothing.
-    Off,
-}
+pub use crate::station::delivery::{StreamSelection, Thinning};
 
 /// One `stream-switch-entry` item with the destination stream number kept in both readings
 /// (hexadecimal per the spec, decimal as FFmpeg, VLC and libmms write it).
@@ -361,57 +352,21 @@ pub fn parse_stream_switches(values: &[&str]) -> Vec<StreamSwitch> {
         .collect()
 }
 
-/// What a client receives of each stream of a header: the streams whose payloads are removed
-/// and the video streams thinned to key frames. Level 1 applies to video only: audio payloads
-/// carry no key-frame bit in the files we play (asf.md §3.4), so thinning them would remove them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Selection {
-    pub removed: Vec<u8>,
-    pub key_frames_only: Vec<u8>,
-}
-
-impl Selection {
-    /// Resolves a client's switches against `header` (see [`parse_stream_switches`] for the
-    /// hex/decimal rule). Entries naming no stream of the header are ignored.
-    pub fn resolve(switches: &[StreamSwitch], header: &AsfHeader) -> Selection {
-        let known = |n: Option<u16>| {
-            n.and_then(|n| u8::try_from(n).ok())
-                .filter(|n| header.stream(*n).is_some())
-        };
-        let use_hex = switches.iter().all(|s| known(s.hex).is_some())
-            || !switches.iter().all(|s| known(s.dec).is_some());
-        let mut sel = Selection::default();
-        for s in switches {
-            let Some(n) = known(if use_hex { s.hex } else { s.dec }) else {
-                continue;
-            };
-            sel.removed.retain(|&r| r != n);
-            sel.key_frames_only.retain(|&r| r != n);
-            match s.level {
-                Thinning::All => {}
-                Thinning::Off => sel.removed.push(n),
-                Thinning::KeyFrames => {
-                    if header
-                        .stream(n)
-                        .is_some_and(|p| p.kind == StreamKind::Video)
-                    {
-                        sel.key_frames_only.push(n);
-                    }
-                }
-            }
-        }
-        sel
-    }
-
-    /// True when every payload is sent as it is.
-    pub fn is_all(&self) -> bool {
-        self.removed.is_empty() && self.key_frames_only.is_empty()
-    }
-
-    /// Whether a payload of `stream` (with its key-frame bit) is sent.
-    pub fn keeps(&self, stream: u8, key_frame: bool) -> bool {
-        !self.removed.contains(&stream) && (key_frame || !self.key_frames_only.contains(&stream))
-    }
+/// Resolves a client's `stream-switch-entry` items against `header`: the stream number is read
+/// as hexadecimal (the spec) when every entry names a stream of the header that way, else as
+/// decimal (FFmpeg, VLC and libmms write decimal); entries naming no stream are ignored. The
+/// selection rules themselves are the station's ([`StreamSelection`]).
+pub fn resolve_switches(switches: &[StreamSwitch], header: &AsfHeader) -> StreamSelection {
+    let known = |n: Option<u16>| {
+        n.and_then(|n| u8::try_from(n).ok())
+            .filter(|n| header.stream(*n).is_some())
+    };
+    let use_hex = switches.iter().all(|s| known(s.hex).is_some())
+        || !switches.iter().all(|s| known(s.dec).is_some());
+    let requests = switches
+        .iter()
+        .filter_map(|s| Some((known(if use_hex { s.hex } else { s.dec })?, s.level)));
+    StreamSelection::resolve(requests, header)
 }
 
 /// What a station-path request is.

@@ -1,17 +1,11 @@
 //! One MMSH client's data stream after its Play response: `$H`, then `$D` chunks from the
-//! station as the shared [`LiveFeed`] releases them, `$E` at the end. Sans-I/O: station events
+//! station as the shared [`Delivery`] releases them, `$E` at the end. Sans-I/O: station events
 //! and `now` in, chunks into the session's [`OutQueue`] out, a deadline and a [`Step`].
 //!
-//! - **Join, fast start, slow clients**: the [`LiveFeed`] policy (DESIGN.md, "The data path"):
-//!   the client starts at the station's newest clean point, the backlog is released at the
-//!   fast-start rate, a client whose queue passes the backlog limit skips to the next clean
-//!   point, and one that stays behind for the stall timeout is closed. Its queue is then thrown
-//!   away whole (the connection closes mid-chunk: nothing readable was coming anyway), so the
-//!   connection really closes even when the peer never reads again. Station packets go out as
+//! - **Join, fast start, slow clients, stream selection**: the station's per-client rules
+//!   ([`crate::station::delivery`]), the same for every protocol. Station packets go out as
 //!   the shared buffers (`push_shared`), never copied per client, unless stream selection
 //!   rewrote them.
-//! - **Stream selection** ([`Selection`]): payloads of removed streams are dropped and thinned
-//!   video streams keep key frames only ([`filter_payloads`]); a packet left empty is not sent.
 //! - **Header changes** (a new playlist entry). What the clients do with a mid-stream header
 //!   (their sources: FFmpeg `mmsh.c` `handle_chunk_type`, VLC `mmsh.c` `GetPacket`/`Reset`,
 //!   libmms `mmsh.c` `get_media_packet`):
@@ -23,8 +17,8 @@
 //!     Describe and Play.
 //!
 //!   So: a header with the same bytes (the playlist looping over one file) is not signalled at
-//!   all; a *compatible* header (same packet size, same streams with the same formats, not
-//!   longer than the one this client got first) is sent as `$C` + `$H` with the next incarnation and
+//!   all; a *compatible* header (the station's rule, [`crate::station::delivery::compare_headers`],
+//!   plus one of MMSH's own: not longer than the header this client got first) is sent as `$C` + `$H` with the next incarnation and
 //!   the client waits for the new entry's first clean point, with LocationId restarting at 0
 //!   (as VLC and libmms expect after `$C`); any other header ends the stream with `$E`
 //!   (reason 1: the next entry follows) and a close, which VLC and libmms answer by
@@ -36,18 +30,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{
-    data_chunk_head, header_chunks, reason_chunk, ChunkType, Selection, StreamSwitch, END_FINISHED,
-    END_NEXT_ENTRY, MAX_CHUNK_PAYLOAD,
+    data_chunk_head, header_chunks, reason_chunk, resolve_switches, ChunkType, StreamSwitch,
+    END_FINISHED, END_NEXT_ENTRY, MAX_CHUNK_PAYLOAD,
 };
-use crate::asf::rewrite::{filter_payloads, Filtered};
-use crate::asf::{AsfHeader, Packet};
-use crate::station::feed::{FeedConfig, FeedState, LiveFeed};
+pub use crate::station::delivery::HeaderChange;
+use crate::station::delivery::{Delivery, Selected, StreamSelection, Verdict};
+use crate::station::feed::FeedConfig;
 use crate::station::sink::{OutQueue, Step};
 use crate::station::{StationHeader, StationPacket};
-
-/// How often a client that is behind is checked against the stall timeout when no station
-/// packet arrives to check it.
-const BEHIND_CHECK: Duration = Duration::from_millis(500);
 
 /// The limits of one stream (from the server's `limits`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -75,56 +65,20 @@ pub struct StreamStats {
     pub header_changes: u64,
 }
 
-/// How a new station header relates to the one a client plays.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeaderChange {
-    /// The same bytes: nothing to tell the client.
-    Same,
-    /// Different, but the client can switch with `$C` + `$H`.
-    Compatible,
-    /// The client must reconnect; why.
-    Incompatible(String),
-}
-
-/// Compares a new header with the current one; `first_len` is the length of the first header
-/// this client received (FFmpeg's limit, see the module doc).
+/// The station's header rule ([`crate::station::delivery::compare_headers`]) plus MMSH's own:
+/// `$H` mid-stream may not be longer than the first header this client received (`first_len`;
+/// FFmpeg keeps the first header's buffer, see the module doc).
 pub fn compare_headers(
     current: &StationHeader,
     new: &StationHeader,
     first_len: usize,
 ) -> HeaderChange {
-    if current.bytes == new.bytes {
-        return HeaderChange::Same;
+    match crate::station::delivery::compare_headers(current, new) {
+        HeaderChange::Compatible if new.bytes.len() > first_len => HeaderChange::Incompatible(
+            format!("header grows from {first_len} to {} bytes", new.bytes.len()),
+        ),
+        other => other,
     }
-    let (a, b): (&AsfHeader, &AsfHeader) = (&current.header, &new.header);
-    if a.packet_size() != b.packet_size() {
-        return HeaderChange::Incompatible(format!(
-            "packet size {} → {}",
-            a.packet_size(),
-            b.packet_size()
-        ));
-    }
-    // The clients' demuxers keep the first header's stream formats: only a header whose
-    // streams are the same (number, type and format data) can be switched to in place.
-    let layout = |h: &AsfHeader| -> Vec<(u8, &'static str, Vec<u8>)> {
-        let mut v: Vec<_> = h
-            .streams
-            .iter()
-            .map(|s| (s.number, s.kind.as_str(), s.type_specific.clone()))
-            .collect();
-        v.sort();
-        v
-    };
-    if layout(a) != layout(b) {
-        return HeaderChange::Incompatible("different streams or stream formats".to_string());
-    }
-    if new.bytes.len() > first_len {
-        return HeaderChange::Incompatible(format!(
-            "header grows from {first_len} to {} bytes",
-            new.bytes.len()
-        ));
-    }
-    HeaderChange::Compatible
 }
 
 /// One client's stream; see the module doc.
@@ -134,14 +88,13 @@ pub struct MmshStream {
     header: Arc<StationHeader>,
     first_header_len: usize,
     switches: Vec<StreamSwitch>,
-    selection: Selection,
+    selection: StreamSelection,
     incarnation: u8,
     location: u32,
-    feed: LiveFeed,
+    feed: Delivery,
     ready: Vec<Arc<StationPacket>>,
     config: StreamConfig,
     last_station_event: Instant,
-    behind_check: Option<Instant>,
     ended: bool,
     /// What was sent and dropped.
     pub stats: StreamStats,
@@ -158,25 +111,24 @@ impl MmshStream {
         now: Instant,
         out: &mut OutQueue,
     ) -> MmshStream {
-        let selection = Selection::resolve(&switches, &header.header);
+        let selection = resolve_switches(&switches, &header.header);
         let mut s = MmshStream {
             station: station.to_string(),
             first_header_len: header.bytes.len(),
-            header,
             switches,
             selection,
             incarnation: 0,
             location: 0,
-            feed: LiveFeed::join(config.feed, backlog, now),
+            feed: Delivery::join(config.feed, Arc::clone(&header), backlog, now),
+            header,
             ready: Vec::new(),
             config,
             last_station_event: now,
-            behind_check: None,
             ended: false,
             stats: StreamStats::default(),
         };
         out.push_owned(header_chunks(&s.header.bytes, s.incarnation));
-        s.feed.release(now, &mut s.ready);
+        let _ = s.feed.release(out, now, &mut s.ready);
         s.send_ready(out);
         s
     }
@@ -187,13 +139,13 @@ impl MmshStream {
     }
 
     /// The streams the client does not receive whole.
-    pub fn selection(&self) -> &Selection {
+    pub fn selection(&self) -> &StreamSelection {
         &self.selection
     }
 
     /// Times the client skipped forward to a clean point because it was behind.
     pub fn skips(&self) -> u64 {
-        self.feed.skips
+        self.feed.skips().0
     }
 
     /// A station packet.
@@ -202,9 +154,9 @@ impl MmshStream {
         if self.ended {
             return Step::Continue;
         }
-        let state = self.feed.offer(p, out.queued_bytes(), now, &mut self.ready);
+        let verdict = self.feed.offer(p, out, now, &mut self.ready);
         self.send_ready(out);
-        self.check(state, out, now)
+        self.check(verdict)
     }
 
     /// The station's header changed; see the module doc.
@@ -215,17 +167,21 @@ impl MmshStream {
         }
         match compare_headers(&self.header, h, self.first_header_len) {
             HeaderChange::Same => {
+                // The old header's packets still held back go out first.
+                let _ = self.feed.on_header(h, &mut self.ready);
+                self.send_ready(out);
                 self.header = h.clone();
                 Step::Continue
             }
             HeaderChange::Compatible => {
+                let _ = self.feed.on_header(h, &mut self.ready);
+                self.send_ready(out);
                 self.incarnation = self.incarnation.wrapping_add(1);
                 out.push_owned(reason_chunk(ChunkType::Change, 0).to_vec());
                 out.push_owned(header_chunks(&h.bytes, self.incarnation));
                 self.location = 0;
                 self.header = h.clone();
-                self.selection = Selection::resolve(&self.switches, &h.header);
-                self.feed.on_header_change();
+                self.selection = resolve_switches(&self.switches, &h.header);
                 self.stats.header_changes += 1;
                 Step::Continue
             }
@@ -244,11 +200,10 @@ impl MmshStream {
         if self.ended {
             return Step::Continue;
         }
-        self.feed.release(now, &mut self.ready);
+        let verdict = self.feed.release(out, now, &mut self.ready);
         self.send_ready(out);
-        let state = self.feed.state(now);
-        if state == FeedState::Stalled {
-            return self.check(state, out, now);
+        if let Verdict::Drop(_) = verdict {
+            return self.check(verdict);
         }
         if now.saturating_duration_since(self.last_station_event) >= self.config.silence_timeout {
             self.end(out);
@@ -257,7 +212,7 @@ impl MmshStream {
                 self.station, self.config.silence_timeout
             ));
         }
-        self.check(state, out, now)
+        self.check(verdict)
     }
 
     /// When [`Self::on_timeout`] is next needed.
@@ -266,11 +221,7 @@ impl MmshStream {
             return None;
         }
         let silence = self.last_station_event + self.config.silence_timeout;
-        [self.feed.deadline(), self.behind_check]
-            .into_iter()
-            .flatten()
-            .chain(std::iter::once(silence))
-            .min()
+        Some(self.feed.deadline().map_or(silence, |d| d.min(silence)))
     }
 
     /// Ends the stream with `$E` (reason 0), once.
@@ -281,29 +232,13 @@ impl MmshStream {
         }
     }
 
-    fn check(&mut self, state: FeedState, out: &mut OutQueue, now: Instant) -> Step {
-        match state {
-            FeedState::Flowing => {
-                self.behind_check = None;
-                Step::Continue
-            }
-            FeedState::Skipping => {
-                self.behind_check = Some(now + BEHIND_CHECK);
-                Step::Continue
-            }
-            FeedState::Stalled => {
-                // Nothing queued will be read: drop it all so the close is not held up.
-                let _ = out.drop_unstarted();
-                out.advance(out.queued_bytes());
+    fn check(&mut self, verdict: Verdict) -> Step {
+        match verdict {
+            Verdict::Drop(reason) => {
                 self.ended = true;
-                Step::close(format!(
-                    "client stalled: more than {} bytes behind for {:?} ({} skips, {} packets skipped)",
-                    self.config.feed.backlog_limit,
-                    self.config.feed.stall_timeout,
-                    self.feed.skips,
-                    self.feed.skipped_packets
-                ))
+                Step::close(format!("client stalled: {reason}"))
             }
+            _ => Step::Continue,
         }
     }
 
@@ -318,23 +253,16 @@ impl MmshStream {
     }
 
     fn send_packet(&mut self, p: &Arc<StationPacket>, out: &mut OutQueue) {
-        let rewritten = if self.selection.is_all() {
-            None
-        } else {
-            let sel = &self.selection;
-            match Packet::parse(&p.bytes) {
-                Ok(pkt) => match filter_payloads(&pkt, |pl| sel.keeps(pl.stream, pl.key_frame)) {
-                    Filtered::Unchanged => None,
-                    Filtered::Dropped => {
-                        self.stats.dropped_empty += 1;
-                        return;
-                    }
-                    Filtered::Rewritten(v) => Some(v),
-                },
-                Err(_) => {
-                    self.stats.dropped_bad += 1;
-                    return;
-                }
+        let rewritten = match self.selection.apply(&p.bytes) {
+            Selected::Whole => None,
+            Selected::Rewritten(v) => Some(v),
+            Selected::Nothing => {
+                self.stats.dropped_empty += 1;
+                return;
+            }
+            Selected::Unreadable => {
+                self.stats.dropped_bad += 1;
+                return;
             }
         };
         let len = rewritten.as_ref().map_or(p.bytes.len(), Vec::len);

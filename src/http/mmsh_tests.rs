@@ -273,13 +273,13 @@ fn selection_resolves_hex_or_decimal_against_the_header() {
         .number;
     let sw = |text: &str| parse_stream_switches(&[text]);
     // Audio off, video thinned.
-    let sel = Selection::resolve(&sw(&format!("ffff:{video}:1 ffff:{audio}:2")), &header);
+    let sel = resolve_switches(&sw(&format!("ffff:{video}:1 ffff:{audio}:2")), &header);
     assert_eq!(sel.removed, [audio]);
     assert_eq!(sel.key_frames_only, [video]);
     assert!(!sel.keeps(audio, true));
     assert!(sel.keeps(video, true) && !sel.keeps(video, false));
     // Level 1 on audio is not applied (no key-frame bits on audio).
-    let sel = Selection::resolve(&sw(&format!("ffff:{audio}:1")), &header);
+    let sel = resolve_switches(&sw(&format!("ffff:{audio}:1")), &header);
     assert!(sel.is_all());
     // Renumber the streams 10 and 16: "10" names stream 16 in hex and 10 in decimal.
     for s in &mut header.streams {
@@ -287,13 +287,13 @@ fn selection_resolves_hex_or_decimal_against_the_header() {
     }
     // FFmpeg/libmms style (decimal): "ffff:10:0 ffff:16:2" — hex would read 16 and 22 (no such
     // stream), so decimal wins and stream 16 (audio) is removed.
-    let sel = Selection::resolve(&sw("ffff:10:0 ffff:16:2"), &header);
+    let sel = resolve_switches(&sw("ffff:10:0 ffff:16:2"), &header);
     assert_eq!(sel.removed, [16]);
     // Spec style (hex): "ffff:a:0 ffff:10:2" — hex names 10 and 16.
-    let sel = Selection::resolve(&sw("ffff:a:0 ffff:10:2"), &header);
+    let sel = resolve_switches(&sw("ffff:a:0 ffff:10:2"), &header);
     assert_eq!(sel.removed, [16]);
     // Unknown streams are ignored.
-    assert!(Selection::resolve(&sw("ffff:7f:2"), &header).is_all());
+    assert!(resolve_switches(&sw("ffff:7f:2"), &header).is_all());
 }
 
 #[test]

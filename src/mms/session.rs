@@ -33,13 +33,14 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::codec::{
-    self, hr, ClientMessage, CommandReader, DataHead, OpenFileReport, ServerMessage,
-    StreamSwitchEntry, Transport, ATTR_BROADCAST, DATA_HEAD_LEN, MAX_DATA_PAYLOAD,
+    self, hr, ClientMessage, CommandReader, DataHead, OpenFileReport, ServerMessage, Transport,
+    ATTR_BROADCAST, DATA_HEAD_LEN, MAX_DATA_PAYLOAD,
 };
-use crate::asf::rewrite::{filter_payloads, Filtered};
-use crate::asf::Packet;
 use crate::config::ServerConfig;
-use crate::station::feed::{FeedConfig, FeedState, LiveFeed};
+use crate::station::delivery::{
+    compare_headers, Delivery, Selected, StreamSelection, Thinning, Verdict,
+};
+use crate::station::feed::FeedConfig;
 use crate::station::sink::{
     Datagram, OutQueue, Protocol, Session, Sink, StationView, Step, UdpChannel, UdpPorts,
 };
@@ -96,61 +97,6 @@ enum Phase {
     Playing,
 }
 
-/// Which payloads of the station's packets this client gets (StreamSwitch).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Selection {
-    /// Streams turned off (thinning level 2).
-    off: Vec<u8>,
-    /// Streams thinned to key frames (level 1).
-    key_only: Vec<u8>,
-}
-
-impl Selection {
-    fn from_entries(entries: &[StreamSwitchEntry], header: &StationHeader) -> Selection {
-        let mut s = Selection::default();
-        for e in entries {
-            let Ok(n) = u8::try_from(e.stream) else {
-                continue;
-            };
-            if header.header.stream(n).is_none() {
-                continue;
-            }
-            match e.thinning {
-                0 => {}
-                1 => s.key_only.push(n),
-                _ => s.off.push(n),
-            }
-        }
-        // A selection that turns every stream off would send nothing at all: keep everything.
-        if header
-            .header
-            .streams
-            .iter()
-            .all(|st| s.off.contains(&st.number))
-        {
-            s.off.clear();
-        }
-        s
-    }
-
-    fn is_all(&self) -> bool {
-        self.off.is_empty() && self.key_only.is_empty()
-    }
-}
-
-/// Do two headers describe the same streams, so a client can continue across them?
-fn same_layout(a: &StationHeader, b: &StationHeader) -> bool {
-    if a.bytes == b.bytes {
-        return true;
-    }
-    let (ha, hb) = (&a.header, &b.header);
-    ha.packet_size() == hb.packet_size()
-        && ha.streams.len() == hb.streams.len()
-        && ha.streams.iter().zip(&hb.streams).all(|(x, y)| {
-            x.number == y.number && x.kind == y.kind && x.type_specific == y.type_specific
-        })
-}
-
 /// An MMS (MMST/MMSU) session.
 pub struct MmsSession {
     peer: SocketAddr,
@@ -165,8 +111,8 @@ pub struct MmsSession {
     header: Option<Arc<StationHeader>>,
     /// MMSU: where Data packets go.
     udp_to: Option<SocketAddr>,
-    selection: Selection,
-    feed: Option<LiveFeed>,
+    selection: StreamSelection,
+    feed: Option<Delivery>,
     ready: Vec<Arc<StationPacket>>,
     /// StartPlaying playIncarnation (byte 4 of media packets).
     incarnation: u8,
@@ -200,7 +146,7 @@ impl MmsSession {
             station: None,
             header: None,
             udp_to: None,
-            selection: Selection::default(),
+            selection: StreamSelection::default(),
             feed: None,
             ready: Vec::new(),
             incarnation: 0,
@@ -320,7 +266,11 @@ impl MmsSession {
                 let Some(h) = self.header.clone() else {
                     return self.unexpected("StreamSwitch");
                 };
-                self.selection = Selection::from_entries(&entries, &h);
+                let requests = entries.iter().filter_map(|e| {
+                    let n = u8::try_from(e.stream).ok()?;
+                    Some((n, Thinning::from_level(e.thinning)))
+                });
+                self.selection = StreamSelection::resolve(requests, &h.header);
                 debug!(peer = %self.peer, selection = ?self.selection, "mms stream selection");
                 self.send(
                     ServerMessage::StreamSwitch {
@@ -470,11 +420,7 @@ impl MmsSession {
         let (Some(name), Some(h)) = (self.station.clone(), self.header.clone()) else {
             return self.unexpected("StartPlaying");
         };
-        let backlog: Vec<_> = stations
-            .join_backlog(&name)
-            .into_iter()
-            .filter(|p| p.generation == h.generation)
-            .collect();
+        let backlog = stations.join_backlog(&name);
         info!(
             peer = %self.peer,
             protocol = "mms",
@@ -484,7 +430,7 @@ impl MmsSession {
             backlog = backlog.len(),
             "mms playing"
         );
-        self.feed = Some(LiveFeed::join(self.cfg.feed, backlog, now));
+        self.feed = Some(Delivery::join(self.cfg.feed, h, backlog, now));
         self.phase = Phase::Playing;
         self.ever_played = true;
         self.release(now)
@@ -492,17 +438,15 @@ impl MmsSession {
 
     fn stop_feed(&mut self) {
         if let Some(f) = self.feed.take() {
-            self.skips += f.skips;
-            self.skipped += f.skipped_packets;
+            let (skips, skipped) = f.skips();
+            self.skips += skips;
+            self.skipped += skipped;
         }
     }
 
     /// Skips and skipped packets so far, the running feed included.
     fn skip_counts(&self) -> (u64, u64) {
-        let (a, b) = self
-            .feed
-            .as_ref()
-            .map_or((0, 0), |f| (f.skips, f.skipped_packets));
+        let (a, b) = self.feed.as_ref().map_or((0, 0), Delivery::skips);
         (self.skips + a, self.skipped + b)
     }
 
@@ -527,28 +471,23 @@ impl MmsSession {
             return Step::Continue;
         };
         let mut ready = std::mem::take(&mut self.ready);
-        let state = feed.release(now, &mut ready);
+        let verdict = feed.release(&mut self.out, now, &mut ready);
+        self.send_all(&mut ready, now);
+        self.ready = ready;
+        self.check(verdict)
+    }
+
+    fn send_all(&mut self, ready: &mut Vec<Arc<StationPacket>>, now: Instant) {
         for p in ready.drain(..) {
             self.send_packet(&p, now);
         }
-        self.ready = ready;
-        self.check(state)
     }
 
-    fn check(&mut self, state: FeedState) -> Step {
-        if state != FeedState::Stalled {
+    fn check(&mut self, verdict: Verdict) -> Step {
+        let Verdict::Drop(reason) = verdict else {
             return Step::Continue;
-        }
-        let (skips, skipped) = self.skip_counts();
-        let queued = self.out.queued_bytes();
-        // The client is not reading: nothing queued will ever be written, and the
-        // connection must not wait for it.
-        self.out.advance(queued);
+        };
         self.stop_feed();
-        let reason = format!(
-            "client fell behind for {:?} ({queued} bytes queued, {skips} skips, {skipped} packets skipped)",
-            self.cfg.feed.stall_timeout
-        );
         info!(peer = %self.peer, protocol = "mms", station = self.station.as_deref().unwrap_or("-"), %reason, "mms client dropped");
         Step::close(reason)
     }
@@ -563,27 +502,15 @@ impl MmsSession {
             return;
         }
         let size = h.header.packet_size() as usize;
-        let filtered = if self.selection.is_all() {
-            Filtered::Unchanged
-        } else {
-            match Packet::parse(&p.bytes) {
-                Ok(pkt) => {
-                    let sel = &self.selection;
-                    filter_payloads(&pkt, |pl| {
-                        !sel.off.contains(&pl.stream)
-                            && (!sel.key_only.contains(&pl.stream) || pl.key_frame)
-                    })
-                }
-                Err(e) => {
-                    debug!(peer = %self.peer, error = %e, "mms: unparsable station packet skipped");
-                    return;
-                }
-            }
-        };
+        let filtered = self.selection.apply(&p.bytes);
         let len = match &filtered {
-            Filtered::Dropped => return,
-            Filtered::Unchanged => p.bytes.len(),
-            Filtered::Rewritten(v) => v.len(),
+            Selected::Nothing => return,
+            Selected::Unreadable => {
+                debug!(peer = %self.peer, "mms: unparsable station packet skipped");
+                return;
+            }
+            Selected::Whole => p.bytes.len(),
+            Selected::Rewritten(v) => v.len(),
         };
         if len > size {
             debug!(peer = %self.peer, len, size, "mms: packet larger than the packet size skipped");
@@ -603,7 +530,7 @@ impl MmsSession {
         let pad = size - len;
         if let Some(to) = self.udp_to {
             let body: Arc<[u8]> = match filtered {
-                Filtered::Rewritten(v) => v.into(),
+                Selected::Rewritten(v) => v.into(),
                 _ => Arc::clone(&p.bytes),
             };
             self.datagrams.push(Datagram::split(
@@ -618,7 +545,7 @@ impl MmsSession {
         }
         self.out.push_owned(head.encode().to_vec());
         match filtered {
-            Filtered::Rewritten(v) => self.out.push_owned(v),
+            Selected::Rewritten(v) => self.out.push_owned(v),
             _ => self.out.push_shared(p.bytes.clone()),
         }
         if pad > 0 {
@@ -646,12 +573,20 @@ impl Sink for MmsSession {
         if mine.generation == header.generation {
             return Step::Continue;
         }
-        if same_layout(mine, header) {
+        let change = match self.feed.as_mut() {
+            Some(f) => {
+                let mut ready = std::mem::take(&mut self.ready);
+                let change = f.on_header(header, &mut ready);
+                // The old header's packets still held back go out first.
+                self.send_all(&mut ready, now);
+                self.ready = ready;
+                change
+            }
+            None => compare_headers(mine, header),
+        };
+        if change.continues() {
             // Same streams (typically the playlist looping): continue at the next clean point.
             self.header = Some(header.clone());
-            if let Some(f) = self.feed.as_mut() {
-                f.on_header_change();
-            }
             return Step::Continue;
         }
         // Only libmms handles ReportStreamChange (0x20): end the stream cleanly instead.
@@ -672,16 +607,13 @@ impl Sink for MmsSession {
             return Step::Continue;
         };
         let mut ready = std::mem::take(&mut self.ready);
-        let skips = feed.skips;
-        let state = feed.offer(packet, self.out.queued_bytes(), now, &mut ready);
-        if feed.skips != skips {
+        let verdict = feed.offer(packet, &mut self.out, now, &mut ready);
+        if verdict == Verdict::Behind {
             debug!(peer = %self.peer, queued = self.out.queued_bytes(), "mms client behind: skipping to the next clean point");
         }
-        for p in ready.drain(..) {
-            self.send_packet(&p, now);
-        }
+        self.send_all(&mut ready, now);
         self.ready = ready;
-        self.check(state)
+        self.check(verdict)
     }
 
     fn on_timeout(&mut self, now: Instant) -> Step {

@@ -8,8 +8,8 @@
 //! - **SETUP** `…/<station>/rtx | …/stream=<n>` takes the first acceptable transport
 //!   (`transport.rs`), or answers **461** so FFmpeg and VLC retry over TCP at once (UDP refused
 //!   by config or no server RTP sockets). Unknown tracks get 404, aggregate SETUP 459.
-//! - **PLAY** joins the station through [`LiveFeed`] (newest clean point, fast start, slow-client
-//!   skips and stall close as for MMS) and answers `Range: npt=0.000-` and `RTP-Info` (seq and
+//! - **PLAY** joins the station through [`Delivery`] (the per-client rules every unicast
+//!   protocol shares: newest clean point, fast start, slow-client skips, stall close) and answers `Range: npt=0.000-` and `RTP-Info` (seq and
 //!   rtptime of the first packet). **PAUSE** stops delivery; PLAY again rejoins live.
 //! - **GET_PARAMETER / SET_PARAMETER / OPTIONS** are keep-alives; **TEARDOWN** answers and closes.
 //! - A session that hears no request (nor interleaved RTCP) for the session timeout is closed.
@@ -52,7 +52,8 @@ use tracing::{debug, info, warn};
 use crate::asf::rewrite::{select_streams, Filtered};
 use crate::asf::Packet;
 use crate::config::ServerConfig;
-use crate::station::feed::{FeedConfig, FeedState, LiveFeed};
+use crate::station::delivery::{compare_headers, Delivery, Verdict};
+use crate::station::feed::FeedConfig;
 use crate::station::sink::{
     Datagram, OutQueue, Protocol, Session, Sink, StationView, Step, UdpChannel, UdpPorts,
 };
@@ -184,27 +185,6 @@ fn split_url(url: &Url) -> Option<(String, Option<String>, String)> {
     Some((station, control, base))
 }
 
-/// Same packet size and the same audio/video streams: the client's SDP still holds.
-fn compatible(old: &StationHeader, new: &StationHeader) -> bool {
-    if old.bytes == new.bytes {
-        return true;
-    }
-    let av = |h: &StationHeader| {
-        h.header
-            .streams
-            .iter()
-            .filter(|s| {
-                matches!(
-                    s.kind,
-                    crate::asf::header::StreamKind::Audio | crate::asf::header::StreamKind::Video
-                )
-            })
-            .map(|s| (s.number, s.type_specific.clone()))
-            .collect::<Vec<_>>()
-    };
-    old.header.packet_size() == new.header.packet_size() && av(old) == av(new)
-}
-
 /// The data of one ASF packet to send: the station's shared buffer or a rewritten copy (made
 /// once per RTP session and shared by its fragments and datagrams).
 enum Data<'a> {
@@ -237,7 +217,7 @@ pub struct RtspSession {
     setups: Vec<SetUp>,
     rtp: Vec<RtpSession>,
     playing: bool,
-    feed: Option<LiveFeed>,
+    feed: Option<Delivery>,
     clock: MediaClock,
     created: Instant,
     last_heard: Option<Instant>,
@@ -588,11 +568,9 @@ impl RtspSession {
         self.reply(r, cseq, true);
         if !self.playing {
             self.playing = true;
-            self.feed = Some(LiveFeed::join(
-                self.cfg.feed,
-                stations.join_backlog(&station),
-                now,
-            ));
+            let header = self.header.clone().or_else(|| stations.header(&station));
+            self.feed = header
+                .map(|h| Delivery::join(self.cfg.feed, h, stations.join_backlog(&station), now));
             self.next_report = Some(now + Duration::from_secs(1));
             let transports: Vec<&str> = self
                 .rtp
@@ -614,26 +592,24 @@ impl RtspSession {
             return Step::Continue;
         };
         let mut ready = std::mem::take(&mut self.ready);
-        let state = feed.release(now, &mut ready);
+        let verdict = feed.release(&mut self.out, now, &mut ready);
+        self.send_all(&mut ready, now);
+        self.ready = ready;
+        self.check_feed(verdict)
+    }
+
+    fn send_all(&mut self, ready: &mut Vec<Arc<StationPacket>>, now: Instant) {
         for p in ready.drain(..) {
             self.send_packet(&p, now);
         }
-        self.ready = ready;
-        self.check_feed(state)
     }
 
-    fn check_feed(&self, state: FeedState) -> Step {
-        if state == FeedState::Stalled {
-            let (skips, skipped) = self
-                .feed
-                .as_ref()
-                .map_or((0, 0), |f| (f.skips, f.skipped_packets));
-            return Step::close(format!(
-                "rtsp client stalled: behind for longer than {:?} ({skips} skips, {skipped} packets skipped)",
-                self.cfg.feed.stall_timeout
-            ));
-        }
-        Step::Continue
+    fn check_feed(&mut self, verdict: Verdict) -> Step {
+        let Verdict::Drop(reason) = verdict else {
+            return Step::Continue;
+        };
+        self.feed = None;
+        Step::close(format!("rtsp client stalled: {reason}"))
     }
 
     fn send_packet(&mut self, p: &Arc<StationPacket>, now: Instant) {
@@ -818,15 +794,23 @@ fn emit(
 }
 
 impl Sink for RtspSession {
-    fn on_header(&mut self, header: &Arc<StationHeader>, _now: Instant) -> Step {
+    fn on_header(&mut self, header: &Arc<StationHeader>, now: Instant) -> Step {
         let Some(old) = &self.header else {
             return Step::Continue;
         };
-        if compatible(old, header) {
-            self.header = Some(header.clone());
-            if let Some(f) = self.feed.as_mut() {
-                f.on_header_change();
+        let change = match self.feed.as_mut() {
+            Some(f) => {
+                let mut ready = std::mem::take(&mut self.ready);
+                let change = f.on_header(header, &mut ready);
+                // The old header's packets still held back go out first.
+                self.send_all(&mut ready, now);
+                self.ready = ready;
+                change
             }
+            None => compare_headers(old, header),
+        };
+        if change.continues() {
+            self.header = Some(header.clone());
             return Step::Continue;
         }
         Step::close("station header changed (new stream layout); RTSP clients must reconnect")
@@ -840,12 +824,10 @@ impl Sink for RtspSession {
             return Step::Continue;
         };
         let mut ready = std::mem::take(&mut self.ready);
-        let state = feed.offer(packet, self.out.queued_bytes(), now, &mut ready);
-        for p in ready.drain(..) {
-            self.send_packet(&p, now);
-        }
+        let verdict = feed.offer(packet, &mut self.out, now, &mut ready);
+        self.send_all(&mut ready, now);
         self.ready = ready;
-        self.check_feed(state)
+        self.check_feed(verdict)
     }
 
     fn on_timeout(&mut self, now: Instant) -> Step {

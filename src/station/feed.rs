@@ -1,6 +1,6 @@
-//! One unicast client's view of a live station: where it joins, how fast it catches up, and
-//! what happens when it cannot keep up. Every unicast sink (MMS, MMSH, RTSP) uses it, so the
-//! policy is the same for all protocols (DESIGN.md, "The data path").
+//! The schedule of one unicast client's packets: where it joins, how fast it catches up, and
+//! when it is behind. [`super::delivery::Delivery`] wraps it with the rest of the per-client
+//! rules; protocols use that, not this.
 //!
 //! - **Join:** a new client gets the packets from the station's newest clean point (a video
 //!   key-frame start) to now, so its decoder starts on a key frame.
@@ -157,10 +157,14 @@ impl LiveFeed {
         }
     }
 
-    /// The header changed: packets of the old header still pending are dropped, and the client
-    /// waits for a clean point of the new one.
-    pub fn on_header_change(&mut self) {
-        self.pending.clear();
+    /// The header changed and the client continues on it: the packets of the old header still
+    /// held back by fast start go to `out` at once (they come before anything of the new
+    /// header, and are never dropped), and the client waits for a clean point of the new one.
+    pub fn on_header_change(&mut self, out: &mut Vec<Arc<StationPacket>>) {
+        for (_, p) in self.pending.drain(..) {
+            self.last_seq = Some(p.seq);
+            out.push(p);
+        }
         self.anchor = None;
         self.skipping = true;
     }

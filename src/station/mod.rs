@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
 pub mod catalog;
+pub mod delivery;
 pub mod feed;
 pub mod sink;
 pub mod source;

@@ -112,6 +112,16 @@ impl OutQueue {
         dropped
     }
 
+    /// Discards everything, a partly written chunk included (the connection is about to be
+    /// closed and will never write it). Returns the bytes discarded.
+    pub fn discard_all(&mut self) -> usize {
+        let n = self.queued;
+        self.chunks.clear();
+        self.front_done = 0;
+        self.queued = 0;
+        n
+    }
+
     /// Up to `max` slices of pending output for `writev`.
     pub fn io_slices(&self, max: usize) -> Vec<IoSlice<'_>> {
         let mut out = Vec::with_capacity(max.min(self.chunks.len()));
