@@ -18,4 +18,3 @@ pub mod recv;
 pub mod rtsp;
 pub mod source;
 pub mod station;
-pub mod systemd;

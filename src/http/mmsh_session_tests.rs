@@ -70,7 +70,7 @@ const LIMITS: SessionLimits = SessionLimits {
 
 fn session(now: Instant) -> HttpSession {
     let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-    HttpSession::new(LIMITS, peer, now)
+    HttpSession::new(LIMITS, peer, 1, now)
 }
 
 fn drain(s: &mut HttpSession) -> Vec<u8> {
@@ -249,7 +249,8 @@ fn refusals() {
 }
 
 #[test]
-fn client_ids_differ() {
-    let t0 = Instant::now();
-    assert_ne!(session(t0).client_id(), session(t0).client_id());
+fn the_session_uses_the_client_id_it_is_given() {
+    let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let s = HttpSession::new(LIMITS, peer, 4242, Instant::now());
+    assert_eq!(s.client_id(), 4242);
 }

@@ -11,10 +11,10 @@
 //!   applies; the stream's own deadlines (fast start, stall, station silence) do, and bytes the
 //!   client sends are ignored.
 //!
-//! Each session has a `client-id` (`Pragma: client-id=<n>`) unique within the process.
+//! Each session has a `client-id` (`Pragma: client-id=<n>`) the shell hands it, unique within
+//! the process.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,9 +29,6 @@ use crate::config::Limits;
 use crate::station::feed::FeedConfig;
 use crate::station::sink::{OutQueue, Protocol, Session, Sink, StationView, Step};
 use crate::station::{StationHeader, StationPacket};
-
-/// The next `client-id` handed out.
-static NEXT_CLIENT_ID: AtomicU32 = AtomicU32::new(1);
 
 /// The limits an HTTP session works with (from the server's `limits`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,7 +76,7 @@ pub struct HttpSession {
 }
 
 impl HttpSession {
-    pub fn new(limits: SessionLimits, peer: SocketAddr, now: Instant) -> Self {
+    pub fn new(limits: SessionLimits, peer: SocketAddr, client_id: u32, now: Instant) -> Self {
         HttpSession {
             phase: Phase::Http(Box::new(HttpConn::new(
                 limits.max_request_bytes,
@@ -89,7 +86,7 @@ impl HttpSession {
             out: OutQueue::new(),
             limits,
             peer,
-            client_id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            client_id,
             carry: Vec::new(),
         }
     }

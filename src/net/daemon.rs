@@ -16,12 +16,12 @@ use mio::{Events, Interest, Poll, Token};
 use tracing::{info, warn};
 
 use crate::config::{self, Config};
+use crate::net::systemd::{self, ServiceManager};
 use crate::station::sink::{Datagram, Session};
-use crate::systemd::{self, ServiceManager};
 
 use super::connections::{self, log_close, Connection, Listener, ListenerKind, PeerCounts};
 use super::rlimit::raise_open_file_limit;
-use super::sessions;
+use super::sessions::SessionFactory;
 use super::signals::{SignalRequest, Signals};
 use super::station_runtime::{HubEvent, StationRuntime};
 use super::stations::StationsView;
@@ -64,6 +64,7 @@ pub struct Daemon {
     pub(super) events_buf: Vec<HubEvent>,
     pub(super) udp: UdpSockets,
     pub(super) datagrams: Vec<Datagram>,
+    pub(super) factory: SessionFactory,
     pub(super) manager: ServiceManager,
     /// Unicast clients per station: the connections whose session plays it, so a station's
     /// packets go only to its own clients.
@@ -155,6 +156,7 @@ impl Daemon {
             events_buf: Vec::new(),
             udp: UdpSockets::open(listen_cfg)?,
             datagrams: Vec::new(),
+            factory: SessionFactory::new(),
             manager: ServiceManager::from_env(),
             clients: HashMap::new(),
             unflushed: None,
@@ -343,7 +345,8 @@ impl Daemon {
             // queue, where the slow-client policy sees it.
             let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
             let session =
-                sessions::new_session(kind, peer, &self.config.server, self.udp.ports(), now);
+                self.factory
+                    .new_session(kind, peer, &self.config.server, self.udp.ports(), now);
             let idx = self.free.pop().unwrap_or_else(|| {
                 self.conns.push(None);
                 self.conns.len() - 1

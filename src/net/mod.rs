@@ -4,7 +4,8 @@
 //! ([`connections`]), the unicast UDP data sockets ([`udp_sockets`], sent in batches by
 //! [`udp_batch`]) and each station's multicast socket ([`multicast`]) — plus a timerfd
 //! ([`timer::PacingTimer`]) armed for the earliest deadline of anything, and a signalfd
-//! ([`signals::Signals`]) for SIGTERM/SIGINT (stop) and SIGHUP ([`reload`]).
+//! ([`signals::Signals`]) for SIGTERM/SIGINT (stop) and SIGHUP ([`reload`]), and the
+//! systemd side ([`systemd`]: readiness, status, watchdog, sockets passed by socket activation).
 //!
 //! Where the data goes: a station's [`crate::station::source::Source`] is polled by its
 //! [`station_runtime::StationRuntime`] when due; packets go into the station hub
@@ -24,6 +25,7 @@ pub mod sessions;
 pub mod signals;
 pub mod station_runtime;
 pub mod stations;
+pub mod systemd;
 pub mod timer;
 pub mod udp_batch;
 pub mod udp_sockets;

@@ -39,12 +39,12 @@
 //! point. Any other change closes the session: the client's SDP no longer describes the stream,
 //! and a reconnect gets the new one.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
+use rand::Rng;
 use rtsp_types::headers;
 use rtsp_types::{Method, Request, Url, Version};
 use tracing::{debug, info, warn};
@@ -165,12 +165,6 @@ impl MediaClock {
     }
 }
 
-fn random_u64(tag: u64) -> u64 {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(tag);
-    h.finish()
-}
-
 /// `rtsp://host[:port]/<station>[/<control>]` → (station, control, base URL of the station).
 fn split_url(url: &Url) -> Option<(String, Option<String>, String)> {
     let mut segs = url.path_segments()?.filter(|s| !s.is_empty());
@@ -213,6 +207,9 @@ pub struct RtspSession {
     header: Option<Arc<StationHeader>>,
     base: Option<String>,
     session_id: Option<String>,
+    /// Where session ids, SSRCs and first sequence numbers come from: seeded by the caller
+    /// (from the OS in the daemon, fixed in tests, so a session can be replayed).
+    rng: StdRng,
     seed: u64,
     setups: Vec<SetUp>,
     rtp: Vec<RtpSession>,
@@ -227,8 +224,14 @@ pub struct RtspSession {
 }
 
 impl RtspSession {
-    pub fn new(cfg: RtspConfig, peer: SocketAddr, udp: UdpPorts, now: Instant) -> Self {
-        let seed = random_u64(0x7273_7470);
+    pub fn new(
+        cfg: RtspConfig,
+        peer: SocketAddr,
+        udp: UdpPorts,
+        mut rng: StdRng,
+        now: Instant,
+    ) -> Self {
+        let seed: u64 = rng.random();
         RtspSession {
             reader: Reader::new(cfg.request_max_bytes),
             cfg,
@@ -240,6 +243,7 @@ impl RtspSession {
             header: None,
             base: None,
             session_id: None,
+            rng,
             seed,
             setups: Vec::new(),
             rtp: Vec::new(),
@@ -483,7 +487,7 @@ impl RtspSession {
             return Reply::new(461);
         };
         if self.session_id.is_none() {
-            self.session_id = Some(format!("{:016X}", random_u64(self.seed)));
+            self.session_id = Some(format!("{:016X}", self.rng.random::<u64>()));
         }
         self.setups.retain(|s| s.track.control != track.control);
         self.setups.push(SetUp {
@@ -507,9 +511,9 @@ impl RtspSession {
         let mut groups: Vec<RtpSession> = Vec::new();
         for s in &self.setups {
             let streams = sdp::track_streams(&header, s.track.kind);
-            let Some(&first) = streams.first() else {
+            if streams.is_empty() {
                 continue;
-            };
+            }
             if let Some(g) = groups.iter_mut().find(|g| g.dest == s.dest) {
                 for n in streams {
                     if !g.streams.contains(&n) {
@@ -524,7 +528,7 @@ impl RtspSession {
                     ..old.clone()
                 },
                 None => {
-                    let r = random_u64(self.seed ^ u64::from(first));
+                    let r: u64 = self.rng.random();
                     RtpSession {
                         dest: s.dest,
                         streams,
