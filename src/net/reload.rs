@@ -67,7 +67,7 @@ impl Daemon {
         if changes.announce {
             for name in &plan.unchanged {
                 if let Some(rt) = self.stations.get_mut(name) {
-                    if let Err(e) = rt.announcer.reconfigure(&new.server) {
+                    if let Err(e) = rt.announcer.reconfigure(&new.server, &rt.config) {
                         warn!(station = %name, error = %e, "cannot write the announcement files");
                     }
                 }
