@@ -343,3 +343,85 @@ fn a_description_change_rewrites_the_announcements_and_touches_no_client() {
     assert_eq!(log.matches("station started").count(), 1, "{log}");
     assert!(d.is_running());
 }
+
+/// FFmpeg's MMSH Play request for `/alpha`.
+const PLAY_ALPHA: &str = "GET /alpha HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\
+User-Agent: NSPlayer/4.1.0.3856\r\nPragma: no-cache,rate=1.000000,request-context=2\r\n\
+Pragma: xPlayStrm=1\r\nPragma: xClientGUID={c77e7400-738a-11d2-9add-0020af0a3278}\r\n\
+Pragma: stream-switch-count=2\r\nPragma: stream-switch-entry=ffff:1:0 ffff:2:0 \r\n\
+Pragma: no-cache,rate=1.000000,stream-time=0\r\nConnection: Close\r\n\r\n";
+
+#[test]
+fn switching_mmsh_off_ends_its_clients_with_e_and_restarts_nothing() {
+    use asfcast::http::mmsh::{ChunkReader, ChunkType};
+    use std::io::{Read, Write};
+
+    let dir = TempDir::new("reload-protocol-off");
+    let port = support::free_tcp_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    std::fs::write(
+        dir.path().join("server.yaml"),
+        format!(
+            "listen:\n  http: {addr}\n  mms: false\n  rtsp: false\nannounce_dir: {}\n",
+            dir.path().join("announce").display()
+        ),
+    )
+    .unwrap();
+    let alpha = |mmsh: bool| {
+        format!(
+            "name: alpha\nsource:\n  type: playlist\n  files: [{}]\n\
+             unicast:\n  mms: true\n  mmsh: {mmsh}\n  rtsp: false\n",
+            support::demo_media().display()
+        )
+    };
+    let alpha_path = dir.path().join("alpha.yaml");
+    std::fs::write(&alpha_path, alpha(true)).unwrap();
+    let mut d = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
+    d.wait_for_tcp(addr, Duration::from_secs(10));
+
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(PLAY_ALPHA.as_bytes()).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut all = Vec::new();
+    while all.len() < 20_000 {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", d.stderr());
+        all.extend_from_slice(&buf[..n]);
+    }
+
+    std::fs::write(&alpha_path, alpha(false)).unwrap();
+    d.signal("HUP").unwrap();
+    assert!(
+        d.wait_for_stderr("configuration reloaded", Duration::from_secs(10)),
+        "{}",
+        d.stderr()
+    );
+    // The MMSH client gets the protocol's clean end.
+    let _ = c.read_to_end(&mut all);
+    let at = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut r = ChunkReader::new();
+    r.push(&all[at..]);
+    let mut last = None;
+    while let Some(ch) = r.next_chunk().unwrap() {
+        last = Some(ch);
+    }
+    let last = last.unwrap();
+    assert_eq!((last.kind, last.location_or_reason), (ChunkType::End, 0));
+    let log = d.stderr();
+    assert!(
+        log.contains("protocol switched off") && log.contains("ended=1"),
+        "{log}"
+    );
+    assert!(
+        log.contains("updated=1") && log.contains("restarted=0"),
+        "{log}"
+    );
+    // (The session's own close reason for its `$E` end reads "station stopped".)
+    assert!(!log.contains("station stopped by reload"), "{log}");
+    assert_eq!(log.matches("station started").count(), 1, "{log}");
+    // New MMSH clients are refused.
+    let again = http_get(addr, "/alpha", 0);
+    assert!(!again.starts_with("HTTP/1.1 200"), "{again}");
+    assert!(d.is_running());
+}
