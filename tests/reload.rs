@@ -2,7 +2,9 @@
 //! stream, across a reload that changes station B and one that carries a broken YAML (refused,
 //! old config kept) — inside the private namespace (multicast); and server settings applied
 //! on reload (announcements moved and rewritten, a new request limit for new connections, the
-//! log level, a listener change deferred with a warning) while an FFmpeg player plays on.
+//! log level, a listener change deferred with a warning) while an FFmpeg player plays on; and
+//! a change of a station's description only, applied in place: the .nsc/.asx are rewritten
+//! while its MMSH player and MSB receiver go on without a break.
 
 mod support;
 
@@ -227,5 +229,199 @@ fn server_settings_apply_on_reload_and_a_player_keeps_playing() {
     let md5 = String::from_utf8_lossy(&out.stdout);
     let video = md5.lines().filter(|l| l.starts_with("0,")).count();
     assert!(video >= 190, "{video} video frames in 8 s:\n{err}");
+    assert!(d.is_running());
+}
+
+/// Alpha with multicast (TTL 0 on lo) and MMSH, described as `description`.
+fn alpha_yaml(description: &str, group_port: u16) -> String {
+    format!(
+        "name: alpha\ndescription: {description}\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n\
+         multicast:\n  group: 239.255.44.3\n  port: {group_port}\n  interface: lo\n  ttl: 0\n\
+         unicast:\n  mms: false\n  mmsh: true\n  rtsp: false\n",
+        support::demo_media().display()
+    )
+}
+
+/// The body of an HTTP reply.
+fn body(reply: &str) -> &str {
+    reply.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+#[test]
+fn a_description_change_rewrites_the_announcements_and_touches_no_client() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let dir = TempDir::new("reload-describe");
+    let port = support::free_tcp_port();
+    let group_port = support::free_udp_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    std::fs::write(
+        dir.path().join("server.yaml"),
+        format!(
+            "listen:\n  http: {addr}\n  mms: false\n  rtsp: false\nannounce_dir: {}\n",
+            dir.path().join("announce").display()
+        ),
+    )
+    .unwrap();
+    let alpha = dir.path().join("alpha.yaml");
+    std::fs::write(&alpha, alpha_yaml("Old news", group_port)).unwrap();
+    let mut d = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
+    d.wait_for_tcp(addr, Duration::from_secs(10));
+    let nsc_file = dir.path().join("announce/alpha.nsc");
+    assert!(nsc_file.exists());
+
+    // An MMSH player for 12 s, and an MSB receiver for 7 s: it ends before the playlist loops
+    // (about 10 s in), which starts a new stream on its own.
+    let mut ff = support::bounded(Duration::from_secs(60), "ffmpeg");
+    ff.args(["-nostdin", "-hide_banner", "-i"])
+        .arg(format!("mmsh://{addr}/alpha"))
+        .args(["-t", "12", "-f", "framemd5", "-"]);
+    let player = ff
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = dir.path().join("alpha.asf");
+    let mut recv = support::bounded(Duration::from_secs(30), support::asfcast_bin());
+    recv.arg("recv")
+        .arg(&nsc_file)
+        .arg("-o")
+        .arg(&out)
+        .args(["--seconds", "7"]);
+    let receiver = recv.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Only the description changes.
+    std::fs::write(&alpha, alpha_yaml("Late news", group_port)).unwrap();
+    d.signal("HUP").unwrap();
+    assert!(
+        d.wait_for_stderr("configuration reloaded", Duration::from_secs(10)),
+        "{}",
+        d.stderr()
+    );
+
+    // The player decoded its 12 s without a break (a restart would end it with `$E`).
+    let played = player.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&played.stderr);
+    assert!(played.status.success(), "{err}");
+    let md5 = String::from_utf8_lossy(&played.stdout);
+    let video = md5.lines().filter(|l| l.starts_with("0,")).count();
+    assert!(video >= 280, "{video} video frames in 12 s:\n{err}");
+    // The MSB stream went on: same Format ID, nothing lost.
+    let o = receiver.wait_with_output().unwrap();
+    let json = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{json}");
+    assert_eq!(json_num(&json, "stream_changes"), 0, "{json}");
+    assert_eq!(json_num(&json, "lost"), 0, "{json}");
+    assert!(json_num(&json, "packets_written") > 65, "{json}");
+
+    let log = d.stderr();
+    assert!(log.contains("station updated in place"), "{log}");
+    assert!(
+        log.contains("updated=1") && log.contains("restarted=0"),
+        "{log}"
+    );
+    // The served .nsc and .asx carry the new description.
+    let nsc = http_get(addr, "/alpha.nsc", 0);
+    assert!(nsc.starts_with("HTTP/1.1 200"), "{nsc}");
+    let parsed = asfcast::nsc::parse(body(&nsc)).unwrap();
+    let formats = parsed.formats();
+    assert!(!formats.is_empty(), "{nsc}");
+    for f in &formats {
+        assert_eq!(f.description.as_deref(), Some("Late news"), "{nsc}");
+    }
+    let asx = http_get(addr, "/alpha.asx", 0);
+    assert!(asx.contains("<TITLE>Late news</TITLE>"), "{asx}");
+    assert_eq!(
+        std::fs::read_to_string(&nsc_file).unwrap(),
+        body(&nsc),
+        "the file says what is served"
+    );
+
+    assert!(!log.contains("station stopped"), "{log}");
+    assert_eq!(log.matches("station started").count(), 1, "{log}");
+    assert!(d.is_running());
+}
+
+/// FFmpeg's MMSH Play request for `/alpha`.
+const PLAY_ALPHA: &str = "GET /alpha HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\
+User-Agent: NSPlayer/4.1.0.3856\r\nPragma: no-cache,rate=1.000000,request-context=2\r\n\
+Pragma: xPlayStrm=1\r\nPragma: xClientGUID={c77e7400-738a-11d2-9add-0020af0a3278}\r\n\
+Pragma: stream-switch-count=2\r\nPragma: stream-switch-entry=ffff:1:0 ffff:2:0 \r\n\
+Pragma: no-cache,rate=1.000000,stream-time=0\r\nConnection: Close\r\n\r\n";
+
+#[test]
+fn switching_mmsh_off_ends_its_clients_with_e_and_restarts_nothing() {
+    use asfcast::http::mmsh::{ChunkReader, ChunkType};
+    use std::io::{Read, Write};
+
+    let dir = TempDir::new("reload-protocol-off");
+    let port = support::free_tcp_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    std::fs::write(
+        dir.path().join("server.yaml"),
+        format!(
+            "listen:\n  http: {addr}\n  mms: false\n  rtsp: false\nannounce_dir: {}\n",
+            dir.path().join("announce").display()
+        ),
+    )
+    .unwrap();
+    let alpha = |mmsh: bool| {
+        format!(
+            "name: alpha\nsource:\n  type: playlist\n  files: [{}]\n\
+             unicast:\n  mms: true\n  mmsh: {mmsh}\n  rtsp: false\n",
+            support::demo_media().display()
+        )
+    };
+    let alpha_path = dir.path().join("alpha.yaml");
+    std::fs::write(&alpha_path, alpha(true)).unwrap();
+    let mut d = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
+    d.wait_for_tcp(addr, Duration::from_secs(10));
+
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(PLAY_ALPHA.as_bytes()).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut all = Vec::new();
+    while all.len() < 20_000 {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", d.stderr());
+        all.extend_from_slice(&buf[..n]);
+    }
+
+    std::fs::write(&alpha_path, alpha(false)).unwrap();
+    d.signal("HUP").unwrap();
+    assert!(
+        d.wait_for_stderr("configuration reloaded", Duration::from_secs(10)),
+        "{}",
+        d.stderr()
+    );
+    // The MMSH client gets the protocol's clean end.
+    let _ = c.read_to_end(&mut all);
+    let at = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut r = ChunkReader::new();
+    r.push(&all[at..]);
+    let mut last = None;
+    while let Some(ch) = r.next_chunk().unwrap() {
+        last = Some(ch);
+    }
+    let last = last.unwrap();
+    assert_eq!((last.kind, last.location_or_reason), (ChunkType::End, 0));
+    let log = d.stderr();
+    assert!(
+        log.contains("protocol switched off") && log.contains("ended=1"),
+        "{log}"
+    );
+    assert!(
+        log.contains("updated=1") && log.contains("restarted=0"),
+        "{log}"
+    );
+    // (The session's own close reason for its `$E` end reads "station stopped".)
+    assert!(!log.contains("station stopped by reload"), "{log}");
+    assert_eq!(log.matches("station started").count(), 1, "{log}");
+    // New MMSH clients are refused.
+    let again = http_get(addr, "/alpha", 0);
+    assert!(!again.starts_with("HTTP/1.1 200"), "{again}");
     assert!(d.is_running());
 }

@@ -188,14 +188,27 @@ impl Announcer {
         Ok(())
     }
 
-    /// Takes new server settings on a reload (`announce_dir`, `public_host`, listener
-    /// addresses) while keeping the Format IDs the station's stream already uses: the files
-    /// leave the old directory and are written anew.
-    pub fn reconfigure(&mut self, server: &ServerConfig) -> io::Result<()> {
-        let fresh = Announcer::new(server, &self.station);
-        if fresh.dir != self.dir {
+    /// Takes new settings on a reload — the server's (`announce_dir`, `public_host`, listener
+    /// addresses) and the station's announcement-only ones (description, file names, unicast
+    /// and log URLs, the unicast switches behind the announced URLs) — while keeping the Format
+    /// IDs the station's stream already uses. Files in an old directory or under an old name
+    /// are removed and the files written anew.
+    pub fn reconfigure(
+        &mut self,
+        server: &ServerConfig,
+        station: &StationConfig,
+    ) -> io::Result<()> {
+        let fresh = Announcer::new(server, station);
+        let (old, new) = (&self.station.announcement, &station.announcement);
+        if fresh.dir != self.dir || old.nsc != new.nsc || old.asx != new.asx {
             self.withdraw();
+            // Written at the new place even when the texts stay the same.
+            self.current = Announcements::default();
         }
+        for f in &mut self.formats {
+            f.description = station.description.clone();
+        }
+        self.station = fresh.station;
         self.host = fresh.host;
         self.http = fresh.http;
         self.mms = fresh.mms;
@@ -216,4 +229,129 @@ fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_station;
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(tag: &str) -> Dir {
+            let p =
+                std::env::temp_dir().join(format!("asfcast-announce-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            Dir(p)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn station(extra: &str) -> StationConfig {
+        let text = format!(
+            "name: alpha\nsource: {{type: playlist, files: [/m/a.asf]}}\n\
+             multicast: {{group: 239.1.1.1, port: 5000, interface: lo}}\n{extra}"
+        );
+        match parse_station(Path::new("/etc/asfcast/alpha.yaml"), &text) {
+            Ok(s) => s,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    fn server_at(dir: &Path) -> ServerConfig {
+        ServerConfig {
+            announce_dir: dir.to_path_buf(),
+            listen: crate::config::Listen {
+                http: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+                ..crate::config::Listen::default()
+            },
+            ..ServerConfig::default()
+        }
+    }
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    fn descriptions(nsc_text: &str) -> Vec<(u32, Option<String>)> {
+        match nsc::parse(nsc_text) {
+            Ok(p) => p
+                .formats()
+                .into_iter()
+                .map(|f| (f.key, f.description))
+                .collect(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn an_announcement_change_rewrites_the_files_and_keeps_the_format_ids() {
+        let dir = Dir::new("update");
+        let server = server_at(&dir.0);
+        let mut a = Announcer::new(&server, &station("description: Old\n"));
+        let (id, _) = a
+            .format_for(b"header one")
+            .unwrap_or_else(|e| panic!("{e}"));
+        a.publish().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            descriptions(&read(&dir.0.join("alpha.nsc"))),
+            [(u32::from(id), Some("Old".into()))]
+        );
+
+        let new = station(
+            "description: New\nannouncement: {nsc: news.nsc, asx: news.asx, log_url: http://box/log}\n",
+        );
+        a.reconfigure(&server, &new)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!dir.0.join("alpha.nsc").exists() && !dir.0.join("alpha.asx").exists());
+        let nsc_text = read(&dir.0.join("news.nsc"));
+        assert_eq!(
+            descriptions(&nsc_text),
+            [(u32::from(id), Some("New".into()))]
+        );
+        assert_eq!(
+            nsc::parse(&nsc_text)
+                .ok()
+                .and_then(|p| p.log_url())
+                .as_deref(),
+            Some("http://box/log")
+        );
+        let asx = read(&dir.0.join("news.asx"));
+        assert!(asx.contains("New") && asx.contains("news.nsc"), "{asx}");
+        assert_eq!(a.format_for(b"header one").ok(), Some((id, false)));
+    }
+
+    #[test]
+    fn a_rename_alone_writes_the_same_texts_under_the_new_names() {
+        let dir = Dir::new("rename");
+        let server = server_at(&dir.0);
+        let mut a = Announcer::new(&server, &station(""));
+        a.format_for(b"header").unwrap_or_else(|e| panic!("{e}"));
+        a.publish().unwrap_or_else(|e| panic!("{e}"));
+        let before = read(&dir.0.join("alpha.nsc"));
+        let renamed = station("announcement: {nsc: other.nsc}\n");
+        a.reconfigure(&server, &renamed)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!dir.0.join("alpha.nsc").exists());
+        assert_eq!(read(&dir.0.join("other.nsc")), before);
+        assert!(
+            dir.0.join("alpha.asx").exists(),
+            "the .asx is rewritten in place"
+        );
+
+        // A new directory alone: the same texts, written there.
+        let moved = Dir::new("rename-moved");
+        a.reconfigure(&server_at(&moved.0), &renamed)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read(&moved.0.join("other.nsc")), before);
+        assert!(moved.0.join("alpha.asx").exists());
+        assert!(!dir.0.join("other.nsc").exists());
+    }
 }

@@ -1,13 +1,23 @@
 //! Reload (SIGHUP) by diff: the new config is loaded and checked first (a broken one is
 //! refused with its errors logged and the running config stays); stations whose config is
-//! equal keep running untouched with their clients, changed ones restart, removed ones stop,
-//! new ones start; server settings apply as far as they can without a restart.
+//! equal keep running untouched with their clients, stations whose stream changed restart,
+//! removed ones stop, new ones start; server settings apply as far as they can without a
+//! restart.
+//!
+//! A station whose change leaves its stream alone (announcements, unicast settings; see
+//! [`config::diff`]) is updated in place: its stream, its MSB packet ids and its clients go
+//! on, its .nsc/.asx are rewritten. One exception ends clients: a unicast protocol switched
+//! off ends that protocol's sessions of the station with the protocol's clean end, so that
+//! the running service matches what the config says rather than until those clients leave
+//! (for a 24/7 stream, possibly never). A lowered `max_clients` ends nobody: it applies to
+//! the next connections.
 
 use std::time::Instant;
 
 use tracing::{error, info, warn};
 
-use crate::config;
+use crate::config::{self, Unicast};
+use crate::station::sink::Protocol;
 
 use super::daemon::Daemon;
 use super::rlimit::raise_open_file_limit;
@@ -67,7 +77,7 @@ impl Daemon {
         if changes.announce {
             for name in &plan.unchanged {
                 if let Some(rt) = self.stations.get_mut(name) {
-                    if let Err(e) = rt.announcer.reconfigure(&new.server) {
+                    if let Err(e) = rt.announcer.reconfigure(&new.server, &rt.config) {
                         warn!(station = %name, error = %e, "cannot write the announcement files");
                     }
                 }
@@ -75,26 +85,43 @@ impl Daemon {
             info!(dir = %new.server.announce_dir.display(), "announcements rewritten");
         }
         let now = Instant::now();
+        for name in &plan.update {
+            let (Some(rt), Some(s)) = (self.stations.get_mut(name), new.station(name)) else {
+                continue;
+            };
+            let off = switched_off(&rt.config.unicast, &s.unicast);
+            rt.update(&new.server, s);
+            info!(station = %name, "station updated in place by reload");
+            for p in off {
+                let ended = self.end_clients(name, Some(p), now);
+                info!(station = %name, protocol = p.as_str(), ended, "protocol switched off; its clients ended");
+            }
+        }
         for name in plan.stop.iter().chain(plan.restart.iter()) {
             if let Some(mut rt) = self.stations.remove(name) {
                 rt.stop(now);
-                // A restarted station writes its files anew, in the new directory if it moved.
-                if plan.stop.contains(name) || changes.announce {
+                // A restarted station writes its files anew, in the new directory or under
+                // the new names if they changed.
+                let (was, next) = (&rt.config.announcement, new.station(name));
+                let moved = match next.map(|s| &s.announcement) {
+                    Some(a) => a.nsc != was.nsc || a.asx != was.asx,
+                    None => true,
+                };
+                if moved || changes.announce {
                     rt.announcer.withdraw();
                 }
-                info!(station = %name, "station stopped by reload");
+                let why = match (self.config.station(name), new.station(name)) {
+                    (Some(a), Some(b)) => match config::diff::station_change(a, b) {
+                        config::diff::StationChange::Restart(field) => field,
+                        _ => "reload",
+                    },
+                    _ => "removed",
+                };
+                info!(station = %name, changed = why, "station stopped by reload");
             }
             self.due.remove(name);
             // Its clients get the protocol's clean end; a restarted station is joined anew.
-            for i in 0..self.conns.len() {
-                if let Some(c) = self.conns[i].as_mut() {
-                    if c.session.station() == Some(name.as_str()) {
-                        let step = c.session.on_station_end(now);
-                        c.apply(step);
-                        self.after_io(i);
-                    }
-                }
-            }
+            self.end_clients(name, None, now);
         }
         for name in plan.restart.iter().chain(plan.start.iter()) {
             if let Some(s) = new.station(name) {
@@ -105,11 +132,64 @@ impl Daemon {
         }
         info!(
             unchanged = plan.unchanged.len(),
+            updated = plan.update.len(),
             restarted = plan.restart.len(),
             stopped = plan.stop.len(),
             started = plan.start.len(),
             "configuration reloaded"
         );
         self.config = new;
+    }
+}
+
+impl Daemon {
+    /// Ends the station's unicast sessions (of one protocol, or all) with the protocol's clean
+    /// end; returns how many.
+    fn end_clients(&mut self, station: &str, protocol: Option<Protocol>, now: Instant) -> usize {
+        let mut ended = 0;
+        for i in 0..self.conns.len() {
+            if let Some(c) = self.conns[i].as_mut() {
+                let matches = c.session.station() == Some(station)
+                    && match protocol {
+                        Some(p) => c.session.protocol() == p.as_str(),
+                        None => true,
+                    };
+                if matches {
+                    let step = c.session.on_station_end(now);
+                    c.apply(step);
+                    self.after_io(i);
+                    ended += 1;
+                }
+            }
+        }
+        ended
+    }
+}
+
+/// The unicast protocols on in `old` and off in `new`.
+fn switched_off(old: &Unicast, new: &Unicast) -> Vec<Protocol> {
+    [
+        (Protocol::Mms, old.mms && !new.mms),
+        (Protocol::Mmsh, old.mmsh && !new.mmsh),
+        (Protocol::Rtsp, old.rtsp && !new.rtsp),
+    ]
+    .into_iter()
+    .filter_map(|(p, off)| off.then_some(p))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_protocols_turned_off_are_listed() {
+        let all = Unicast::default();
+        let mut some = all.clone();
+        some.mms = false;
+        some.rtsp = false;
+        assert_eq!(switched_off(&all, &some), [Protocol::Mms, Protocol::Rtsp]);
+        assert!(switched_off(&some, &all).is_empty());
+        assert!(switched_off(&all, &all).is_empty());
     }
 }

@@ -117,6 +117,20 @@ impl StationRuntime {
         })
     }
 
+    /// Takes a changed config that leaves the stream as it is (see
+    /// [`config::diff::StationChange::InPlace`]): the source, hub and multicast go on; new
+    /// clients see the new unicast settings and the announcements are rewritten.
+    pub fn update(&mut self, server: &ServerConfig, config: &StationConfig) {
+        debug_assert_eq!(
+            config::diff::station_change(&self.config, config),
+            config::diff::StationChange::InPlace
+        );
+        if let Err(e) = self.announcer.reconfigure(server, config) {
+            warn!(station = %config.name, error = %e, "cannot write announcement files");
+        }
+        self.config = config.clone();
+    }
+
     /// Does everything due at `now`; returns when to call again.
     pub fn service(&mut self, now: Instant) -> Instant {
         let next = loop {
