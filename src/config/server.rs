@@ -122,6 +122,10 @@ pub struct Limits {
     /// latency (players buffer seconds anyway) for far fewer system calls with many clients;
     /// 0 writes every packet at once.
     pub write_interval: Duration,
+    /// Length of each listener's queue of connections not yet accepted (the `listen(2)`
+    /// backlog); the kernel caps it at `net.core.somaxconn`. A long queue rides out bursts of
+    /// connects instead of dropping SYNs. Sockets passed by systemd keep their unit's `Backlog=`.
+    pub listen_backlog: u32,
 }
 
 impl Default for Limits {
@@ -135,6 +139,7 @@ impl Default for Limits {
             client_backlog_bytes: 4 << 20,
             fast_start_rate: 4.0,
             write_interval: Duration::from_millis(250),
+            listen_backlog: 65_535,
         }
     }
 }
@@ -226,6 +231,7 @@ struct LimitsFile {
     client_backlog_bytes: Option<Bytes<{ 64 << 10 }, { 1 << 30 }>>,
     fast_start_rate: Option<Decimal<1000, 16_000>>,
     write_interval: Option<Seconds<0, 2000>>,
+    listen_backlog: Option<Ranged<u32, 16, 65_535>>,
 }
 
 #[derive(Deserialize)]
@@ -288,6 +294,7 @@ fn build(path: &Path, text: &str, file: ServerFile) -> Result<ServerConfig, Vec<
                     .unwrap_or(d.client_backlog_bytes),
                 fast_start_rate: l.fast_start_rate.map_or(d.fast_start_rate, |v| v.0),
                 write_interval: l.write_interval.map_or(d.write_interval, |v| v.0),
+                listen_backlog: l.listen_backlog.map_or(d.listen_backlog, |v| v.0),
             }
         }
     };
@@ -455,6 +462,18 @@ mod tests {
             }
         );
 
+        assert_eq!(
+            ok("limits:\n  listen_backlog: 1024\n")
+                .limits
+                .listen_backlog,
+            1024
+        );
+        assert_eq!(Limits::default().listen_backlog, 65_535);
+        let e = err("limits:\n  listen_backlog: 8\n");
+        assert_eq!(
+            e,
+            ["server.yaml:2:19: limits.listen_backlog: 8 is out of range 16–65535"]
+        );
         let e = err("limits:\n  fast_start_rate: 100\n");
         assert_eq!(
             e,

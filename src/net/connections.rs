@@ -1,6 +1,12 @@
 //! TCP listeners and the connections the loop drives through the [`Session`] contract: accept,
 //! read until the socket would block, feed the session, write its queue with `writev`, keep the
 //! poll interest in step with the queue, and close on request, error or deadline.
+//!
+//! Input is throttled by output, for every protocol alike: while a connection has more than its
+//! read limit queued (the client does not read what it asked for, e.g. pipelined requests),
+//! the loop stops reading from it — READABLE interest is dropped and the kernel's buffers push
+//! back on the client — and resumes once the queue is written out. So a connection holds at
+//! most its limit plus the answers to one read of input.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -44,7 +50,13 @@ pub struct Connection {
     pub session: Box<dyn Session>,
     /// The station this connection is counted against (see the daemon's client counts).
     pub counted_station: Option<String>,
-    writable_interest: bool,
+    /// The interest registered with the poll.
+    interest: Interest,
+    /// Queued output above which the connection is not read (see the module doc).
+    read_limit: usize,
+    /// Reading stopped before the socket would block (read budget or read limit): the next
+    /// interest update re-registers READABLE, which makes the poll report what is left.
+    rearm_read: bool,
     closing: Option<String>,
     /// When the session asked to close: output still queued after [`LINGER`] is abandoned, so
     /// a client that stopped reading cannot hold a closing connection open.
@@ -60,13 +72,22 @@ pub const READ_CHUNK: usize = 64 * 1024;
 const READ_BUDGET: usize = 256 * 1024;
 
 impl Connection {
-    pub fn new(stream: TcpStream, peer: SocketAddr, session: Box<dyn Session>) -> Self {
+    /// A connection registered with READABLE interest; it stops reading while more than
+    /// `read_limit` bytes are queued for it.
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        session: Box<dyn Session>,
+        read_limit: usize,
+    ) -> Self {
         Connection {
             stream,
             peer,
             session,
             counted_station: None,
-            writable_interest: false,
+            interest: Interest::READABLE,
+            read_limit,
+            rearm_read: false,
             closing: None,
             closing_since: None,
         }
@@ -81,6 +102,10 @@ impl Connection {
     ) -> bool {
         let mut total = 0;
         loop {
+            if self.session.output().queued_bytes() > self.read_limit {
+                self.rearm_read = true;
+                return true;
+            }
             match self.stream.read(buf) {
                 Ok(0) => {
                     let step = self.session.on_peer_closed(now);
@@ -89,8 +114,12 @@ impl Connection {
                 Ok(n) => {
                     total += n;
                     let step = self.session.on_bytes(&buf[..n], now, stations);
-                    if !self.apply(step) || total >= READ_BUDGET {
-                        return self.closing.is_none();
+                    if !self.apply(step) {
+                        return false;
+                    }
+                    if total >= READ_BUDGET {
+                        self.rearm_read = true;
+                        return true;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
@@ -148,17 +177,17 @@ impl Connection {
         }
     }
 
-    /// Keeps WRITABLE interest only while output is queued.
+    /// Keeps WRITABLE interest only while output is queued, and READABLE only while the queue
+    /// is within the read limit.
     pub fn update_interest(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        let want = !self.session.output().is_empty();
-        if want != self.writable_interest {
-            let interest = if want {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            registry.reregister(&mut self.stream, token, interest)?;
-            self.writable_interest = want;
+        let want = wanted_interest(self.session.output().queued_bytes(), self.read_limit);
+        let rearm = self.rearm_read && want.is_readable();
+        if want != self.interest || rearm {
+            registry.reregister(&mut self.stream, token, want)?;
+            self.interest = want;
+            if want.is_readable() {
+                self.rearm_read = false;
+            }
         }
         Ok(())
     }
@@ -176,6 +205,16 @@ impl Connection {
     pub fn force_close(&mut self, reason: &str) {
         self.mark_closing(reason.to_string());
         let _ = self.session.output().drop_unstarted();
+    }
+}
+
+/// The poll interest for a connection with `queued` bytes of output: READABLE unless more than
+/// `read_limit` is queued, WRITABLE while anything is.
+fn wanted_interest(queued: usize, read_limit: usize) -> Interest {
+    match (queued, queued > read_limit) {
+        (0, _) => Interest::READABLE,
+        (_, false) => Interest::READABLE | Interest::WRITABLE,
+        (_, true) => Interest::WRITABLE,
     }
 }
 
@@ -211,5 +250,22 @@ pub fn log_close(conn: &Connection) {
         }
         Some(r) => info!(peer = %conn.peer, protocol = proto, reason = r, "connection closed"),
         None => warn!(peer = %conn.peer, protocol = proto, "connection dropped"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_stops_above_the_read_limit_and_writing_only_while_queued() {
+        assert_eq!(wanted_interest(0, 100), Interest::READABLE);
+        assert_eq!(
+            wanted_interest(100, 100),
+            Interest::READABLE | Interest::WRITABLE
+        );
+        assert_eq!(wanted_interest(101, 100), Interest::WRITABLE);
+        // A limit of 0 still reads an idle connection.
+        assert_eq!(wanted_interest(0, 0), Interest::READABLE);
     }
 }

@@ -20,6 +20,9 @@ use crate::net::systemd::{self, ServiceManager};
 use crate::station::sink::{Datagram, Session};
 
 use super::connections::{self, log_close, Connection, Listener, ListenerKind, PeerCounts};
+use super::fd_reserve::FdReserve;
+use super::listen;
+use super::refusals::Refusals;
 use super::rlimit::raise_open_file_limit;
 use super::sessions::SessionFactory;
 use super::signals::{SignalRequest, Signals};
@@ -31,9 +34,9 @@ use super::udp_sockets::UdpSockets;
 const TIMER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const LISTENER_BASE: usize = 16;
-const CONN_BASE: usize = 1024;
+pub(super) const CONN_BASE: usize = 1024;
 /// SO_SNDBUF of accepted connections (the kernel doubles it for its bookkeeping).
-const SEND_BUFFER: usize = 128 * 1024;
+pub(super) const SEND_BUFFER: usize = 128 * 1024;
 /// How often idle bookkeeping runs even when nothing else is due.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// `FileDescriptorName=`s of the socket unit, one per listener kind.
@@ -73,6 +76,13 @@ pub struct Daemon {
     pub(super) unflushed: Option<Instant>,
     pub(super) write_coalesce: Duration,
     pub(super) log_level_hook: Option<LogLevelHook>,
+    /// Refused connections, logged as aggregates by the housekeeping tick.
+    pub(super) refusals: Refusals,
+    /// The spare descriptor spent to refuse connections when out of descriptors.
+    pub(super) fd_reserve: FdReserve,
+    /// A listener could not be drained (out of descriptors even with the spare, or an accept
+    /// error): the housekeeping tick accepts again.
+    pub(super) accept_starved: bool,
 }
 
 /// Changes the running log level (see [`Daemon::with_log_level_hook`]).
@@ -102,6 +112,7 @@ impl Daemon {
             Interest::READABLE,
         )?;
         let mut listeners = Vec::new();
+        let backlog = config.server.limits.listen_backlog;
         let mut activated = systemd::take_listen_sockets();
         let listen = &config.server.listen;
         for (kind, addrs) in [
@@ -120,14 +131,22 @@ impl Daemon {
                         info!(protocol = kind.as_str(), %addr, name = %a.name, "using socket passed by systemd");
                         TcpListener::from_std(a.listener)
                     }
-                    None => TcpListener::bind(*addr).map_err(|e| {
+                    None => listen::bind(*addr, backlog).map_err(|e| {
                         io::Error::new(e.kind(), format!("{} listener {addr}: {e}", kind.as_str()))
                     })?,
                 };
                 let token = Token(LISTENER_BASE + listeners.len());
                 poll.registry()
                     .register(&mut socket, token, Interest::READABLE)?;
-                info!(protocol = kind.as_str(), %addr, "listening");
+                match passed {
+                    Some(_) => info!(protocol = kind.as_str(), %addr, "listening"),
+                    None => info!(
+                        protocol = kind.as_str(),
+                        %addr,
+                        backlog = listen::effective_backlog(backlog),
+                        "listening"
+                    ),
+                }
                 listeners.push(Listener {
                     kind,
                     addr: *addr,
@@ -162,6 +181,9 @@ impl Daemon {
             unflushed: None,
             write_coalesce: limits_cfg.write_interval,
             log_level_hook: None,
+            refusals: Refusals::default(),
+            fd_reserve: FdReserve::open(),
+            accept_starved: false,
         };
         let now = Instant::now();
         let stations = d.config.stations.clone();
@@ -202,6 +224,8 @@ impl Daemon {
             self.send_datagrams();
             self.manager.ping_if_due(now);
             if now >= next_status {
+                self.refusals.flush(now, false);
+                self.retry_starved_listeners(now);
                 let status = self.status_line();
                 self.manager.status(&status);
                 next_status = now + HOUSEKEEPING;
@@ -317,55 +341,6 @@ impl Daemon {
         }
     }
 
-    fn accept(&mut self, li: usize, now: Instant) {
-        loop {
-            let Some(l) = self.listeners.get(li) else {
-                return;
-            };
-            let kind = l.kind;
-            let (stream, peer) = match l.socket.accept() {
-                Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    warn!(protocol = kind.as_str(), error = %e, "accept failed");
-                    return;
-                }
-            };
-            let limits = &self.config.server.limits;
-            let open = self.conns.len() - self.free.len();
-            if open >= limits.max_clients as usize
-                || !self.peers.try_add(peer, limits.max_clients_per_ip)
-            {
-                warn!(%peer, protocol = kind.as_str(), "connection refused: client limit");
-                continue;
-            }
-            let _ = stream.set_nodelay(true);
-            // A fixed send buffer instead of autotuning (up to tcp_wmem's 4 MiB): a client that
-            // stops reading then holds little kernel memory and falls behind in the session's
-            // queue, where the slow-client policy sees it.
-            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
-            let session =
-                self.factory
-                    .new_session(kind, peer, &self.config.server, self.udp.ports(), now);
-            let idx = self.free.pop().unwrap_or_else(|| {
-                self.conns.push(None);
-                self.conns.len() - 1
-            });
-            let mut conn = Connection::new(stream, peer, session);
-            if let Err(e) = self.poll.registry().register(
-                &mut conn.stream,
-                Token(CONN_BASE + idx),
-                Interest::READABLE,
-            ) {
-                warn!(%peer, error = %e, "cannot register connection");
-                self.peers.remove(peer);
-                self.free.push(idx);
-                continue;
-            }
-            self.conns[idx] = Some(conn);
-        }
-    }
-
     fn on_conn_event(&mut self, idx: usize, readable: bool, now: Instant) {
         let view = StationsView(&self.stations, &self.clients);
         let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
@@ -433,6 +408,7 @@ impl Daemon {
     fn stop(&mut self) {
         self.manager.stopping();
         let now = Instant::now();
+        self.refusals.flush(now, true);
         for rt in self.stations.values_mut() {
             rt.stop(now);
         }

@@ -7,6 +7,11 @@
 //! ([`signals::Signals`]) for SIGTERM/SIGINT (stop) and SIGHUP ([`reload`]), and the
 //! systemd side ([`systemd`]: readiness, status, watchdog, sockets passed by socket activation).
 //!
+//! Against floods: listeners get a long accept queue ([`listen`]); [`accept`] refuses past the
+//! limits and counts refusals for an aggregate log line ([`refusals`]), and spends a spare
+//! descriptor ([`fd_reserve`]) to keep the queue moving when the process is out of them; a
+//! connection is not read while its output queue is over its limit ([`connections`]).
+//!
 //! Where the data goes: a station's [`crate::station::source::Source`] is polled by its
 //! [`station_runtime::StationRuntime`] when due; packets go into the station hub
 //! ([`crate::station::Station`]), then to every sink of the station through the
@@ -15,10 +20,14 @@
 //! shell writes to its connection. The cores never see a socket or read the clock: the shell
 //! passes `now` to every call.
 
+mod accept;
 pub mod announce;
 pub mod connections;
 pub mod daemon;
+mod fd_reserve;
+mod listen;
 pub mod multicast;
+mod refusals;
 mod reload;
 pub mod rlimit;
 pub mod sessions;
