@@ -2,6 +2,10 @@
 //! multicast delivery ([`MsbSink`], whose datagrams go out on the station's multicast socket)
 //! and its announcements. The event loop services it whenever its deadline passes and fans
 //! the hub's events out to the station's unicast sessions.
+//!
+//! A station's turn is bounded ([`MAX_EVENTS_PER_SERVICE`]): however much its source has due
+//! (a burst after a stall, a file whose send times do not advance), the loop gets back to
+//! poll — signals, other stations, clients — after a slice of work.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +28,9 @@ use super::multicast::{MulticastOptions, MulticastSender};
 const MAX_RING_PACKETS: usize = 8192;
 /// How many datagrams are collected before a batched send.
 const BATCH: usize = 64;
+/// Source events handled in one [`StationRuntime::service`] call at most; the rest waits for
+/// the next loop turn.
+pub const MAX_EVENTS_PER_SERVICE: usize = 256;
 
 struct MulticastOut {
     sink: MsbSink,
@@ -60,6 +67,17 @@ impl StationRuntime {
             pl.files.clone(),
             pl.looping,
         ));
+        Self::with_source(server, config, source, now)
+    }
+
+    /// A station playing `source` (the config's own source in [`StationRuntime::start`]).
+    pub fn with_source(
+        server: &ServerConfig,
+        config: &StationConfig,
+        source: Box<dyn Source>,
+        now: Instant,
+    ) -> std::io::Result<Self> {
+        let config::Source::Playlist(pl) = &config.source;
         let msb = match &config.multicast {
             Some(m) => {
                 let opts = MulticastOptions {
@@ -131,9 +149,15 @@ impl StationRuntime {
         self.config = config.clone();
     }
 
-    /// Does everything due at `now`; returns when to call again.
+    /// Does what is due at `now`, at most [`MAX_EVENTS_PER_SERVICE`] source events; returns
+    /// when to call again (`now` when it stopped with work left).
     pub fn service(&mut self, now: Instant) -> Instant {
+        let mut handled = 0;
         let next = loop {
+            if handled >= MAX_EVENTS_PER_SERVICE {
+                break now;
+            }
+            handled += 1;
             match self.source.poll(now) {
                 SourceEvent::Header { header, data, .. } => {
                     self.on_header(&header, &data, now);
@@ -258,5 +282,73 @@ impl StationRuntime {
                 "station stopped"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// A source with `remaining` packets due now, then idle until `idle_at`.
+    struct Burst {
+        remaining: usize,
+        idle_at: Instant,
+        polls: std::rc::Rc<std::cell::Cell<usize>>,
+    }
+
+    impl Source for Burst {
+        fn poll(&mut self, _now: Instant) -> SourceEvent {
+            self.polls.set(self.polls.get() + 1);
+            if self.remaining == 0 {
+                return SourceEvent::Idle(self.idle_at);
+            }
+            self.remaining -= 1;
+            // A zero-filled packet: it parses (stream 0, send time 0).
+            SourceEvent::Packet(crate::station::source::SourcePacket {
+                bytes: vec![0; 100],
+                send_time: 0,
+            })
+        }
+
+        fn state(&self) -> SourceState {
+            SourceState::Starting
+        }
+    }
+
+    #[test]
+    fn a_turn_handles_a_bounded_slice_of_work() {
+        let dir = std::env::temp_dir().join(format!("asfcast-runtime-{}", std::process::id()));
+        let server = ServerConfig {
+            announce_dir: dir.clone(),
+            ..ServerConfig::default()
+        };
+        let yaml = "name: burst\nsource:\n  type: playlist\n  files: [/nonexistent/a.asf]\n\
+                    unicast:\n  mms: false\n  mmsh: true\n  rtsp: false\n";
+        let config =
+            config::parse_station(Path::new("burst.yaml"), yaml).unwrap_or_else(|e| panic!("{e}"));
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(1);
+        let m = MAX_EVENTS_PER_SERVICE;
+        // (packets due now, expected next deadline, expected polls in the first turn)
+        let cases = [
+            (10, later, 11),
+            (m - 1, later, m),
+            (m, t0, m),
+            (usize::MAX, t0, m),
+        ];
+        for (due_now, want_next, want_polls) in cases {
+            let polls = std::rc::Rc::new(std::cell::Cell::new(0));
+            let source = Box::new(Burst {
+                remaining: due_now,
+                idle_at: later,
+                polls: polls.clone(),
+            });
+            let mut rt = StationRuntime::with_source(&server, &config, source, t0)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(rt.service(t0), want_next, "{due_now} packets due");
+            assert_eq!(polls.get(), want_polls, "{due_now} packets due");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,7 +1,10 @@
 //! Station sources: the implementations of the [`crate::station::source::Source`] contract.
-//! Today a playlist of ASF files ([`playlist`]), paced by the packets' send times
-//! ([`pacer`]). Their events go to the station runtime in the shell, which feeds the hub.
+//! Today a playlist of ASF files ([`playlist`]), paced by the packets' send times and a rate
+//! floor from the header's bit rate ([`pacer`]), its bad packets counted and logged at a
+//! bounded rate ([`bad_packets`]). Their events go to the station runtime in the shell, which
+//! feeds the hub.
 
+pub mod bad_packets;
 pub mod pacer;
 pub mod playlist;
 
