@@ -1,10 +1,18 @@
 //! asfcast: a broadcast station appliance for Windows Media (ASF) streams.
 //!
-//! The crate is layered as `../shared/docs/DESIGN.md` describes:
-//! - protocol cores without I/O: [`asf`] (header and packet parsing and rewriting),
-//!   [`msb`] (MS-MSB packetizing and XOR parity), [`nsc`] (.nsc/.asx announcements),
-//!   [`config`] (the YAML station model);
-//! - the shell that owns sockets and clocks (added with the event loop).
+//! Layout (docs/architecture.md has the data path from source to every sink):
+//! - [`station`]: the hub of a station (current header, join ring, counters) and the pure
+//!   contracts beside it: [`station::source`] (what a source yields), [`station::sink`] (what
+//!   every delivery implements: the MSB sender and each unicast session), and
+//!   [`station::delivery`] (the per-client rules every unicast protocol shares);
+//! - protocol cores without I/O, each readable in its own folder: [`asf`] (headers, packets,
+//!   rewriting), [`source`] (file playlist, pacing), [`msb`] (MS-MSB framing, FEC, beacons;
+//!   a sink), [`nsc`] (.nsc/.asx), [`mms`], [`http`] (announcements and MMSH), [`rtsp`];
+//!   no protocol imports another;
+//! - [`config`]: the YAML model, validation and reload diff;
+//! - [`net`]: the shell, the only place with sockets and clocks: the mio loop, listeners,
+//!   connections, UDP and multicast sockets, timers, signals, systemd;
+//! - command-line tools with a small shell of their own: [`probe`], [`recv`].
 
 pub mod asf;
 pub mod config;

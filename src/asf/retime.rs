@@ -7,7 +7,7 @@
 //! what looks late. So the station shifts every entry's times past the last times it sent,
 //! once, for every delivery (the station runtime applies it before packets are shared).
 //!
-//! The shift rewrites a copy of the packet ([ASF] §5.2): the Send Time field and each payload's
+//! The shift rewrites a copy of the packet (\[ASF\] §5.2): the Send Time field and each payload's
 //! presentation time (bytes 4..8 of the replicated data, or the Presentation Time field of a
 //! compressed payload). Until the first entry change nothing is copied — the station's shared
 //! buffer goes out as it is.

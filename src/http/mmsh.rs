@@ -1,7 +1,7 @@
 //! MMS over HTTP ([MS-WMSP], "mmsh"), sans-I/O: what a station path request means, the
 //! responses, and the chunk framing of the data stream. The per-client streaming state machine
 //! (join, fast start, slow clients, header changes) is [`stream`]; the HTTP listener's session
-//! ([`super::session`]) hands a `GET /<station>` to [`answer`] and then drives the stream.
+//! ([`super::session`]) hands a `GET /<station>` to `answer` and then drives the stream.
 //!
 //! Requests ([MS-WMSP] §2.2.2, facts: `docs/protocols/rtsp-wmsp.md` §3.1):
 //! - **Describe**: a GET without `xPlayStrm=1`: answered with the station header in one `$H`

@@ -1,10 +1,12 @@
 //! The HTTP front, sans-I/O: request heads in, responses (or a hand-off) out.
 //!
-//! One TCP listener (port 80 on the appliance) serves the station announcements (the status
-//! page, `.nsc` and `.asx` files) and, later, MMS over HTTP ([MS-WMSP], "mmsh") and WMHTTP push
-//! on the same port. The mio shell owns the sockets and the clock; it drives an
-//! [`HttpConn`] per accepted connection with the bytes it reads and `now`, writes back what the
-//! connection returns and closes or hands the connection over when told to.
+//! One TCP listener (port 80 on the appliance) serves the station announcements (the station
+//! list, `.nsc` and `.asx` files) and MMS over HTTP ([MS-WMSP], "mmsh") on the same port. The
+//! shell (`crate::net`) owns the sockets and the clock; it drives one [`session::HttpSession`]
+//! per accepted connection through the `Session` contract ([`crate::station::sink`]): bytes
+//! and `now` in, output queued for the shell to write. Station packets reach an MMSH client
+//! through [`mmsh::stream::MmshStream`], which frames what the station's per-client rules
+//! ([`crate::station::delivery`]) release.
 //!
 //! - [`request`]: the incremental request-head reader (RFC 9112 §2–§7, on `httparse`) and the
 //!   [`Request`] model with the MMSH accessors (`Pragma` lists).

@@ -4,8 +4,9 @@
 //! - [`codec`]: framing of client commands, decoding of client messages, encoding of the
 //!   server reports and of the Data packet head; pure byte layouts.
 //! - [`session`]: the per-client state machine on the [`crate::station::sink::Session`]
-//!   contract, with the join / fast-start / slow-client policy of
-//!   [`crate::station::feed::LiveFeed`].
+//!   contract; join, fast start, slow clients, header changes and stream selection follow the
+//!   station's per-client rules ([`crate::station::delivery`]). The shell writes its TCP
+//!   output and sends its UDP data datagrams.
 //!
 //! Facts, and the quirks of the four clients that still speak it (ffmpeg, VLC, libmms,
 //! mplayer), are in `shared/docs/protocols/mmsp.md`.

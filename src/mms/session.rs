@@ -19,12 +19,13 @@
 //! otherwise); never 0x20 (only libmms copes) and never 0x1A.
 //!
 //! A live station's playlist may move on to a new entry. With the same stream layout the
-//! client simply continues (it waits for the next clean point); with a different one the
-//! session ends with 0x1E, since only libmms understands ReportStreamChange.
+//! client simply continues ([`compare_headers`]); with a different one the session ends with
+//! 0x1E, since only libmms understands ReportStreamChange.
 //!
-//! The join / fast start / slow-client policy is [`LiveFeed`]'s: a client whose TCP backlog
-//! passes `client_backlog_bytes` skips to the next clean point, and one that stays behind
-//! for `idle_timeout` is closed with its reason logged.
+//! Join, fast start, slow clients, header changes and stream selection follow the station's
+//! per-client rules ([`Delivery`], [`StreamSelection`]): a client whose TCP backlog passes
+//! `client_backlog_bytes` skips to the next clean point, and one that stays behind for
+//! `idle_timeout` is closed with its reason logged.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

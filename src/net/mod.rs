@@ -20,15 +20,15 @@
 //! shell writes to its connection. The cores never see a socket or read the clock: the shell
 //! passes `now` to every call.
 
-mod accept;
+pub mod accept;
 pub mod announce;
 pub mod connections;
 pub mod daemon;
-mod fd_reserve;
-mod listen;
+pub mod fd_reserve;
+pub mod listen;
 pub mod multicast;
-mod refusals;
-mod reload;
+pub mod refusals;
+pub mod reload;
 pub mod rlimit;
 pub mod sessions;
 pub mod signals;

@@ -38,7 +38,7 @@ impl Reason {
     }
 }
 
-/// Where refused connections came from: one address, or all those past [`MAX_SOURCES`].
+/// Where refused connections came from: one address, or all those past `MAX_SOURCES`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Source {
     Addr(IpAddr),

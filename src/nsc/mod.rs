@@ -7,10 +7,10 @@
 //! in, text and bytes out.
 //!
 //! - [`encoding`]: the `02` encoded-block (§2.2.1.3) and VLC's hex variant.
-//! - [`format_id`]: 11-bit Format IDs from a header hash (§2.2.1.4).
+//! - [`format_id`](mod@format_id): 11-bit Format IDs from a header hash (§2.2.1.4).
 //! - [`station`]: the station model and the writer (§2.2.1.1 grammar order, CRLF).
-//! - [`parse`]: a tolerant reader, accessors for receivers, and the `nsc decode` dump.
-//! - [`asx`]: the announcement file.
+//! - [`parse`](mod@parse): a tolerant reader, accessors for receivers, and the `nsc decode` dump.
+//! - [`asx`](mod@asx): the announcement file.
 //!
 //! Content types: IIS, the web server WMS deployments published through, maps both `.nsc` and
 //! `.asx` to `video/x-ms-asf` in its default MIME map (applicationHost.config), and that is the

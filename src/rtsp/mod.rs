@@ -9,7 +9,10 @@
 //!   the x-wms-rtx section FFmpeg's UDP setup needs);
 //! - [`transport`]: SETUP transport negotiation (UDP, TCP interleaved, 461 otherwise);
 //! - [`rtp`]: RTP header, x-asf-pf packetizer with MTU fragmentation, RTCP sender reports;
-//! - [`session`]: the per-connection state machine on the session contract.
+//! - [`session`]: the per-connection state machine on the session contract
+//!   ([`crate::station::sink`]), delivering by the station's per-client rules
+//!   ([`crate::station::delivery`]); the shell writes its TCP output and sends its RTP/RTCP
+//!   datagrams.
 
 pub mod message;
 pub mod rtp;

@@ -4,7 +4,7 @@
 //! and again; one log line per packet filled disks with gigabytes of warnings. So a source
 //! counts its bad packets and logs at most one line per [`REPORT_WINDOW`]: the first bad packet
 //! after a quiet window is reported at once (with its error, so the cause is visible), the
-//! rest are counted and reported as one aggregate ("skipped N bad packets in <file> in the
+//! rest are counted and reported as one aggregate ("skipped N bad packets in `<file>` in the
 //! last 10 s") when the window has passed or the file ends. Pure: `now` is a parameter.
 
 use std::time::{Duration, Instant};

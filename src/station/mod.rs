@@ -4,6 +4,18 @@
 //!
 //! Packets are immutable shared buffers ([`StationPacket`] behind an `Arc`): N sinks cost N
 //! socket writes, not N copies. Pure code: the shell pushes packets in and sinks read them out.
+//!
+//! Beside the hub live the contracts the rest of the crate is built on, all pure:
+//! - [`source`]: what a source yields (header, timed packets, lost / back, end);
+//! - [`sink`]: what every delivery implements (`Sink`: the MSB sender and each unicast
+//!   session; `Session`: a unicast client with a connection), with the output queue and
+//!   datagram types the shell writes;
+//! - [`delivery`]: the per-client rules every unicast protocol uses (join, fast start, behind,
+//!   stall, header changes, stream selection), over the packet schedule of [`feed`];
+//! - [`catalog`]: the announcement data the HTTP routes serve.
+//!
+//! Where the data goes next: the shell (`crate::net`) hands each new header and packet to the
+//! station's sinks; what they queue, the shell writes to sockets.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
