@@ -34,7 +34,7 @@ use super::{
     END_FINISHED, END_NEXT_ENTRY, MAX_CHUNK_PAYLOAD,
 };
 pub use crate::station::delivery::HeaderChange;
-use crate::station::delivery::{Delivery, Selected, StreamSelection, Verdict};
+use crate::station::delivery::{Delivery, Framer, Selected, StreamSelection, Verdict};
 use crate::station::feed::FeedConfig;
 use crate::station::sink::{OutQueue, Step};
 use crate::station::{StationHeader, StationPacket};
@@ -88,16 +88,37 @@ pub struct MmshStream {
     header: Arc<StationHeader>,
     first_header_len: usize,
     switches: Vec<StreamSwitch>,
-    selection: StreamSelection,
-    incarnation: u8,
-    location: u32,
     feed: Delivery,
-    ready: Vec<Arc<StationPacket>>,
+    data: DataChunks,
     config: StreamConfig,
     last_station_event: Instant,
     ended: bool,
-    /// What was sent and dropped.
-    pub stats: StreamStats,
+}
+
+/// The `$D` framing state of a stream: what the client receives of each packet, the chunk
+/// numbering, and the counts.
+#[derive(Debug)]
+struct DataChunks {
+    selection: StreamSelection,
+    incarnation: u8,
+    location: u32,
+    stats: StreamStats,
+}
+
+/// [`DataChunks`] writing into the session's queue: the [`Framer`] the station's rules feed.
+struct Framing<'a> {
+    data: &'a mut DataChunks,
+    out: &'a mut OutQueue,
+}
+
+impl Framer for Framing<'_> {
+    fn frame(&mut self, p: &Arc<StationPacket>, _now: Instant) {
+        self.data.frame(p, self.out);
+    }
+
+    fn queue(&mut self) -> &mut OutQueue {
+        self.out
+    }
 }
 
 impl MmshStream {
@@ -116,21 +137,32 @@ impl MmshStream {
             station: station.to_string(),
             first_header_len: header.bytes.len(),
             switches,
-            selection,
-            incarnation: 0,
-            location: 0,
             feed: Delivery::join(config.feed, Arc::clone(&header), backlog, now),
             header,
-            ready: Vec::new(),
+            data: DataChunks {
+                selection,
+                incarnation: 0,
+                location: 0,
+                stats: StreamStats::default(),
+            },
             config,
             last_station_event: now,
             ended: false,
-            stats: StreamStats::default(),
         };
-        out.push_owned(header_chunks(&s.header.bytes, s.incarnation));
-        let _ = s.feed.release(out, now, &mut s.ready);
-        s.send_ready(out);
+        out.push_owned(header_chunks(&s.header.bytes, s.data.incarnation));
+        let _ = s.feed.release_to(
+            &mut Framing {
+                data: &mut s.data,
+                out,
+            },
+            now,
+        );
         s
+    }
+
+    /// What was sent and dropped.
+    pub fn stats(&self) -> &StreamStats {
+        &self.data.stats
     }
 
     /// The station this stream plays.
@@ -140,7 +172,7 @@ impl MmshStream {
 
     /// The streams the client does not receive whole.
     pub fn selection(&self) -> &StreamSelection {
-        &self.selection
+        &self.data.selection
     }
 
     /// Times the client skipped forward to a clean point because it was behind.
@@ -154,8 +186,14 @@ impl MmshStream {
         if self.ended {
             return Step::Continue;
         }
-        let verdict = self.feed.offer(p, out, now, &mut self.ready);
-        self.send_ready(out);
+        let verdict = self.feed.offer_to(
+            p,
+            &mut Framing {
+                data: &mut self.data,
+                out,
+            },
+            now,
+        );
         self.check(verdict)
     }
 
@@ -165,24 +203,32 @@ impl MmshStream {
         if self.ended {
             return Step::Continue;
         }
-        match compare_headers(&self.header, h, self.first_header_len) {
+        let change = compare_headers(&self.header, h, self.first_header_len);
+        if change.continues() {
+            // The old header's packets still held back go out first.
+            let _ = self.feed.header_to(
+                h,
+                &mut Framing {
+                    data: &mut self.data,
+                    out,
+                },
+                now,
+            );
+        }
+        match change {
             HeaderChange::Same => {
-                // The old header's packets still held back go out first.
-                let _ = self.feed.on_header(h, &mut self.ready);
-                self.send_ready(out);
                 self.header = h.clone();
                 Step::Continue
             }
             HeaderChange::Compatible => {
-                let _ = self.feed.on_header(h, &mut self.ready);
-                self.send_ready(out);
-                self.incarnation = self.incarnation.wrapping_add(1);
+                let d = &mut self.data;
+                d.incarnation = d.incarnation.wrapping_add(1);
                 out.push_owned(reason_chunk(ChunkType::Change, 0).to_vec());
-                out.push_owned(header_chunks(&h.bytes, self.incarnation));
-                self.location = 0;
+                out.push_owned(header_chunks(&h.bytes, d.incarnation));
+                d.location = 0;
+                d.selection = resolve_switches(&self.switches, &h.header);
+                d.stats.header_changes += 1;
                 self.header = h.clone();
-                self.selection = resolve_switches(&self.switches, &h.header);
-                self.stats.header_changes += 1;
                 Step::Continue
             }
             HeaderChange::Incompatible(why) => {
@@ -200,8 +246,13 @@ impl MmshStream {
         if self.ended {
             return Step::Continue;
         }
-        let verdict = self.feed.release(out, now, &mut self.ready);
-        self.send_ready(out);
+        let verdict = self.feed.release_to(
+            &mut Framing {
+                data: &mut self.data,
+                out,
+            },
+            now,
+        );
         if let Verdict::Drop(_) = verdict {
             return self.check(verdict);
         }
@@ -241,18 +292,11 @@ impl MmshStream {
             _ => Step::Continue,
         }
     }
+}
 
-    /// Frames the packets the feed released.
-    fn send_ready(&mut self, out: &mut OutQueue) {
-        let ready = std::mem::take(&mut self.ready);
-        for p in &ready {
-            self.send_packet(p, out);
-        }
-        self.ready = ready;
-        self.ready.clear();
-    }
-
-    fn send_packet(&mut self, p: &Arc<StationPacket>, out: &mut OutQueue) {
+impl DataChunks {
+    /// One `$D` chunk for a station packet, after stream selection.
+    fn frame(&mut self, p: &Arc<StationPacket>, out: &mut OutQueue) {
         let rewritten = match self.selection.apply(&p.bytes) {
             Selected::Whole => None,
             Selected::Rewritten(v) => Some(v),

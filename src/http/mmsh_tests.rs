@@ -497,10 +497,13 @@ fn removed_streams_are_filtered_and_empty_packets_dropped() {
         assert!(!p.payloads.is_empty());
         assert!(p.payloads.iter().all(|pl| pl.stream == audio));
     }
-    assert!(s.stats.dropped_empty > 0, "video-only packets are not sent");
-    assert!(s.stats.rewritten > 0, "mixed packets are rewritten");
+    assert!(
+        s.stats().dropped_empty > 0,
+        "video-only packets are not sent"
+    );
+    assert!(s.stats().rewritten > 0, "mixed packets are rewritten");
     assert_eq!(
-        s.stats.packets as usize + s.stats.dropped_empty as usize,
+        s.stats().packets as usize + s.stats().dropped_empty as usize,
         packets.len()
     );
     // LocationId counts the chunks sent, without gaps.

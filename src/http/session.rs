@@ -304,11 +304,11 @@ impl Drop for HttpSession {
                 peer = %self.peer,
                 protocol = "mmsh",
                 client_id = self.client_id,
-                packets = s.stats.packets,
-                bytes = s.stats.bytes,
+                packets = s.stats().packets,
+                bytes = s.stats().bytes,
                 skips = s.skips(),
-                header_changes = s.stats.header_changes,
-                dropped_empty = s.stats.dropped_empty,
+                header_changes = s.stats().header_changes,
+                dropped_empty = s.stats().dropped_empty,
                 "MMSH play ended"
             );
         }

@@ -39,7 +39,7 @@ use super::codec::{
 };
 use crate::config::ServerConfig;
 use crate::station::delivery::{
-    compare_headers, Delivery, Selected, StreamSelection, Thinning, Verdict,
+    compare_headers, Delivery, Framer, Selected, StreamSelection, Thinning, Verdict,
 };
 use crate::station::feed::FeedConfig;
 use crate::station::sink::{
@@ -103,35 +103,44 @@ pub struct MmsSession {
     peer: SocketAddr,
     cfg: MmsConfig,
     reader: CommandReader,
-    out: OutQueue,
-    datagrams: Vec<Datagram>,
     /// Server message counter.
     seq: u16,
     phase: Phase,
     station: Option<String>,
     header: Option<Arc<StationHeader>>,
+    feed: Option<Delivery>,
+    media: Media,
+    started: Instant,
+    ever_played: bool,
+    last_input: Instant,
+    next_check: Instant,
+    /// Skips to a clean point and packets skipped by feeds that ended, for the end-of-session
+    /// log line.
+    skips: u64,
+    skipped: u64,
+}
+
+/// Everything the session sends: its TCP output, its UDP data datagrams, and the Data packet
+/// framing of media (the [`Framer`] the station's per-client rules feed).
+struct Media {
+    peer: SocketAddr,
+    out: OutQueue,
+    datagrams: Vec<Datagram>,
     /// MMSU: where Data packets go.
     udp_to: Option<SocketAddr>,
     selection: StreamSelection,
-    feed: Option<Delivery>,
-    ready: Vec<Arc<StationPacket>>,
+    /// The open station's fixed packet size (media packets are re-padded to it).
+    packet_size: usize,
     /// StartPlaying playIncarnation (byte 4 of media packets).
     incarnation: u8,
     /// Next media LocationId (virtual packet number, per client).
     location: u32,
     /// Media AFFlags sequence ([MS-MMSP] 3.2.5.11.1).
     af_seq: u8,
-    started: Instant,
-    ever_played: bool,
-    last_input: Instant,
     last_output: Instant,
-    next_check: Instant,
-    /// Media packets and bytes sent, skips to a clean point and packets skipped, for the
-    /// end-of-session log line.
+    /// Media packets and bytes sent.
     packets_sent: u64,
     bytes_sent: u64,
-    skips: u64,
-    skipped: u64,
 }
 
 impl MmsSession {
@@ -140,26 +149,29 @@ impl MmsSession {
             peer,
             reader: CommandReader::new(cfg.request_max_bytes),
             cfg,
-            out: OutQueue::new(),
-            datagrams: Vec::new(),
             seq: 0,
             phase: Phase::Greeting,
             station: None,
             header: None,
-            udp_to: None,
-            selection: StreamSelection::default(),
             feed: None,
-            ready: Vec::new(),
-            incarnation: 0,
-            location: 0,
-            af_seq: 0,
+            media: Media {
+                peer,
+                out: OutQueue::new(),
+                datagrams: Vec::new(),
+                udp_to: None,
+                selection: StreamSelection::default(),
+                packet_size: 0,
+                incarnation: 0,
+                location: 0,
+                af_seq: 0,
+                last_output: now,
+                packets_sent: 0,
+                bytes_sent: 0,
+            },
             started: now,
             ever_played: false,
             last_input: now,
-            last_output: now,
             next_check: now + CHECK_INTERVAL,
-            packets_sent: 0,
-            bytes_sent: 0,
             skips: 0,
             skipped: 0,
         }
@@ -173,12 +185,12 @@ impl MmsSession {
     fn send(&mut self, m: ServerMessage, now: Instant) {
         let bytes = m.encode(self.seq);
         self.seq = self.seq.wrapping_add(1);
-        self.out.push_owned(bytes);
-        self.last_output = now;
+        self.media.out.push_owned(bytes);
+        self.media.last_output = now;
     }
 
     fn transport(&self) -> &'static str {
-        if self.udp_to.is_some() {
+        if self.media.udp_to.is_some() {
             "udp"
         } else {
             "tcp"
@@ -236,7 +248,7 @@ impl MmsSession {
                         }
                         // Data goes to the address the TCP connection comes from, never to
                         // an address the client names (no reflection to third parties).
-                        self.udp_to = Some(SocketAddr::new(self.peer.ip(), port));
+                        self.media.udp_to = Some(SocketAddr::new(self.peer.ip(), port));
                         self.send(
                             ServerMessage::ConnectedFunnel {
                                 play_incarnation: 0,
@@ -271,8 +283,8 @@ impl MmsSession {
                     let n = u8::try_from(e.stream).ok()?;
                     Some((n, Thinning::from_level(e.thinning)))
                 });
-                self.selection = StreamSelection::resolve(requests, &h.header);
-                debug!(peer = %self.peer, selection = ?self.selection, "mms stream selection");
+                self.media.selection = StreamSelection::resolve(requests, &h.header);
+                debug!(peer = %self.peer, selection = ?self.media.selection, "mms stream selection");
                 self.send(
                     ServerMessage::StreamSwitch {
                         play_incarnation: 0,
@@ -375,6 +387,7 @@ impl MmsSession {
         );
         info!(peer = %self.peer, protocol = "mms", station = name, transport = self.transport(), "mms station opened");
         self.station = Some(name.to_string());
+        self.media.packet_size = packet_size as usize;
         self.header = Some(h);
         self.phase = Phase::Open;
         Step::Continue
@@ -387,7 +400,7 @@ impl MmsSession {
     /// its command reader (which polls for new bytes before parsing buffered ones) stalls on
     /// it when the 0x21 arrives behind it, until its 5 s timeouts run out.
     fn send_header(&mut self, play_incarnation: u32, now: Instant) {
-        if self.udp_to.is_none() {
+        if self.media.udp_to.is_none() {
             self.send(ServerMessage::ReadBlock { play_incarnation }, now);
         }
         let Some(h) = self.header.clone() else {
@@ -405,7 +418,7 @@ impl MmsSession {
         now: Instant,
         stations: &dyn StationView,
     ) -> Step {
-        self.incarnation = play_incarnation as u8;
+        self.media.incarnation = play_incarnation as u8;
         self.send(
             ServerMessage::StartedPlaying {
                 play_incarnation,
@@ -455,7 +468,7 @@ impl MmsSession {
     fn end_playing(&mut self, now: Instant) {
         if self.phase == Phase::Playing {
             self.stop_feed();
-            let play_incarnation = u32::from(self.incarnation);
+            let play_incarnation = u32::from(self.media.incarnation);
             self.send(
                 ServerMessage::EndOfStream {
                     hr: hr::OK,
@@ -471,17 +484,8 @@ impl MmsSession {
         let Some(feed) = self.feed.as_mut() else {
             return Step::Continue;
         };
-        let mut ready = std::mem::take(&mut self.ready);
-        let verdict = feed.release(&mut self.out, now, &mut ready);
-        self.send_all(&mut ready, now);
-        self.ready = ready;
+        let verdict = feed.release_to(&mut self.media, now);
         self.check(verdict)
-    }
-
-    fn send_all(&mut self, ready: &mut Vec<Arc<StationPacket>>, now: Instant) {
-        for p in ready.drain(..) {
-            self.send_packet(&p, now);
-        }
     }
 
     fn check(&mut self, verdict: Verdict) -> Step {
@@ -493,16 +497,28 @@ impl MmsSession {
         Step::close(reason)
     }
 
+    /// A Data packet (header fragment) over the negotiated transport.
+    fn emit_data(&mut self, bytes: Vec<u8>, now: Instant) {
+        self.media.last_output = now;
+        match self.media.udp_to {
+            Some(to) => {
+                self.media
+                    .datagrams
+                    .push(Datagram::owned(UdpChannel::MmsData, to, bytes));
+            }
+            None => self.media.out.push_owned(bytes),
+        }
+    }
+}
+
+impl Framer for Media {
     /// One station packet to the client: filtered by the stream selection, framed as a Data
     /// packet with this client's LocationId and incarnation, re-padded to the packet size.
-    fn send_packet(&mut self, p: &Arc<StationPacket>, now: Instant) {
-        let Some(h) = self.header.as_ref() else {
-            return;
-        };
-        if p.generation != h.generation {
+    fn frame(&mut self, p: &Arc<StationPacket>, now: Instant) {
+        let size = self.packet_size;
+        if size == 0 {
             return;
         }
-        let size = h.header.packet_size() as usize;
         let filtered = self.selection.apply(&p.bytes);
         let len = match &filtered {
             Selected::Nothing => return,
@@ -554,15 +570,8 @@ impl MmsSession {
         }
     }
 
-    /// A Data packet (header fragment) over the negotiated transport.
-    fn emit_data(&mut self, bytes: Vec<u8>, now: Instant) {
-        self.last_output = now;
-        match self.udp_to {
-            Some(to) => self
-                .datagrams
-                .push(Datagram::owned(UdpChannel::MmsData, to, bytes)),
-            None => self.out.push_owned(bytes),
-        }
+    fn queue(&mut self) -> &mut OutQueue {
+        &mut self.out
     }
 }
 
@@ -575,14 +584,8 @@ impl Sink for MmsSession {
             return Step::Continue;
         }
         let change = match self.feed.as_mut() {
-            Some(f) => {
-                let mut ready = std::mem::take(&mut self.ready);
-                let change = f.on_header(header, &mut ready);
-                // The old header's packets still held back go out first.
-                self.send_all(&mut ready, now);
-                self.ready = ready;
-                change
-            }
+            // The old header's packets still held back go out first.
+            Some(f) => f.header_to(header, &mut self.media, now),
             None => compare_headers(mine, header),
         };
         if change.continues() {
@@ -598,7 +601,7 @@ impl Sink for MmsSession {
     fn on_station_end(&mut self, now: Instant) -> Step {
         // The station stopped: what is queued is dropped and the client is told the stream
         // ended (0x1E), which every client takes as a clean end.
-        self.out.drop_unstarted();
+        self.media.out.drop_unstarted();
         self.end_playing(now);
         Step::close("station stopped")
     }
@@ -607,13 +610,10 @@ impl Sink for MmsSession {
         let Some(feed) = self.feed.as_mut() else {
             return Step::Continue;
         };
-        let mut ready = std::mem::take(&mut self.ready);
-        let verdict = feed.offer(packet, &mut self.out, now, &mut ready);
+        let verdict = feed.offer_to(packet, &mut self.media, now);
         if verdict == Verdict::Behind {
-            debug!(peer = %self.peer, queued = self.out.queued_bytes(), "mms client behind: skipping to the next clean point");
+            debug!(peer = %self.peer, queued = self.media.out.queued_bytes(), "mms client behind: skipping to the next clean point");
         }
-        self.send_all(&mut ready, now);
-        self.ready = ready;
         self.check(verdict)
     }
 
@@ -634,7 +634,7 @@ impl Sink for MmsSession {
         if step != Step::Continue {
             return step;
         }
-        if now >= self.last_output + self.cfg.ping_interval {
+        if now >= self.media.last_output + self.cfg.ping_interval {
             // The station is silent: keep the client (VLC gives up after ~50 s of nothing).
             self.send(ServerMessage::Ping, now);
         }
@@ -654,7 +654,7 @@ impl Sink for MmsSession {
         }
         let mut d = self
             .next_check
-            .min(self.last_output + self.cfg.ping_interval);
+            .min(self.media.last_output + self.cfg.ping_interval);
         if let Some(f) = self.feed.as_ref().and_then(|f| f.deadline()) {
             d = d.min(f);
         }
@@ -698,11 +698,11 @@ impl Session for MmsSession {
     }
 
     fn output(&mut self) -> &mut OutQueue {
-        &mut self.out
+        &mut self.media.out
     }
 
     fn take_datagrams(&mut self, out: &mut Vec<Datagram>) {
-        out.append(&mut self.datagrams);
+        out.append(&mut self.media.datagrams);
     }
 }
 
@@ -715,8 +715,8 @@ impl Drop for MmsSession {
                 protocol = "mms",
                 station = %station,
                 transport = self.transport(),
-                packets = self.packets_sent,
-                bytes = self.bytes_sent,
+                packets = self.media.packets_sent,
+                bytes = self.media.bytes_sent,
                 skips,
                 skipped,
                 "mms session ended"

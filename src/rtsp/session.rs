@@ -52,7 +52,7 @@ use tracing::{debug, info, warn};
 use crate::asf::rewrite::{select_streams, Filtered};
 use crate::asf::Packet;
 use crate::config::ServerConfig;
-use crate::station::delivery::{compare_headers, Delivery, Verdict};
+use crate::station::delivery::{compare_headers, Delivery, Framer, Verdict};
 use crate::station::feed::FeedConfig;
 use crate::station::sink::{
     Datagram, OutQueue, Protocol, Session, Sink, StationView, Step, UdpChannel, UdpPorts,
@@ -201,8 +201,6 @@ pub struct RtspSession {
     peer: SocketAddr,
     server_ports: Option<(u16, u16)>,
     reader: Reader,
-    out: OutQueue,
-    datagrams: Vec<Datagram>,
     station: Option<String>,
     header: Option<Arc<StationHeader>>,
     base: Option<String>,
@@ -212,15 +210,25 @@ pub struct RtspSession {
     rng: StdRng,
     seed: u64,
     setups: Vec<SetUp>,
-    rtp: Vec<RtpSession>,
     playing: bool,
     feed: Option<Delivery>,
-    clock: MediaClock,
+    media: RtpOut,
     created: Instant,
     last_heard: Option<Instant>,
     next_report: Option<Instant>,
-    ready: Vec<Arc<StationPacket>>,
     warned_header_size: bool,
+}
+
+/// Everything the session sends: RTSP replies and interleaved frames on its TCP output, RTP
+/// and RTCP datagrams, and the RTP framing of station packets per RTP session (the
+/// [`Framer`] the station's per-client rules feed).
+struct RtpOut {
+    peer: SocketAddr,
+    mtu: usize,
+    out: OutQueue,
+    datagrams: Vec<Datagram>,
+    rtp: Vec<RtpSession>,
+    clock: MediaClock,
 }
 
 impl RtspSession {
@@ -232,13 +240,24 @@ impl RtspSession {
         now: Instant,
     ) -> Self {
         let seed: u64 = rng.random();
+        let mtu = cfg.mtu;
         RtspSession {
             reader: Reader::new(cfg.request_max_bytes),
             cfg,
             peer,
             server_ports: udp.rtp.zip(udp.rtcp),
-            out: OutQueue::new(),
-            datagrams: Vec::new(),
+            media: RtpOut {
+                peer,
+                mtu,
+                out: OutQueue::new(),
+                datagrams: Vec::new(),
+                rtp: Vec::new(),
+                clock: MediaClock {
+                    base: (seed >> 32) as u32,
+                    last: None,
+                    declared: None,
+                },
+            },
             station: None,
             header: None,
             base: None,
@@ -246,18 +265,11 @@ impl RtspSession {
             rng,
             seed,
             setups: Vec::new(),
-            rtp: Vec::new(),
             playing: false,
             feed: None,
-            clock: MediaClock {
-                base: (seed >> 32) as u32,
-                last: None,
-                declared: None,
-            },
             created: now,
             last_heard: None,
             next_report: None,
-            ready: Vec::new(),
             warned_header_size: false,
         }
     }
@@ -282,7 +294,9 @@ impl RtspSession {
             None
         };
         debug!(peer = %self.peer, status = r.status(), "rtsp reply");
-        self.out.push_owned(r.to_bytes(cseq, session.as_deref()));
+        self.media
+            .out
+            .push_owned(r.to_bytes(cseq, session.as_deref()));
     }
 
     fn read_error(&mut self, e: ReadError) -> Step {
@@ -496,7 +510,7 @@ impl RtspSession {
         });
         self.regroup();
         let mut reply = chosen.reply;
-        if let Some(g) = self.rtp.iter().find(|g| g.dest == chosen.dest) {
+        if let Some(g) = self.media.rtp.iter().find(|g| g.dest == chosen.dest) {
             reply.push_str(&format!(";ssrc={:08X}", g.ssrc));
         }
         Reply::new(200).header(headers::TRANSPORT, reply)
@@ -505,7 +519,7 @@ impl RtspSession {
     /// Rebuilds the RTP sessions from the set-up streams, keeping existing SSRCs and sequences.
     fn regroup(&mut self) {
         let Some(header) = self.header.clone() else {
-            self.rtp.clear();
+            self.media.rtp.clear();
             return;
         };
         let mut groups: Vec<RtpSession> = Vec::new();
@@ -522,7 +536,7 @@ impl RtspSession {
                 }
                 continue;
             }
-            let g = match self.rtp.iter().find(|g| g.dest == s.dest) {
+            let g = match self.media.rtp.iter().find(|g| g.dest == s.dest) {
                 Some(old) => RtpSession {
                     streams,
                     ..old.clone()
@@ -541,7 +555,7 @@ impl RtspSession {
             };
             groups.push(g);
         }
-        self.rtp = groups;
+        self.media.rtp = groups;
     }
 
     fn play(&mut self, cseq: Option<&str>, now: Instant, stations: &dyn StationView) -> Step {
@@ -553,12 +567,12 @@ impl RtspSession {
             self.reply(Reply::new(455), cseq, false);
             return Step::Continue;
         };
-        let rtptime = self.clock.declare(now);
+        let rtptime = self.media.clock.declare(now);
         let info: Vec<String> = self
             .setups
             .iter()
             .filter_map(|s| {
-                let g = self.rtp.iter().find(|g| g.dest == s.dest)?;
+                let g = self.media.rtp.iter().find(|g| g.dest == s.dest)?;
                 Some(format!(
                     "url={base}/{};seq={};rtptime={rtptime}",
                     s.track.control, g.seq
@@ -577,6 +591,7 @@ impl RtspSession {
                 .map(|h| Delivery::join(self.cfg.feed, h, stations.join_backlog(&station), now));
             self.next_report = Some(now + Duration::from_secs(1));
             let transports: Vec<&str> = self
+                .media
                 .rtp
                 .iter()
                 .map(|g| match g.dest {
@@ -584,7 +599,12 @@ impl RtspSession {
                     Dest::Tcp { .. } => "tcp",
                 })
                 .collect();
-            let streams: Vec<u8> = self.rtp.iter().flat_map(|g| g.streams.clone()).collect();
+            let streams: Vec<u8> = self
+                .media
+                .rtp
+                .iter()
+                .flat_map(|g| g.streams.clone())
+                .collect();
             info!(peer = %self.peer, station = %station, transport = ?transports, streams = ?streams, "rtsp play");
         }
         self.pump(now)
@@ -595,17 +615,8 @@ impl RtspSession {
         let Some(feed) = self.feed.as_mut() else {
             return Step::Continue;
         };
-        let mut ready = std::mem::take(&mut self.ready);
-        let verdict = feed.release(&mut self.out, now, &mut ready);
-        self.send_all(&mut ready, now);
-        self.ready = ready;
+        let verdict = feed.release_to(&mut self.media, now);
         self.check_feed(verdict)
-    }
-
-    fn send_all(&mut self, ready: &mut Vec<Arc<StationPacket>>, now: Instant) {
-        for p in ready.drain(..) {
-            self.send_packet(&p, now);
-        }
     }
 
     fn check_feed(&mut self, verdict: Verdict) -> Step {
@@ -616,71 +627,13 @@ impl RtspSession {
         Step::close(format!("rtsp client stalled: {reason}"))
     }
 
-    fn send_packet(&mut self, p: &Arc<StationPacket>, now: Instant) {
-        let ts = self.clock.stamp(p.send_time, now);
-        // The station's shared per-stream split answers the usual cases (one stream per
-        // session, or every stream of the packet); only a session with some but not all of a
-        // packet's streams parses and rewrites it.
-        let mut parsed: Option<Option<Packet<'_>>> = None;
-        for gi in 0..self.rtp.len() {
-            let Some(g) = self.rtp.get(gi) else {
-                continue;
-            };
-            let parts = p.parts();
-            let mine = || parts.iter().filter(|part| g.streams.contains(&part.stream));
-            let (data, key) = if let [only] = g.streams[..] {
-                match p.only_stream(only) {
-                    Some(part) => (Data::Shared(&part.bytes), part.key),
-                    None => continue,
-                }
-            } else if mine().count() == parts.len() && !parts.is_empty() {
-                // Every stream of the packet is wanted (FFmpeg's shared UDP session, GStreamer's
-                // aggregate): the station buffer itself.
-                (Data::Shared(&p.bytes), mine().any(|part| part.key))
-            } else if mine().next().is_none() && !parts.is_empty() {
-                continue;
-            } else {
-                let pkt = parsed.get_or_insert_with(|| match Packet::parse(&p.bytes) {
-                    Ok(x) => Some(x),
-                    Err(e) => {
-                        debug!(peer = %self.peer, error = %e, "unparsable station packet skipped");
-                        None
-                    }
-                });
-                let Some(pkt) = pkt.as_ref() else {
-                    return;
-                };
-                let data = match select_streams(pkt, &g.streams) {
-                    Filtered::Unchanged => Data::Shared(&p.bytes),
-                    Filtered::Dropped => continue,
-                    Filtered::Rewritten(v) => Data::Owned(v.into()),
-                };
-                let key = pkt
-                    .payloads
-                    .iter()
-                    .any(|pl| g.streams.contains(&pl.stream) && pl.starts_key_frame());
-                (data, key)
-            };
-            emit(
-                self.rtp.get_mut(gi),
-                &mut self.out,
-                &mut self.datagrams,
-                self.peer,
-                self.cfg.mtu,
-                &data,
-                key,
-                ts,
-            );
-        }
-    }
-
     fn send_reports(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.created);
         let secs = NTP_BASE_SECS + elapsed.as_secs();
         let frac = (u64::from(elapsed.subsec_nanos()) << 32) / 1_000_000_000;
         let ntp = (secs << 32) | frac;
-        let ts = self.clock.at(now);
-        for g in &self.rtp {
+        let ts = self.media.clock.at(now);
+        for g in &self.media.rtp {
             let sr = rtp::sender_report(
                 &SenderInfo {
                     ssrc: g.ssrc,
@@ -692,7 +645,7 @@ impl RtspSession {
                 CNAME,
             );
             match g.dest {
-                Dest::Udp { rtcp, .. } => self.datagrams.push(Datagram::owned(
+                Dest::Udp { rtcp, .. } => self.media.datagrams.push(Datagram::owned(
                     UdpChannel::Rtcp,
                     SocketAddr::new(self.peer.ip(), rtcp),
                     sr,
@@ -701,7 +654,7 @@ impl RtspSession {
                     if let Some(prefix) = rtp::interleaved_prefix(rtcp, sr.len()) {
                         let mut b = prefix.to_vec();
                         b.extend_from_slice(&sr);
-                        self.out.push_owned(b);
+                        self.media.out.push_owned(b);
                     }
                 }
             }
@@ -797,20 +750,78 @@ fn emit(
     }
 }
 
+impl Framer for RtpOut {
+    fn frame(&mut self, p: &Arc<StationPacket>, now: Instant) {
+        let ts = self.clock.stamp(p.send_time, now);
+        // The station's shared per-stream split answers the usual cases (one stream per
+        // session, or every stream of the packet); only a session with some but not all of a
+        // packet's streams parses and rewrites it.
+        let mut parsed: Option<Option<Packet<'_>>> = None;
+        for gi in 0..self.rtp.len() {
+            let Some(g) = self.rtp.get(gi) else {
+                continue;
+            };
+            let parts = p.parts();
+            let mine = || parts.iter().filter(|part| g.streams.contains(&part.stream));
+            let (data, key) = if let [only] = g.streams[..] {
+                match p.only_stream(only) {
+                    Some(part) => (Data::Shared(&part.bytes), part.key),
+                    None => continue,
+                }
+            } else if mine().count() == parts.len() && !parts.is_empty() {
+                // Every stream of the packet is wanted (FFmpeg's shared UDP session, GStreamer's
+                // aggregate): the station buffer itself.
+                (Data::Shared(&p.bytes), mine().any(|part| part.key))
+            } else if mine().next().is_none() && !parts.is_empty() {
+                continue;
+            } else {
+                let pkt = parsed.get_or_insert_with(|| match Packet::parse(&p.bytes) {
+                    Ok(x) => Some(x),
+                    Err(e) => {
+                        debug!(peer = %self.peer, error = %e, "unparsable station packet skipped");
+                        None
+                    }
+                });
+                let Some(pkt) = pkt.as_ref() else {
+                    return;
+                };
+                let data = match select_streams(pkt, &g.streams) {
+                    Filtered::Unchanged => Data::Shared(&p.bytes),
+                    Filtered::Dropped => continue,
+                    Filtered::Rewritten(v) => Data::Owned(v.into()),
+                };
+                let key = pkt
+                    .payloads
+                    .iter()
+                    .any(|pl| g.streams.contains(&pl.stream) && pl.starts_key_frame());
+                (data, key)
+            };
+            emit(
+                self.rtp.get_mut(gi),
+                &mut self.out,
+                &mut self.datagrams,
+                self.peer,
+                self.mtu,
+                &data,
+                key,
+                ts,
+            );
+        }
+    }
+
+    fn queue(&mut self) -> &mut OutQueue {
+        &mut self.out
+    }
+}
+
 impl Sink for RtspSession {
     fn on_header(&mut self, header: &Arc<StationHeader>, now: Instant) -> Step {
         let Some(old) = &self.header else {
             return Step::Continue;
         };
         let change = match self.feed.as_mut() {
-            Some(f) => {
-                let mut ready = std::mem::take(&mut self.ready);
-                let change = f.on_header(header, &mut ready);
-                // The old header's packets still held back go out first.
-                self.send_all(&mut ready, now);
-                self.ready = ready;
-                change
-            }
+            // The old header's packets still held back go out first.
+            Some(f) => f.header_to(header, &mut self.media, now),
             None => compare_headers(old, header),
         };
         if change.continues() {
@@ -827,10 +838,7 @@ impl Sink for RtspSession {
         let Some(feed) = self.feed.as_mut() else {
             return Step::Continue;
         };
-        let mut ready = std::mem::take(&mut self.ready);
-        let verdict = feed.offer(packet, &mut self.out, now, &mut ready);
-        self.send_all(&mut ready, now);
-        self.ready = ready;
+        let verdict = feed.offer_to(packet, &mut self.media, now);
         self.check_feed(verdict)
     }
 
@@ -909,10 +917,10 @@ impl Session for RtspSession {
     }
 
     fn output(&mut self) -> &mut OutQueue {
-        &mut self.out
+        &mut self.media.out
     }
 
     fn take_datagrams(&mut self, out: &mut Vec<Datagram>) {
-        out.append(&mut self.datagrams);
+        out.append(&mut self.media.datagrams);
     }
 }

@@ -59,6 +59,16 @@ pub enum Verdict {
     Drop(String),
 }
 
+/// What a protocol does with the packets the rules release: frame each for its client
+/// (MMS Data packets, MMSH `$D` chunks, RTP). The rules measure the client's backlog on
+/// [`Framer::queue`].
+pub trait Framer {
+    /// Frame one station packet for the client.
+    fn frame(&mut self, packet: &Arc<StationPacket>, now: Instant);
+    /// The client's stream output queue.
+    fn queue(&mut self) -> &mut OutQueue;
+}
+
 /// One client's live delivery; see the module doc.
 #[derive(Debug)]
 pub struct Delivery {
@@ -66,6 +76,8 @@ pub struct Delivery {
     header: Arc<StationHeader>,
     config: FeedConfig,
     behind_check: Option<Instant>,
+    /// Packets released by the last step, handed to the framer (kept to reuse its allocation).
+    due: Vec<Arc<StationPacket>>,
 }
 
 impl Delivery {
@@ -86,6 +98,51 @@ impl Delivery {
             header,
             config,
             behind_check: None,
+            due: Vec::new(),
+        }
+    }
+
+    /// A station packet: what is due goes to `framer` at once.
+    pub fn offer_to(
+        &mut self,
+        p: &Arc<StationPacket>,
+        framer: &mut impl Framer,
+        now: Instant,
+    ) -> Verdict {
+        let mut due = std::mem::take(&mut self.due);
+        let verdict = self.offer(p, framer.queue(), now, &mut due);
+        Self::frame_all(&mut due, framer, now);
+        self.due = due;
+        verdict
+    }
+
+    /// The deadline passed: the fast-start packets now due go to `framer`.
+    pub fn release_to(&mut self, framer: &mut impl Framer, now: Instant) -> Verdict {
+        let mut due = std::mem::take(&mut self.due);
+        let verdict = self.release(framer.queue(), now, &mut due);
+        Self::frame_all(&mut due, framer, now);
+        self.due = due;
+        verdict
+    }
+
+    /// The station's header changed ([`Delivery::on_header`]): the old header's packets still
+    /// held back go to `framer` before the caller signals the new header.
+    pub fn header_to(
+        &mut self,
+        new: &Arc<StationHeader>,
+        framer: &mut impl Framer,
+        now: Instant,
+    ) -> HeaderChange {
+        let mut due = std::mem::take(&mut self.due);
+        let change = self.on_header(new, &mut due);
+        Self::frame_all(&mut due, framer, now);
+        self.due = due;
+        change
+    }
+
+    fn frame_all(due: &mut Vec<Arc<StationPacket>>, framer: &mut impl Framer, now: Instant) {
+        for p in due.drain(..) {
+            framer.frame(&p, now);
         }
     }
 
