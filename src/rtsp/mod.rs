@@ -9,9 +9,11 @@
 //!   the x-wms-rtx section FFmpeg's UDP setup needs);
 //! - [`transport`]: SETUP transport negotiation (UDP, TCP interleaved, 461 otherwise);
 //! - [`rtp`]: RTP header, x-asf-pf packetizer with MTU fragmentation, RTCP sender reports;
+//! - [`rtcp`]: the client's RTCP (receiver reports, BYE) parsed for liveness and loss figures;
 //! - [`session`]: the per-connection state machine on the session contract.
 
 pub mod message;
+pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
