@@ -297,3 +297,110 @@ fn hostile_input_gets_clean_errors_and_the_daemon_keeps_serving() {
     assert!(d.is_running());
     assert!(!d.stderr().contains("panicked"), "{}", d.stderr());
 }
+
+/// The daemon's UDP sockets as (local port, rx_queue bytes), from /proc/net/udp (this network
+/// namespace) matched by socket inode against the daemon's descriptors.
+fn udp_sockets_of(pid: u32) -> Vec<(u16, u64)> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            // sl local rem st tx_queue:rx_queue tr tm->when retrnsmt uid timeout inode …
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let port = u16::from_str_radix(f.get(1)?.split(':').nth(1)?, 16).ok()?;
+            let rx = u64::from_str_radix(f.get(4)?.split(':').nth(1)?, 16).ok()?;
+            inodes
+                .contains(&f.get(9)?.to_string())
+                .then_some((port, rx))
+        })
+        .collect()
+}
+
+/// The Recv-Q of the daemon's RTCP socket: the odd port of its RTP/RTCP pair.
+fn rtcp_rx_queue(pid: u32) -> Option<(u16, u64)> {
+    let socks = udp_sockets_of(pid);
+    socks
+        .iter()
+        .find(|(p, _)| p % 2 == 1 && socks.iter().any(|(q, _)| *q == p - 1))
+        .copied()
+}
+
+/// A `key=value` field of a log line, as a number.
+fn field(line: &str, key: &str) -> Option<f64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.trim_matches('"').parse().ok())
+}
+
+#[test]
+fn receiver_reports_are_read_and_a_dropped_udp_session_logs_its_end() {
+    let dir = TempDir::new("rtsp-rtcp");
+    let (mut d, url) = start(dir.path(), "");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "verbose"])
+        .args(["-rtsp_transport", "udp", "-i", &url, "-f", "null", "-"]);
+    let ff = Daemon::spawn("ffmpeg-rtcp", cmd);
+    // FFmpeg answers sender reports (every 5 s) with receiver reports; its punch packets land
+    // on the RTCP socket at once. Sample the RTCP socket's Recv-Q for 8 s of playing.
+    let start = std::time::Instant::now();
+    let mut samples = Vec::new();
+    while start.elapsed() < Duration::from_secs(8) {
+        std::thread::sleep(Duration::from_millis(250));
+        if let Some((_, rx)) = rtcp_rx_queue(d.pid()) {
+            samples.push(rx);
+        }
+    }
+    let (port, _) = rtcp_rx_queue(d.pid()).expect("the daemon has an RTP/RTCP socket pair");
+    let max = samples.iter().copied().max().unwrap_or(0);
+    eprintln!("RTCP socket 127.0.0.1:{port} Recv-Q over 8 s: max {max} bytes, samples {samples:?}");
+    assert!(
+        d.stderr().contains("rtsp play"),
+        "FFmpeg never played: {}\n{}",
+        d.stderr(),
+        ff.stderr()
+    );
+    // An unread socket holds every report since the start (a few KiB after 8 s); a read one
+    // holds at most the datagram that arrived since the last loop turn.
+    assert!(
+        samples.iter().filter(|&&rx| rx > 0).count() <= 2 && max < 4096,
+        "RTCP Recv-Q not drained: {samples:?}"
+    );
+    // No TEARDOWN: SIGKILL drops the TCP connection and the UDP reports stop.
+    ff.signal("KILL").unwrap();
+    assert!(
+        d.wait_for_stderr("rtsp session ended", Duration::from_secs(10)),
+        "no end line for the dropped session:\n{}",
+        d.stderr()
+    );
+    let log = d.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("rtsp session ended"))
+        .unwrap_or_default();
+    eprintln!("{line}");
+    assert!(line.contains("transport=\"udp\""), "{line}");
+    assert!(line.contains("end=\"peer closed\""), "no TEARDOWN: {line}");
+    assert!(field(line, "packets").unwrap_or(0.0) > 0.0, "{line}");
+    assert!(field(line, "bytes").unwrap_or(0.0) > 0.0, "{line}");
+    assert!(
+        field(line, "receiver_reports").unwrap_or(0.0) >= 1.0,
+        "receiver reports counted: {line}"
+    );
+    for key in ["fraction_lost", "cumulative_lost", "jitter_ms"] {
+        assert!(field(line, key).is_some(), "{key} in {line}");
+    }
+    assert!(d.is_running());
+    assert!(!log.contains("panicked"), "{log}");
+}

@@ -667,6 +667,12 @@ impl Session for MmsSession {
         "mms"
     }
 
+    /// The client's MMSU port: what it sends there (resend requests, punch packets) is
+    /// routed here and ignored, so the shared data socket is drained.
+    fn udp_peers(&self) -> &[SocketAddr] {
+        self.media.udp_to.as_slice()
+    }
+
     fn station(&self) -> Option<&str> {
         self.station.as_deref()
     }

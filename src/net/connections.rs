@@ -50,6 +50,9 @@ pub struct Connection {
     pub session: Box<dyn Session>,
     /// The station this connection is counted against (see the daemon's client counts).
     pub counted_station: Option<String>,
+    /// The client UDP addresses routed to this connection (its session's `udp_peers` as the
+    /// loop last saw them).
+    pub udp_peers: Vec<SocketAddr>,
     /// The interest registered with the poll.
     interest: Interest,
     /// Queued output above which the connection is not read (see the module doc).
@@ -85,6 +88,7 @@ impl Connection {
             peer,
             session,
             counted_station: None,
+            udp_peers: Vec::new(),
             interest: Interest::READABLE,
             read_limit,
             rearm_read: false,

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{self, Config};
 use crate::net::systemd::{self, ServiceManager};
-use crate::station::sink::{Datagram, Session};
+use crate::station::sink::{Datagram, Session, UdpChannel};
 
 use super::connections::{self, log_close, Connection, Listener, ListenerKind, PeerCounts};
 use super::fd_reserve::FdReserve;
@@ -29,14 +29,21 @@ use super::signals::{SignalRequest, Signals};
 use super::station_runtime::{HubEvent, StationRuntime};
 use super::stations::StationsView;
 use super::timer::PacingTimer;
+use super::udp_routes::UdpRoutes;
 use super::udp_sockets::UdpSockets;
 
 const TIMER: Token = Token(0);
 const SIGNALS: Token = Token(1);
+const UDP_MMS_DATA: Token = Token(2);
+const UDP_RTP: Token = Token(3);
+const UDP_RTCP: Token = Token(4);
 const LISTENER_BASE: usize = 16;
 pub(super) const CONN_BASE: usize = 1024;
 /// SO_SNDBUF of accepted connections (the kernel doubles it for its bookkeeping).
 pub(super) const SEND_BUFFER: usize = 128 * 1024;
+/// Most datagrams read from one UDP data socket per readiness event (fairness with the rest
+/// of the loop; the socket is re-armed when more are left).
+const UDP_READ_BUDGET: usize = 256;
 /// How often idle bookkeeping runs even when nothing else is due.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// `FileDescriptorName=`s of the socket unit, one per listener kind.
@@ -66,6 +73,8 @@ pub struct Daemon {
     pub(super) read_buf: Vec<u8>,
     pub(super) events_buf: Vec<HubEvent>,
     pub(super) udp: UdpSockets,
+    /// Which connection a datagram on the UDP data sockets belongs to, by source address.
+    pub(super) udp_routes: UdpRoutes,
     pub(super) datagrams: Vec<Datagram>,
     pub(super) factory: SessionFactory,
     pub(super) manager: ServiceManager,
@@ -174,6 +183,7 @@ impl Daemon {
             read_buf: vec![0u8; connections::READ_CHUNK],
             events_buf: Vec::new(),
             udp: UdpSockets::open(listen_cfg)?,
+            udp_routes: UdpRoutes::default(),
             datagrams: Vec::new(),
             factory: SessionFactory::new(),
             manager: ServiceManager::from_env(),
@@ -185,6 +195,7 @@ impl Daemon {
             fd_reserve: FdReserve::open(),
             accept_starved: false,
         };
+        d.udp.register(d.poll.registry(), udp_token)?;
         let now = Instant::now();
         let stations = d.config.stations.clone();
         for s in &stations {
@@ -225,6 +236,7 @@ impl Daemon {
             self.manager.ping_if_due(now);
             if now >= next_status {
                 self.refusals.flush(now, false);
+                self.udp_routes.flush(now, false);
                 self.retry_starved_listeners(now);
                 let status = self.status_line();
                 self.manager.status(&status);
@@ -252,6 +264,9 @@ impl Daemon {
                             }
                         }
                     }
+                    UDP_MMS_DATA => self.on_udp_readable(UdpChannel::MmsData, Instant::now()),
+                    UDP_RTP => self.on_udp_readable(UdpChannel::Rtp, Instant::now()),
+                    UDP_RTCP => self.on_udp_readable(UdpChannel::Rtcp, Instant::now()),
                     Token(t) if (LISTENER_BASE..CONN_BASE).contains(&t) => {
                         self.accept(t - LISTENER_BASE, Instant::now())
                     }
@@ -269,6 +284,38 @@ impl Daemon {
     fn send_datagrams(&mut self) {
         if !self.datagrams.is_empty() {
             self.udp.send_all(&mut self.datagrams);
+        }
+    }
+
+    /// Reads what clients sent to a UDP data socket (up to [`UDP_READ_BUDGET`] datagrams) and
+    /// hands each to the session that owns its source address; others are counted and dropped.
+    fn on_udp_readable(&mut self, via: UdpChannel, now: Instant) {
+        for _ in 0..UDP_READ_BUDGET {
+            let (len, from) = match self.udp.recv_from(via, &mut self.read_buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // A pending socket error (an ICMP report) is consumed by the read.
+                    debug!(socket = ?via, error = %e, "udp data socket read error");
+                    continue;
+                }
+            };
+            let Some(idx) = self.udp_routes.route(from) else {
+                self.udp_routes.note_unknown(from, via, now);
+                continue;
+            };
+            let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
+                self.udp_routes.note_unknown(from, via, now);
+                continue;
+            };
+            let bytes = self.read_buf.get(..len).unwrap_or_default();
+            let step = c.session.on_datagram(via, from, bytes, now);
+            c.apply(step);
+            self.after_io(idx);
+        }
+        if let Err(e) = self.udp.rearm(self.poll.registry(), via, udp_token(via)) {
+            warn!(socket = ?via, error = %e, "cannot re-arm a udp data socket");
         }
     }
 
@@ -371,6 +418,11 @@ impl Daemon {
         }
         // Sent in one batch per loop turn (`send_datagrams`).
         c.session.take_datagrams(&mut self.datagrams);
+        if c.session.udp_peers() != c.udp_peers.as_slice() {
+            let peers = c.session.udp_peers().to_vec();
+            self.udp_routes.update(idx, &c.udp_peers, &peers);
+            c.udp_peers = peers;
+        }
         let ok = c.flush();
         if !ok {
             c.force_close("write failed");
@@ -396,6 +448,7 @@ impl Daemon {
     pub(super) fn close(&mut self, idx: usize) {
         if let Some(mut c) = self.conns.get_mut(idx).and_then(|c| c.take()) {
             log_close(&c);
+            self.udp_routes.update(idx, &c.udp_peers, &[]);
             if let Some(station) = c.counted_station.take() {
                 unsubscribe(&mut self.clients, &station, idx);
             }
@@ -409,6 +462,7 @@ impl Daemon {
         self.manager.stopping();
         let now = Instant::now();
         self.refusals.flush(now, true);
+        self.udp_routes.flush(now, true);
         for rt in self.stations.values_mut() {
             rt.stop(now);
         }
@@ -421,6 +475,15 @@ impl Daemon {
             }
             self.close(i);
         }
+    }
+}
+
+/// The poll token of a UDP data socket.
+fn udp_token(via: UdpChannel) -> Token {
+    match via {
+        UdpChannel::MmsData => UDP_MMS_DATA,
+        UdpChannel::Rtp => UDP_RTP,
+        UdpChannel::Rtcp => UDP_RTCP,
     }
 }
 

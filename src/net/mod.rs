@@ -2,7 +2,7 @@
 //! ([`daemon::Daemon`]) owns every socket — the TCP listeners (bound here or passed by systemd
 //! socket activation), the accepted connections and their write queues
 //! ([`connections`]), the unicast UDP data sockets ([`udp_sockets`], sent in batches by
-//! [`udp_batch`]) and each station's multicast socket ([`multicast`]) — plus a timerfd
+//! [`udp_batch`], read and routed to sessions by client address through [`udp_routes`]) and each station's multicast socket ([`multicast`]) — plus a timerfd
 //! ([`timer::PacingTimer`]) armed for the earliest deadline of anything, and a signalfd
 //! ([`signals::Signals`]) for SIGTERM/SIGINT (stop) and SIGHUP ([`reload`]), and the
 //! systemd side ([`systemd`]: readiness, status, watchdog, sockets passed by socket activation).
@@ -37,6 +37,7 @@ pub mod stations;
 pub mod systemd;
 pub mod timer;
 pub mod udp_batch;
+pub mod udp_routes;
 pub mod udp_sockets;
 
 pub use daemon::{Daemon, DaemonError, LogLevelHook};

@@ -1,8 +1,18 @@
 //! The UDP sockets unicast sessions send data from: MMS data (MMSU) and the RTP/RTCP pair.
 //! Sessions queue [`Datagram`]s naming a [`UdpChannel`]; the loop sends a turn's datagrams
 //! here, one `sendmmsg` per run of datagrams from the same socket ([`super::udp_batch`]).
+//!
+//! Clients also send to these sockets — RTCP receiver reports every few seconds (RFC 3550
+//! §6.4.2), NAT punch packets, MMSU resend requests — so they are registered with the poll
+//! and read until they would block ([`UdpSockets::recv_from`]); an unread socket would hold
+//! every report ever sent to it in its receive queue.
 
 use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
 
 use crate::config;
 use crate::station::sink::{Datagram, UdpChannel, UdpPorts};
@@ -53,6 +63,47 @@ impl UdpSockets {
             }
         }
         Ok(u)
+    }
+
+    fn socket(&self, via: UdpChannel) -> Option<&std::net::UdpSocket> {
+        match via {
+            UdpChannel::MmsData => self.mms_data.as_ref(),
+            UdpChannel::Rtp => self.rtp.as_ref(),
+            UdpChannel::Rtcp => self.rtcp.as_ref(),
+        }
+    }
+
+    /// Registers every open socket for READABLE under the token `token(channel)` names.
+    pub fn register(&self, registry: &Registry, token: fn(UdpChannel) -> Token) -> io::Result<()> {
+        for via in [UdpChannel::MmsData, UdpChannel::Rtp, UdpChannel::Rtcp] {
+            if let Some(s) = self.socket(via) {
+                registry.register(
+                    &mut SourceFd(&s.as_raw_fd()),
+                    token(via),
+                    Interest::READABLE,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the poll to report `via` again if datagrams are left (reading stopped at a budget
+    /// before the socket would block; the registration is edge-triggered).
+    pub fn rearm(&self, registry: &Registry, via: UdpChannel, token: Token) -> io::Result<()> {
+        match self.socket(via) {
+            Some(s) => {
+                registry.reregister(&mut SourceFd(&s.as_raw_fd()), token, Interest::READABLE)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// One datagram from the `via` socket (non-blocking: `WouldBlock` when there is none).
+    pub fn recv_from(&self, via: UdpChannel, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        match self.socket(via) {
+            Some(s) => s.recv_from(buf),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        }
     }
 
     pub fn ports(&self) -> UdpPorts {

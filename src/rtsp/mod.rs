@@ -9,12 +9,14 @@
 //!   the x-wms-rtx section FFmpeg's UDP setup needs);
 //! - [`transport`]: SETUP transport negotiation (UDP, TCP interleaved, 461 otherwise);
 //! - [`rtp`]: RTP header, x-asf-pf packetizer with MTU fragmentation, RTCP sender reports;
+//! - [`rtcp`]: the client's RTCP (receiver reports, BYE) parsed for liveness and loss figures;
 //! - [`session`]: the per-connection state machine on the session contract
 //!   ([`crate::station::sink`]), delivering by the station's per-client rules
 //!   ([`crate::station::delivery`]); the shell writes its TCP output and sends its RTP/RTCP
-//!   datagrams.
+//!   datagrams, and routes the client's RTCP to it.
 
 pub mod message;
+pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod session;

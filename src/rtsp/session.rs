@@ -12,9 +12,14 @@
 //!   protocol shares: newest clean point, fast start, slow-client skips, stall close) and answers `Range: npt=0.000-` and `RTP-Info` (seq and
 //!   rtptime of the first packet). **PAUSE** stops delivery; PLAY again rejoins live.
 //! - **GET_PARAMETER / SET_PARAMETER / OPTIONS** are keep-alives; **TEARDOWN** answers and closes.
-//! - A session that hears no request (nor interleaved RTCP) for the session timeout is closed.
-//!   Inbound UDP RTCP is not read (the loop does not deliver it): liveness over UDP rests on the
-//!   RTSP keep-alives every client sends (FFmpeg every timeout/2, GStreamer and VLC likewise).
+//! - A session that hears no request, interleaved RTCP nor UDP RTCP for the session timeout is
+//!   closed. Over UDP the client's receiver reports (RFC 3550 §6.4.2, parsed by [`rtcp`]) count
+//!   as keep-alives like its RTSP GET_PARAMETERs; the shell routes them here by the client
+//!   ports the session set up ([`Session::udp_peers`]). Their loss figures (fraction lost,
+//!   cumulative lost, jitter) are kept for the end line, and a BYE (§6.6) ends delivery.
+//! - When the session goes (TEARDOWN, dropped connection, timeout) it logs one
+//!   "rtsp session ended" line: peer, station, transport, packets, bytes, skips and the
+//!   figures of the last receiver report.
 //!
 //! **Stream selection and RTP sessions.** Each set-up ASF stream has a destination (client UDP
 //! port pair, or interleaved channel pair). Streams with the same destination share one RTP
@@ -60,6 +65,7 @@ use crate::station::sink::{
 use crate::station::{StationHeader, StationPacket};
 
 use super::message::{header, Incoming, ReadError, Reader, Reply, PUBLIC};
+use super::rtcp::{self, ReportBlock};
 use super::rtp::{self, SenderInfo};
 use super::sdp::{self, Layout, Track};
 use super::transport::{self, Dest};
@@ -217,6 +223,26 @@ pub struct RtspSession {
     last_heard: Option<Instant>,
     next_report: Option<Instant>,
     warned_header_size: bool,
+    /// The client UDP addresses of the set-up streams (RTP and RTCP ports), for routing.
+    udp_peers: Vec<SocketAddr>,
+    stats: EndStats,
+}
+
+/// What the end-of-session line reports.
+#[derive(Debug, Default)]
+struct EndStats {
+    /// Delivery started at least once (a session that never played logs no end line).
+    played: bool,
+    /// Skips and skipped packets of feeds already stopped (PAUSE, BYE).
+    skips: u64,
+    skipped: u64,
+    /// Report blocks about our sources, and the last one.
+    receiver_reports: u64,
+    last_report: Option<ReportBlock>,
+    /// RTCP datagrams that did not parse.
+    bad_rtcp: u64,
+    /// How the session ended, when the session itself knows.
+    end: &'static str,
 }
 
 /// Everything the session sends: RTSP replies and interleaved frames on its TCP output, RTP
@@ -229,6 +255,9 @@ struct RtpOut {
     datagrams: Vec<Datagram>,
     rtp: Vec<RtpSession>,
     clock: MediaClock,
+    /// RTP packets and their bytes (RTP header included) sent, over UDP or TCP.
+    packets: u64,
+    bytes: u64,
 }
 
 impl RtspSession {
@@ -257,6 +286,8 @@ impl RtspSession {
                     last: None,
                     declared: None,
                 },
+                packets: 0,
+                bytes: 0,
             },
             station: None,
             header: None,
@@ -271,7 +302,89 @@ impl RtspSession {
             last_heard: None,
             next_report: None,
             warned_header_size: false,
+            udp_peers: Vec::new(),
+            stats: EndStats {
+                end: "connection closed",
+                ..EndStats::default()
+            },
         }
+    }
+
+    /// Stops delivery, keeping the feed's skip counts for the end line.
+    fn stop_feed(&mut self) {
+        if let Some(f) = self.feed.take() {
+            let (skips, skipped) = f.skips();
+            self.stats.skips += skips;
+            self.stats.skipped += skipped;
+        }
+    }
+
+    /// "udp", "tcp" or "udp+tcp": the lower transports of the RTP sessions.
+    fn transport(&self) -> &'static str {
+        let udp = self
+            .media
+            .rtp
+            .iter()
+            .any(|g| matches!(g.dest, Dest::Udp { .. }));
+        let tcp = self
+            .media
+            .rtp
+            .iter()
+            .any(|g| matches!(g.dest, Dest::Tcp { .. }));
+        match (udp, tcp) {
+            (true, true) => "udp+tcp",
+            (true, false) => "udp",
+            (false, true) => "tcp",
+            (false, false) => "none",
+        }
+    }
+
+    /// Recomputes the client addresses the shell routes to this session.
+    fn update_udp_peers(&mut self) {
+        let mut peers = Vec::new();
+        for s in &self.setups {
+            if let Dest::Udp { rtp, rtcp } = s.dest {
+                for port in [rtp, rtcp] {
+                    let a = SocketAddr::new(self.peer.ip(), port);
+                    if !peers.contains(&a) {
+                        peers.push(a);
+                    }
+                }
+            }
+        }
+        self.udp_peers = peers;
+    }
+
+    /// A compound RTCP packet from the client (UDP or interleaved): proof of life, loss
+    /// figures, and BYE.
+    fn on_rtcp(&mut self, bytes: &[u8], now: Instant) -> Step {
+        let c = match rtcp::parse(bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                self.stats.bad_rtcp += 1;
+                debug!(peer = %self.peer, error = %e, "client RTCP ignored");
+                return Step::Continue;
+            }
+        };
+        if c.reports > 0 {
+            self.last_heard = Some(now);
+        }
+        for b in c.blocks {
+            if self.media.rtp.iter().any(|g| g.ssrc == b.ssrc) {
+                self.stats.receiver_reports += 1;
+                self.stats.last_report = Some(b);
+            } else {
+                debug!(peer = %self.peer, ssrc = b.ssrc, "receiver report about an unknown source");
+            }
+        }
+        if c.bye && self.playing {
+            info!(peer = %self.peer, station = self.station.as_deref().unwrap_or(""), "rtsp client sent RTCP BYE; delivery ended");
+            self.playing = false;
+            self.stop_feed();
+            self.next_report = None;
+            self.stats.end = "rtcp bye";
+        }
+        Step::Continue
     }
 
     fn idle_deadline(&self) -> Instant {
@@ -369,7 +482,7 @@ impl RtspSession {
                         info!(peer = %self.peer, station = self.station.as_deref().unwrap_or(""), "rtsp pause");
                     }
                     self.playing = false;
-                    self.feed = None;
+                    self.stop_feed();
                     self.next_report = None;
                     Reply::new(200)
                 };
@@ -384,6 +497,7 @@ impl RtspSession {
             Method::Teardown => {
                 self.reply(Reply::new(200), cseq, true);
                 self.playing = false;
+                self.stats.end = "teardown";
                 Step::close("rtsp teardown")
             }
             Method::Announce | Method::Record | Method::Redirect | Method::PlayNotify => {
@@ -509,6 +623,7 @@ impl RtspSession {
             dest: chosen.dest,
         });
         self.regroup();
+        self.update_udp_peers();
         let mut reply = chosen.reply;
         if let Some(g) = self.media.rtp.iter().find(|g| g.dest == chosen.dest) {
             reply.push_str(&format!(";ssrc={:08X}", g.ssrc));
@@ -586,6 +701,7 @@ impl RtspSession {
         self.reply(r, cseq, true);
         if !self.playing {
             self.playing = true;
+            self.stats.played = true;
             let header = self.header.clone().or_else(|| stations.header(&station));
             self.feed = header
                 .map(|h| Delivery::join(self.cfg.feed, h, stations.join_backlog(&station), now));
@@ -623,7 +739,8 @@ impl RtspSession {
         let Verdict::Drop(reason) = verdict else {
             return Step::Continue;
         };
-        self.feed = None;
+        self.stop_feed();
+        self.stats.end = "stalled";
         Step::close(format!("rtsp client stalled: {reason}"))
     }
 
@@ -675,7 +792,7 @@ impl RtspSession {
 }
 
 /// Packetizes one ASF packet for one RTP session and queues it (UDP datagrams or interleaved
-/// frames).
+/// frames). Returns the RTP packets and bytes queued.
 #[allow(clippy::too_many_arguments)]
 fn emit(
     g: Option<&mut RtpSession>,
@@ -686,18 +803,19 @@ fn emit(
     data: &Data<'_>,
     key: bool,
     ts: u32,
-) {
+) -> (u64, u64) {
     let Some(g) = g else {
-        return;
+        return (0, 0);
     };
     let bytes = data.bytes();
     let frags = match rtp::fragments(bytes.len(), key, mtu) {
         Ok(f) => f,
         Err(e) => {
             debug!(%peer, error = %e, "packet not sent");
-            return;
+            return (0, 0);
         }
     };
+    let mut sent = (0u64, 0u64);
     let whole = frags.len() == 1;
     for f in frags {
         let Some(piece) = bytes.get(f.start..f.end) else {
@@ -747,7 +865,10 @@ fn emit(
                 }
             }
         }
+        sent.0 += 1;
+        sent.1 += size as u64;
     }
+    sent
 }
 
 impl Framer for RtpOut {
@@ -796,7 +917,7 @@ impl Framer for RtpOut {
                     .any(|pl| g.streams.contains(&pl.stream) && pl.starts_key_frame());
                 (data, key)
             };
-            emit(
+            let (packets, bytes) = emit(
                 self.rtp.get_mut(gi),
                 &mut self.out,
                 &mut self.datagrams,
@@ -806,6 +927,8 @@ impl Framer for RtpOut {
                 key,
                 ts,
             );
+            self.packets += packets;
+            self.bytes += bytes;
         }
     }
 
@@ -854,6 +977,7 @@ impl Sink for RtspSession {
             } else {
                 self.cfg.session_timeout
             };
+            self.stats.end = "timeout";
             return Step::close(format!("rtsp session timed out: {what} for {after:?}"));
         }
         if !self.playing {
@@ -922,5 +1046,74 @@ impl Session for RtspSession {
 
     fn take_datagrams(&mut self, out: &mut Vec<Datagram>) {
         out.append(&mut self.media.datagrams);
+    }
+
+    fn udp_peers(&self) -> &[SocketAddr] {
+        &self.udp_peers
+    }
+
+    fn on_datagram(
+        &mut self,
+        via: UdpChannel,
+        from: SocketAddr,
+        bytes: &[u8],
+        now: Instant,
+    ) -> Step {
+        match via {
+            UdpChannel::Rtcp => self.on_rtcp(bytes, now),
+            // NAT punch packets to the RTP socket (FFmpeg sends one per stream) carry nothing.
+            UdpChannel::Rtp | UdpChannel::MmsData => {
+                debug!(peer = %self.peer, %from, len = bytes.len(), "datagram to the RTP socket ignored");
+                Step::Continue
+            }
+        }
+    }
+
+    fn on_peer_closed(&mut self, _now: Instant) -> Step {
+        if self.stats.end == "connection closed" {
+            self.stats.end = "peer closed";
+        }
+        Step::close("peer closed the connection")
+    }
+}
+
+/// An optional figure in a log line: the value, or `none`.
+struct Figure<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for Figure<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+impl Drop for RtspSession {
+    fn drop(&mut self) {
+        if !self.stats.played {
+            return;
+        }
+        let (skips, skipped) = self.feed.as_ref().map_or((0, 0), Delivery::skips);
+        let st = &self.stats;
+        let rr = st.last_report;
+        info!(
+            peer = %self.peer,
+            protocol = "rtsp",
+            station = self.station.as_deref().unwrap_or(""),
+            transport = self.transport(),
+            end = st.end,
+            packets = self.media.packets,
+            bytes = self.media.bytes,
+            skips = st.skips + skips,
+            skipped = st.skipped + skipped,
+            receiver_reports = st.receiver_reports,
+            fraction_lost = %Figure(rr.map(|r| format!("{:.3}", f64::from(r.fraction_lost) / 256.0))),
+            cumulative_lost = %Figure(rr.map(|r| r.cumulative_lost)),
+            // The RTP clock is 1 kHz: jitter units are milliseconds.
+            jitter_ms = %Figure(rr.map(|r| r.jitter)),
+            bad_rtcp = st.bad_rtcp,
+            "rtsp session ended"
+        );
     }
 }

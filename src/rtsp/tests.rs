@@ -794,3 +794,165 @@ fn a_seeded_session_replays_byte_for_byte() {
     let (_, id_c) = run(2);
     assert_ne!(id_a, id_c);
 }
+
+/// What `f` logs at INFO and above, as text lines (the daemon's format, without colours).
+fn logged(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
+    text
+}
+
+/// A receiver report from `receiver` about `ssrc` (RR with one block, then SDES), as FFmpeg
+/// sends: `fraction`/256 lost, `lost` in all, `jitter` in RTP units.
+fn receiver_report(ssrc: u32, fraction: u8, lost: u32, jitter: u32) -> Vec<u8> {
+    let mut b = vec![0x81, 201, 0, 7, 0x12, 0x34, 0x56, 0x78];
+    b.extend_from_slice(&ssrc.to_be_bytes());
+    b.extend_from_slice(&((u32::from(fraction) << 24) | (lost & 0xFF_FFFF)).to_be_bytes());
+    b.extend_from_slice(&1000u32.to_be_bytes());
+    b.extend_from_slice(&jitter.to_be_bytes());
+    b.extend_from_slice(&[0; 8]);
+    b.extend_from_slice(&[0x81, 202, 0, 2, 0x12, 0x34, 0x56, 0x78, 1, 1, b'x', 0]);
+    b
+}
+
+/// A client playing stream 1 over UDP to ports 5002-5003; returns it and the SSRC.
+fn udp_player() -> (Client, u32) {
+    let mut c = Client::new(cfg(true, 1450));
+    c.request("DESCRIBE", URL, "");
+    let (_, r, _) = c.request(
+        "SETUP",
+        &format!("{URL}/stream=1"),
+        "Transport: RTP/AVP/UDP;unicast;client_port=5002-5003;mode=play\r\n",
+    );
+    let t = header_value(&r, "Transport").unwrap();
+    let ssrc = t
+        .split(';')
+        .find_map(|p| p.strip_prefix("ssrc="))
+        .and_then(|s| u32::from_str_radix(s, 16).ok())
+        .unwrap();
+    let (_, r, _) = c.request("PLAY", URL, "");
+    assert_eq!(status(&r), 200, "{r}");
+    (c, ssrc)
+}
+
+const RTCP_FROM: &str = "127.0.0.1:5003";
+
+#[test]
+fn udp_receiver_reports_keep_the_session_alive_and_their_figures_end_it() {
+    let (mut c, ssrc) = udp_player();
+    let rtcp_from: SocketAddr = RTCP_FROM.parse().unwrap();
+    assert_eq!(
+        c.s.udp_peers(),
+        ["127.0.0.1:5002".parse().unwrap(), rtcp_from],
+        "the client's RTP and RTCP ports are routed to the session"
+    );
+    let played = c.now;
+    c.now += Duration::from_secs(5);
+    assert_eq!(c.s.on_timeout(c.now), Step::Continue);
+    // A receiver report 50 s in counts as a keep-alive: no RTSP request for 61 s is fine.
+    c.now = played + Duration::from_secs(50);
+    let rr = receiver_report(ssrc, 64, 3, 12);
+    assert_eq!(
+        c.s.on_datagram(UdpChannel::Rtcp, rtcp_from, &rr, c.now),
+        Step::Continue
+    );
+    assert_eq!(
+        c.s.on_timeout(played + Duration::from_secs(61)),
+        Step::Continue
+    );
+    // Garbage and a truncated report are counted; a report about another source (still
+    // proof of life) leaves the figures alone.
+    for junk in [
+        &b"\x16\x03\x01junk"[..],
+        &rr[..20],
+        &receiver_report(ssrc ^ 1, 255, 999, 1),
+    ] {
+        assert_eq!(
+            c.s.on_datagram(UdpChannel::Rtcp, rtcp_from, junk, c.now),
+            Step::Continue
+        );
+    }
+    // Garbage is no proof of life.
+    let late = played + Duration::from_secs(80);
+    c.s.on_datagram(UdpChannel::Rtcp, rtcp_from, b"\x80\xc9\x00", late);
+    // Without more reports the session times out 60 s after the last one…
+    let step = c.s.on_timeout(played + Duration::from_secs(111));
+    assert!(matches!(step, Step::Close { .. }), "{step:?}");
+    // …and its end line carries the last report's figures.
+    let log = logged(|| drop(c));
+    let line = log
+        .lines()
+        .find(|l| l.contains("rtsp session ended"))
+        .unwrap_or_else(|| panic!("no end line in {log:?}"));
+    for want in [
+        "transport=\"udp\"",
+        "end=\"timeout\"",
+        "receiver_reports=1",
+        "fraction_lost=0.250",
+        "cumulative_lost=3",
+        "jitter_ms=12",
+        "bad_rtcp=3",
+    ] {
+        assert!(line.contains(want), "{want} in {line}");
+    }
+    let packets: u64 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("packets="))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(packets > 0, "{line}");
+}
+
+#[test]
+fn an_rtcp_bye_ends_delivery_and_a_session_that_never_played_logs_no_end() {
+    let (mut c, ssrc) = udp_player();
+    let rtcp_from: SocketAddr = RTCP_FROM.parse().unwrap();
+    c.now += Duration::from_secs(2);
+    c.s.on_timeout(c.now);
+    let mut dg = Vec::new();
+    c.s.take_datagrams(&mut dg);
+    assert!(!dg.is_empty(), "playing");
+    let mut bye = receiver_report(ssrc, 0, 0, 0);
+    bye.extend_from_slice(&[0x81, 203, 0, 1, 0x12, 0x34, 0x56, 0x78]);
+    assert_eq!(
+        c.s.on_datagram(UdpChannel::Rtcp, rtcp_from, &bye, c.now),
+        Step::Continue
+    );
+    for p in c.view.backlog.clone() {
+        assert_eq!(c.s.on_packet(&p, c.now), Step::Continue);
+    }
+    c.now += Duration::from_secs(10);
+    c.s.on_timeout(c.now);
+    dg.clear();
+    c.s.take_datagrams(&mut dg);
+    assert!(
+        dg.is_empty(),
+        "nothing sent after BYE: {} datagrams",
+        dg.len()
+    );
+    let log = logged(|| drop(c));
+    assert!(log.contains("end=\"rtcp bye\""), "{log}");
+
+    let mut c = Client::new(cfg(true, 1450));
+    c.request("DESCRIBE", URL, "");
+    let log = logged(|| drop(c));
+    assert!(!log.contains("rtsp session ended"), "{log}");
+}

@@ -10,7 +10,10 @@
 //! - [`Sink::on_header`] / [`Sink::on_packet`] when its station has something new;
 //! - [`Sink::on_timeout`] when [`Sink::deadline`] has passed;
 //! - [`Sink::on_station_end`] when the station stops (reload, shutdown);
-//! - for sessions, [`Session::on_bytes`] and [`Session::on_peer_closed`].
+//! - for sessions, [`Session::on_bytes`] and [`Session::on_peer_closed`];
+//! - for sessions with UDP channels, [`Session::on_datagram`] with what a client sent to the
+//!   server's data sockets. The shell routes a datagram by its source address to the session
+//!   whose [`Session::udp_peers`] names it, so a session only ever hears its own client.
 //!
 //! A sink returns [`Step::Close`] to be dropped. This module imports no protocol: the catalog
 //! sessions may read ([`StationView::catalog`]) is station data ([`super::catalog`]).
@@ -314,6 +317,23 @@ pub trait Session: Sink {
     fn output(&mut self) -> &mut OutQueue;
     /// Datagrams to send (UDP data channels); default none.
     fn take_datagrams(&mut self, _out: &mut Vec<Datagram>) {}
+    /// The client addresses (IP and port) this session expects datagrams from on the server's
+    /// UDP data sockets: the ports the client set up. The shell reads it after every event
+    /// and routes datagrams from these addresses to [`Session::on_datagram`]. Default none.
+    fn udp_peers(&self) -> &[SocketAddr] {
+        &[]
+    }
+    /// A datagram from one of [`Session::udp_peers`], received on the server's `via` socket.
+    /// Default: ignored.
+    fn on_datagram(
+        &mut self,
+        _via: UdpChannel,
+        _from: SocketAddr,
+        _bytes: &[u8],
+        _now: Instant,
+    ) -> Step {
+        Step::Continue
+    }
     /// The peer closed its side: default is to close.
     fn on_peer_closed(&mut self, _now: Instant) -> Step {
         Step::close("peer closed the connection")
