@@ -914,6 +914,17 @@ fn check(client: &str) {
             }
         }
 
+        // MMS: the header data packets follow the ReadBlock report (mmsp.md §5.5: ffmpeg,
+        // libmms and mplayer read the 0x11 first and then expect the header).
+        let report = reading
+            .said
+            .iter()
+            .position(|s| *s == Said::Reply("0x11".into()));
+        let header = reading.said.iter().position(|s| *s == Said::Header);
+        if let (Some(r), Some(h)) = (report, header) {
+            assert!(r < h, "{what}: header data before the 0x11 report");
+        }
+
         // Byte by byte at the same times: the same output, byte for byte.
         let bytewise = replay(kind, conn, Mode::Bytewise);
         let flat = |out: &[Out]| -> (Vec<u8>, Vec<Vec<u8>>) {
