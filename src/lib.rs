@@ -26,3 +26,6 @@ pub mod recv;
 pub mod rtsp;
 pub mod source;
 pub mod station;
+
+#[cfg(test)]
+mod golden_tests;
