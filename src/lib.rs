@@ -10,6 +10,8 @@
 //!   a sink), [`nsc`] (.nsc/.asx), [`mms`], [`http`] (announcements and MMSH), [`rtsp`];
 //!   no protocol imports another;
 //! - [`config`]: the YAML model, validation and reload diff;
+//! - [`ops`]: what operators see (a snapshot of stations and clients, rendered by the status
+//!   page, metrics, control API and client logs);
 //! - [`net`]: the shell, the only place with sockets and clocks: the mio loop, listeners,
 //!   connections, UDP and multicast sockets, timers, signals, systemd;
 //! - command-line tools with a small shell of their own: [`probe`], [`recv`].
@@ -21,6 +23,7 @@ pub mod mms;
 pub mod msb;
 pub mod net;
 pub mod nsc;
+pub mod ops;
 pub mod probe;
 pub mod recv;
 pub mod rtsp;

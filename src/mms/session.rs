@@ -43,7 +43,8 @@ use crate::station::delivery::{
 };
 use crate::station::feed::FeedConfig;
 use crate::station::sink::{
-    Datagram, OutQueue, Protocol, Session, Sink, StationView, Step, UdpChannel, UdpPorts,
+    ClientInfo, Datagram, OutQueue, Protocol, Session, Sink, StationView, Step, UdpChannel,
+    UdpPorts,
 };
 use crate::station::{StationHeader, StationPacket};
 
@@ -114,6 +115,8 @@ pub struct MmsSession {
     ever_played: bool,
     last_input: Instant,
     next_check: Instant,
+    /// The player's subscriber string (e.g. `NSPlayer/7.0.0.1956; {guid}; Host: …`).
+    user_agent: Option<String>,
     /// Skips to a clean point and packets skipped by feeds that ended, for the end-of-session
     /// log line.
     skips: u64,
@@ -172,6 +175,7 @@ impl MmsSession {
             ever_played: false,
             last_input: now,
             next_check: now + CHECK_INTERVAL,
+            user_agent: None,
             skips: 0,
             skipped: 0,
         }
@@ -213,6 +217,7 @@ impl MmsSession {
                     return self.unexpected("second Connect");
                 }
                 debug!(peer = %self.peer, %subscriber, "mms client connected");
+                self.user_agent = Some(subscriber.chars().take(200).collect());
                 self.send(ServerMessage::ConnectedEx, now);
                 self.phase = Phase::Connected;
             }
@@ -665,6 +670,21 @@ impl Sink for MmsSession {
 impl Session for MmsSession {
     fn protocol(&self) -> &'static str {
         "mms"
+    }
+
+    fn info(&self) -> ClientInfo {
+        let (skips, skipped) = self.skip_counts();
+        ClientInfo {
+            protocol: "mms",
+            transport: self.transport(),
+            station: self.station.clone(),
+            user_agent: self.user_agent.clone(),
+            playing: self.is_playing(),
+            packets: self.media.packets_sent,
+            bytes: self.media.bytes_sent,
+            skips,
+            skipped,
+        }
     }
 
     /// The client's MMSU port: what it sends there (resend requests, punch packets) is

@@ -82,7 +82,9 @@ impl Daemon {
                 self.conns.push(None);
                 self.conns.len() - 1
             });
-            let mut conn = Connection::new(stream, peer, session, read_limit);
+            self.next_conn_id += 1;
+            let mut conn =
+                Connection::new(stream, (self.next_conn_id, now), peer, session, read_limit);
             if let Err(e) = self.poll.registry().register(
                 &mut conn.stream,
                 Token(CONN_BASE + idx),

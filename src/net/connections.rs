@@ -46,6 +46,10 @@ pub struct Listener {
 /// One accepted connection and its session.
 pub struct Connection {
     pub stream: TcpStream,
+    /// Unique for the life of the process (connection slots are reused, ids are not).
+    pub id: u64,
+    /// When it was accepted.
+    pub since: Instant,
     pub peer: SocketAddr,
     pub session: Box<dyn Session>,
     /// The station this connection is counted against (see the daemon's client counts).
@@ -79,12 +83,15 @@ impl Connection {
     /// `read_limit` bytes are queued for it.
     pub fn new(
         stream: TcpStream,
+        (id, since): (u64, Instant),
         peer: SocketAddr,
         session: Box<dyn Session>,
         read_limit: usize,
     ) -> Self {
         Connection {
             stream,
+            id,
+            since,
             peer,
             session,
             counted_station: None,

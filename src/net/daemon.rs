@@ -77,6 +77,10 @@ pub struct Daemon {
     pub(super) udp_routes: UdpRoutes,
     pub(super) datagrams: Vec<Datagram>,
     pub(super) factory: SessionFactory,
+    /// The id of the last accepted connection.
+    pub(super) next_conn_id: u64,
+    /// When the daemon started (for uptime).
+    pub(super) started: Instant,
     pub(super) manager: ServiceManager,
     /// Unicast clients per station: the connections whose session plays it, so a station's
     /// packets go only to its own clients.
@@ -186,6 +190,8 @@ impl Daemon {
             udp_routes: UdpRoutes::default(),
             datagrams: Vec::new(),
             factory: SessionFactory::new(),
+            next_conn_id: 0,
+            started: Instant::now(),
             manager: ServiceManager::from_env(),
             clients: HashMap::new(),
             unflushed: None,
@@ -214,6 +220,16 @@ impl Daemon {
         self.stations.insert(s.name.clone(), rt);
         self.due.insert(s.name.clone(), now);
         Ok(())
+    }
+
+    /// The operators' view of the daemon now (status page, metrics, control API).
+    pub fn snapshot(&self, now: Instant) -> crate::ops::Snapshot {
+        super::stations::snapshot(
+            &self.stations,
+            &self.conns,
+            now.saturating_duration_since(self.started),
+            now,
+        )
     }
 
     /// "3 stations, 12 clients": the systemd status line.

@@ -77,3 +77,45 @@ impl AnnouncementCatalog for StationsView<'_> {
             .collect()
     }
 }
+
+/// The operators' view of the running daemon ([`crate::ops::Snapshot`]), taken at `now`.
+pub fn snapshot(
+    stations: &BTreeMap<String, StationRuntime>,
+    conns: &[Option<super::connections::Connection>],
+    uptime: std::time::Duration,
+    now: std::time::Instant,
+) -> crate::ops::Snapshot {
+    use crate::ops::{ClientStatus, Snapshot, StationStatus};
+    let stations = stations
+        .values()
+        .map(|rt| {
+            let c = &rt.config;
+            StationStatus {
+                name: c.name.clone(),
+                description: c.description.clone().unwrap_or_default(),
+                source: rt.source_state(),
+                bitrate: rt.hub.header().map_or(0, |h| h.header.file.max_bitrate),
+                multicast: c.multicast.as_ref().map(|m| m.destination().to_string()),
+                counters: rt.hub.counters.clone(),
+                urls: rt.announcer.unicast_urls(),
+                nsc_file: c.multicast.as_ref().map(|_| c.announcement.nsc.clone()),
+                asx_file: c.announcement.asx.clone(),
+            }
+        })
+        .collect();
+    let clients = conns
+        .iter()
+        .flatten()
+        .map(|conn| ClientStatus {
+            id: conn.id,
+            peer: conn.peer,
+            connected: now.saturating_duration_since(conn.since),
+            info: conn.session.info(),
+        })
+        .collect();
+    Snapshot {
+        uptime,
+        stations,
+        clients,
+    }
+}

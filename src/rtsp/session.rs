@@ -60,7 +60,8 @@ use crate::config::ServerConfig;
 use crate::station::delivery::{compare_headers, Delivery, Framer, Verdict};
 use crate::station::feed::FeedConfig;
 use crate::station::sink::{
-    Datagram, OutQueue, Protocol, Session, Sink, StationView, Step, UdpChannel, UdpPorts,
+    ClientInfo, Datagram, OutQueue, Protocol, Session, Sink, StationView, Step, UdpChannel,
+    UdpPorts,
 };
 use crate::station::{StationHeader, StationPacket};
 
@@ -223,6 +224,8 @@ pub struct RtspSession {
     last_heard: Option<Instant>,
     next_report: Option<Instant>,
     warned_header_size: bool,
+    /// The player's User-Agent, from its first request.
+    user_agent: Option<String>,
     /// The client UDP addresses of the set-up streams (RTP and RTCP ports), for routing.
     udp_peers: Vec<SocketAddr>,
     stats: EndStats,
@@ -302,6 +305,7 @@ impl RtspSession {
             last_heard: None,
             next_report: None,
             warned_header_size: false,
+            user_agent: None,
             udp_peers: Vec::new(),
             stats: EndStats {
                 end: "connection closed",
@@ -428,6 +432,9 @@ impl RtspSession {
         stations: &dyn StationView,
     ) -> Step {
         self.last_heard = Some(now);
+        if self.user_agent.is_none() {
+            self.user_agent = header(&req, &headers::USER_AGENT).map(|ua| clip(ua, 200));
+        }
         let method = req.method().clone();
         debug!(peer = %self.peer, method = ?method, uri = ?req.request_uri().map(Url::as_str), "rtsp request");
         let Some(cseq) = header(&req, &headers::CSEQ).map(|c| c.trim().to_string()) else {
@@ -1012,6 +1019,25 @@ impl Session for RtspSession {
         "rtsp"
     }
 
+    fn info(&self) -> ClientInfo {
+        let (skips, skipped) = self.feed.as_ref().map_or((0, 0), Delivery::skips);
+        ClientInfo {
+            protocol: "rtsp",
+            transport: if self.media.rtp.is_empty() {
+                "-"
+            } else {
+                self.transport()
+            },
+            station: self.station.clone(),
+            user_agent: self.user_agent.clone(),
+            playing: self.playing,
+            packets: self.media.packets,
+            bytes: self.media.bytes,
+            skips: self.stats.skips + skips,
+            skipped: self.stats.skipped + skipped,
+        }
+    }
+
     fn station(&self) -> Option<&str> {
         self.station.as_deref()
     }
@@ -1116,4 +1142,13 @@ impl Drop for RtspSession {
             "rtsp session ended"
         );
     }
+}
+
+/// At most `max` bytes of a client-supplied text, cut at a character boundary.
+fn clip(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
 }

@@ -305,6 +305,28 @@ pub trait Sink {
     }
 }
 
+/// What a session tells the status page, the metrics, the control API and the client logs
+/// about its client. Counts are since the session started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// "mms", "mmsh", "rtsp", "http" (see [`Session::protocol`]).
+    pub protocol: &'static str,
+    /// How media travels: "tcp", "udp", "http" (or "-" before it is set up).
+    pub transport: &'static str,
+    /// The station it plays, once known.
+    pub station: Option<String>,
+    /// The player's own name for itself (User-Agent, MMS subscriber string), if it sent one.
+    pub user_agent: Option<String>,
+    /// Media is flowing (the client has started playing).
+    pub playing: bool,
+    /// Media packets (or RTP packets) and their bytes queued or sent to the client.
+    pub packets: u64,
+    pub bytes: u64,
+    /// Times the client skipped to a clean point because it was behind, and packets skipped.
+    pub skips: u64,
+    pub skipped: u64,
+}
+
 /// A unicast client: a [`Sink`] with a connection the shell reads and writes.
 pub trait Session: Sink {
     /// "mms", "mmsh", "rtsp", "http" — for logs.
@@ -337,6 +359,15 @@ pub trait Session: Sink {
     /// The peer closed its side: default is to close.
     fn on_peer_closed(&mut self, _now: Instant) -> Step {
         Step::close("peer closed the connection")
+    }
+    /// What the session knows about its client, for status, metrics and logs.
+    fn info(&self) -> ClientInfo {
+        ClientInfo {
+            protocol: self.protocol(),
+            transport: "-",
+            station: self.station().map(str::to_string),
+            ..ClientInfo::default()
+        }
     }
 }
 
