@@ -11,6 +11,7 @@
 //! - [`response`]: the response builder and the short error responses.
 //! - [`announce`]: the announcement routes (`/`, `/<station>.nsc`, `/<station>.asx`).
 //! - [`conn`]: the per-connection state machine (keep-alive, pipelining, slowloris deadline).
+//! - [`dialect`]: whether a client on a station path speaks MMS over HTTP or plain HTTP.
 //!
 //! HTTP rules followed (RFC 9112 unless said otherwise):
 //! - §2.2: empty lines before a request line are ignored; a bare LF is accepted as a line
@@ -43,6 +44,7 @@
 
 pub mod announce;
 pub mod conn;
+pub mod dialect;
 pub mod mmsh;
 pub mod request;
 pub mod response;
