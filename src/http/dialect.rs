@@ -59,7 +59,7 @@ const WMSP_PRAGMAS: [&str; 8] = [
 pub enum Dialect {
     /// MMS over HTTP: Describe/Play and `$`-framed chunks ([`super::mmsh`]).
     Mmsh,
-    /// Plain HTTP: one progressive ASF stream.
+    /// Plain HTTP: one progressive ASF stream ([`super::plain_stream`]).
     Plain,
 }
 

@@ -12,6 +12,8 @@
 //! - [`announce`]: the announcement routes (`/`, `/<station>.nsc`, `/<station>.asx`).
 //! - [`conn`]: the per-connection state machine (keep-alive, pipelining, slowloris deadline).
 //! - [`dialect`]: whether a client on a station path speaks MMS over HTTP or plain HTTP.
+//! - [`mmsh`]: MMS over HTTP ([MS-WMSP]); [`plain_stream`]: the plain ASF stream for players
+//!   that fetch `http://box/<station>` without it (mpv, GStreamer, VLC `http://`).
 //!
 //! HTTP rules followed (RFC 9112 unless said otherwise):
 //! - §2.2: empty lines before a request line are ignored; a bare LF is accepted as a line
@@ -46,6 +48,7 @@ pub mod announce;
 pub mod conn;
 pub mod dialect;
 pub mod mmsh;
+pub mod plain_stream;
 pub mod request;
 pub mod response;
 pub mod session;
