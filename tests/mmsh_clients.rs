@@ -5,6 +5,10 @@
 //! serving; a client that stops reading is dropped after the stall timeout while another keeps
 //! the station's rate; stopping the daemon ends a stream with `$E`.
 //!
+//! Plain HTTP on the same station URL: players that do not speak MMS over HTTP — ffprobe and
+//! mpv (FFmpeg's `http://`), GStreamer (`souphttpsrc`, `playbin`), VLC `http://` — get a
+//! plain ASF stream and decode it.
+//!
 //! No multicast: runs anywhere, only loopback traffic.
 
 mod support;
@@ -518,4 +522,230 @@ fn timestamps_stay_monotonic_across_a_playlist_loop() {
     }
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("non monotonically"), "{err}");
+}
+
+// Plain HTTP: players that fetch `http://box/<station>` (the last entry of the .asx) without
+// speaking MMS over HTTP get a plain ASF stream (src/http/plain_stream.rs); which requests are
+// which: src/http/dialect.rs.
+
+/// What mpv (FFmpeg's `http` protocol) sends for `http://127.0.0.1:PORT/demo`.
+const LAVF_GET: &str = "GET /demo HTTP/1.1\r\nUser-Agent: Lavf/59.27.100\r\nAccept: */*\r\n\
+Range: bytes=0-\r\nConnection: close\r\nHost: 127.0.0.1\r\nIcy-MetaData: 1\r\n\r\n";
+
+/// Sends `request` and reads the answer for `secs` seconds (a live stream does not end).
+fn read_for(addr: SocketAddr, request: &[u8], secs: u64) -> (String, Vec<u8>) {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    c.write_all(request).unwrap();
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    while Instant::now() < end {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => continue,
+        }
+    }
+    let at = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(out.len(), |p| p + 4);
+    (
+        String::from_utf8_lossy(&out[..at]).into_owned(),
+        out[at..].to_vec(),
+    )
+}
+
+#[test]
+fn a_plain_http_get_gets_an_unframed_asf_stream_that_ffprobe_decodes() {
+    let mut s = start("plain-ffprobe", "");
+    let (head, body) = read_for(s.addr, LAVF_GET.as_bytes(), 4);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("Content-Type: video/x-ms-asf\r\n"), "{head}");
+    assert!(head.contains("Cache-Control: no-cache\r\n"), "{head}");
+    assert!(!head.contains("Content-Length"), "{head}");
+    assert!(!body.starts_with(b"$H"), "no MMSH framing");
+    // A plain ASF reader takes the body as a file of fixed-size packets.
+    let mut r = AsfReader::new(&body[..]).expect("a plain ASF header");
+    let size = r.packet_size();
+    let mut packets = 0;
+    while let Some(Ok(p)) = r.next_packet() {
+        assert_eq!(p.bytes.len(), size);
+        packets += 1;
+    }
+    assert!(packets >= 50, "{packets} packets of {size} bytes in 4 s");
+    let file = s.dir.join("plain.asf");
+    std::fs::write(&file, &body).unwrap();
+    let (video, audio) = ffprobe_frames(file.to_str().unwrap(), None);
+    eprintln!(
+        "4 s of plain HTTP ({} bytes): video={video} audio={audio}",
+        body.len()
+    );
+    assert!(video >= 60, "video frames {video}");
+    assert!(audio >= 50, "audio frames {audio}");
+
+    // ffprobe on the URL itself (FFmpeg's `http` protocol, as mpv uses it).
+    let (video, audio) = ffprobe_frames(&url("http", s.addr), Some(4));
+    eprintln!("ffprobe http:// (4 s) decoded video={video} audio={audio}");
+    assert!(video >= 80, "video frames {video}");
+    assert!(audio >= 60, "audio frames {audio}");
+    let log = s.daemon.stderr();
+    assert!(log.contains("plain ASF play started"), "{log}");
+    assert!(log.contains("Lavf/"), "{log}");
+    assert!(s.daemon.is_running());
+}
+
+/// The last `status frame=N apts=HH:MM:SS` line mpv printed: (video frame number, audio pts).
+fn mpv_status(text: &str) -> Option<(u64, f64)> {
+    let line = text
+        .split(['\r', '\n'])
+        .rev()
+        .filter(|l| l.contains("status frame="))
+        .find(|l| !l.contains("(unavailable)"))?;
+    let frame = line
+        .split("frame=")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let apts = line.split("apts=").nth(1)?.trim();
+    let secs = apts
+        .split(':')
+        .try_fold(0.0, |acc, p| p.parse::<f64>().ok().map(|v| acc * 60.0 + v))?;
+    Some((frame, secs))
+}
+
+#[test]
+fn mpv_plays_the_station_over_plain_http() {
+    let mut s = start("plain-mpv", "");
+    let mut cmd = bounded(Duration::from_secs(30), "mpv");
+    cmd.args(["--no-config", "--vo=null", "--ao=null", "--frames=100"])
+        .arg("--term-status-msg=status frame=${estimated-frame-number} apts=${audio-pts}")
+        .arg(url("http", s.addr))
+        .env("HOME", &s.dir);
+    let out = support::run_bounded(&mut cmd, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\n{}", s.daemon.stderr()));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tail: String = text
+        .chars()
+        .rev()
+        .take(2000)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    assert!(!text.contains("Failed to recognize file format"), "{tail}");
+    assert!(text.contains("VO: [null] 320x240"), "{tail}");
+    assert!(text.contains("AO: [null] 44100Hz"), "{tail}");
+    let (frame, apts) = mpv_status(&text).unwrap_or_else(|| panic!("no status line\n{tail}"));
+    eprintln!("mpv http://: video frame {frame}, audio at {apts:.2} s");
+    assert!(frame >= 90, "mpv showed {frame} frames\n{tail}");
+    assert!(apts >= 3.0, "mpv played {apts} s of audio\n{tail}");
+    assert!(s.daemon.is_running());
+}
+
+/// Decoded (video, audio) buffers in `gst-launch-1.0 -v` output, from the fakesinks'
+/// `last-message = chain` lines: a 320x240 I420 frame is 115200 bytes; a decoded WMA2 frame
+/// lasts 2048 samples at 44.1 kHz (as in tests/rtsp_clients.rs).
+fn gst_counts(text: &str) -> (u64, u64) {
+    let chains = || {
+        text.lines()
+            .filter(|l| l.contains(": last-message = chain"))
+    };
+    let video = chains().filter(|l| l.contains("(115200 bytes")).count() as u64;
+    let audio = chains()
+        .filter(|l| l.contains("duration: 0:00:00.046439909"))
+        .count() as u64;
+    (video, audio)
+}
+
+/// Runs `gst-launch-1.0 -v ARGS` until its fakesinks have decoded 100 video and 80 audio
+/// buffers (about 4 s) or 45 s pass, then kills it: every buffer counted was decoded live.
+fn gstreamer(what: &str, args: &[String]) -> (u64, u64) {
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.arg("-v").args(args).env("HOME", std::env::temp_dir());
+    let mut gst = Daemon::spawn("gst-launch", cmd);
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let (video, audio) = loop {
+        let (v, a) = gst_counts(&gst.stdout());
+        if (v >= 100 && a >= 80) || !gst.is_running() || Instant::now() >= deadline {
+            break gst_counts(&gst.stdout());
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    let _ = gst.signal("KILL");
+    eprintln!("GStreamer ({what}): {video} video and {audio} audio buffers decoded live");
+    assert!(
+        video >= 100 && audio >= 80,
+        "GStreamer ({what}) decoded {video} video / {audio} audio buffers\n{}\n{}",
+        gst.stdout().lines().take(40).collect::<Vec<_>>().join("\n"),
+        gst.stderr()
+    );
+    (video, audio)
+}
+
+#[test]
+fn gstreamer_plays_the_station_over_plain_http() {
+    let mut s = start("plain-gst", "");
+    let location = url("http", s.addr);
+    let mut pipeline: Vec<String> = [
+        "souphttpsrc",
+        &format!("location={location}"),
+        "is-live=true",
+        "!",
+        "decodebin",
+        "name=d",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    for sink in ["x", "y"] {
+        for a in ["d.", "!", "queue", "!", "fakesink"] {
+            pipeline.push(a.into());
+        }
+        pipeline.push(format!("name={sink}"));
+        pipeline.push("silent=false".into());
+    }
+    gstreamer("souphttpsrc ! decodebin", &pipeline);
+    gstreamer(
+        "playbin",
+        &[
+            "playbin".into(),
+            format!("uri={location}"),
+            "video-sink=fakesink name=v silent=false".into(),
+            "audio-sink=fakesink name=a silent=false".into(),
+        ],
+    );
+    let log = s.daemon.stderr();
+    assert!(log.contains("GStreamer souphttpsrc"), "{log}");
+    assert!(s.daemon.is_running());
+}
+
+#[test]
+fn vlc_http_url_dumps_a_plain_stream_that_ffprobe_decodes() {
+    let mut s = start("plain-vlc", "");
+    let home = nobody_dir(&s.dir, "vlc");
+    let out = home.join("out.asf");
+    vlc_dump(&url("http", s.addr), &out, &home, 8);
+    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 100_000,
+        "VLC dumped {size} bytes\n{}",
+        s.daemon.stderr()
+    );
+    let (video, audio) = ffprobe_frames(out.to_str().unwrap(), None);
+    eprintln!("VLC http:// dump ({size} bytes) decoded video={video} audio={audio}");
+    assert!(video >= 100, "video frames {video}");
+    assert!(audio >= 80, "audio frames {audio}");
+    let log = s.daemon.stderr();
+    assert!(log.contains("plain ASF play started"), "{log}");
+    assert!(log.contains("VLC/3"), "{log}");
+    assert!(s.daemon.is_running());
 }

@@ -203,7 +203,12 @@ fn a_kept_connection_idles_out_and_announcements_still_work() {
     let v = view();
     let mut s = session(t0);
     let t1 = t0 + Duration::from_secs(4);
-    s.on_bytes(b"GET /demo HTTP/1.1\r\nHost: a\r\n\r\n", t1, &v);
+    // A kept-alive MMSH Describe (an MMSH client: NSPlayer; a bare GET is a plain stream).
+    s.on_bytes(
+        b"GET /demo HTTP/1.1\r\nHost: a\r\nUser-Agent: NSPlayer/12.0\r\n\r\n",
+        t1,
+        &v,
+    );
     assert_eq!(s.deadline(), Some(t1 + LIMITS.handshake_timeout));
     let _ = drain(&mut s);
     s.on_bytes(b"GET /demo.nsc HTTP/1.1\r\nHost: a\r\n\r\n", t1, &v);
@@ -245,6 +250,72 @@ fn refusals() {
     assert!(head.contains("Server: Cougar/9.01.01.3814\r\n"), "{head}");
     v.mmsh = false;
     let (_, head) = get(&v, FFMPEG_PLAY);
+    assert!(head.starts_with("HTTP/1.1 404 "), "{head}");
+}
+
+/// mpv's (FFmpeg `http://`) request for the station URL.
+const MPV_GET: &[u8] = b"GET /demo HTTP/1.1\r\nUser-Agent: Lavf/59.27.100\r\nAccept: */*\r\n\
+Range: bytes=0-\r\nConnection: close\r\nHost: 127.0.0.1:8080\r\nIcy-MetaData: 1\r\n\r\n";
+
+#[test]
+fn a_plain_http_get_becomes_a_plain_asf_stream() {
+    let t0 = Instant::now();
+    let v = view();
+    let mut s = session(t0);
+    assert_eq!(s.on_bytes(MPV_GET, t0, &v), Step::Continue);
+    assert_eq!(s.protocol(), "mmsh", "the station's HTTP delivery");
+    assert_eq!(s.station(), Some("demo"));
+    assert!(s.plain_stream().is_some() && s.stream().is_none());
+    let (head, body) = split(&drain(&mut s));
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("Content-Type: video/x-ms-asf\r\n"), "{head}");
+    assert!(head.contains("Cache-Control: no-cache\r\n"), "{head}");
+    assert!(!head.contains("Content-Length"), "{head}");
+    let header = v.header.as_ref().unwrap();
+    assert!(body.starts_with(&header.bytes), "the ASF header, unframed");
+    let size = header.header.packet_size() as usize;
+    let packets = &body[header.bytes.len()..];
+    assert!(
+        !packets.is_empty() && packets.len() % size == 0,
+        "{}",
+        packets.len()
+    );
+    // The stream's deadlines apply, not the request timeout; bytes sent are ignored.
+    assert!(s.deadline().unwrap() < t0 + Duration::from_secs(2));
+    assert_eq!(s.on_bytes(b"more\r\n\r\n", t0, &v), Step::Continue);
+    let later = t0 + LIMITS.handshake_timeout + Duration::from_secs(1);
+    assert_eq!(s.on_timeout(later), Step::Continue);
+    // The server stopping: a close, no `$E`.
+    let _ = drain(&mut s);
+    assert_eq!(s.on_station_end(later), Step::close("station stopped"));
+    assert!(drain(&mut s).is_empty());
+}
+
+#[test]
+fn plain_head_not_ready_and_refused_plain_clients() {
+    let t0 = Instant::now();
+    let mut v = view();
+    let mut s = session(t0);
+    let step = s.on_bytes(b"HEAD /demo HTTP/1.1\r\nHost: a\r\n\r\n", t0, &v);
+    assert!(matches!(step, Step::Close { .. }));
+    let out = drain(&mut s);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(
+        text.contains("video/x-ms-asf") && text.ends_with("\r\n\r\n"),
+        "{text}"
+    );
+    assert_eq!(s.station(), None);
+
+    v.header = None;
+    let mut s = session(t0);
+    assert!(matches!(s.on_bytes(MPV_GET, t0, &v), Step::Close { .. }));
+    let (head, _) = split(&drain(&mut s));
+    assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+    v.mmsh = false;
+    let mut s = session(t0);
+    assert!(matches!(s.on_bytes(MPV_GET, t0, &v), Step::Close { .. }));
+    let (head, _) = split(&drain(&mut s));
     assert!(head.starts_with("HTTP/1.1 404 "), "{head}");
 }
 

@@ -29,12 +29,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::super::follow::{Ended, Follow};
 use super::{
     data_chunk_head, header_chunks, reason_chunk, resolve_switches, ChunkType, StreamSwitch,
     END_FINISHED, END_NEXT_ENTRY, MAX_CHUNK_PAYLOAD,
 };
 pub use crate::station::delivery::HeaderChange;
-use crate::station::delivery::{Delivery, Framer, Selected, StreamSelection, Verdict};
+use crate::station::delivery::{Delivery, Framer, Selected, StreamSelection};
 use crate::station::feed::FeedConfig;
 use crate::station::sink::{OutQueue, Step};
 use crate::station::{StationHeader, StationPacket};
@@ -88,11 +89,8 @@ pub struct MmshStream {
     header: Arc<StationHeader>,
     first_header_len: usize,
     switches: Vec<StreamSwitch>,
-    feed: Delivery,
+    follow: Follow,
     data: DataChunks,
-    config: StreamConfig,
-    last_station_event: Instant,
-    ended: bool,
 }
 
 /// The `$D` framing state of a stream: what the client receives of each packet, the chunk
@@ -137,7 +135,11 @@ impl MmshStream {
             station: station.to_string(),
             first_header_len: header.bytes.len(),
             switches,
-            feed: Delivery::join(config.feed, Arc::clone(&header), backlog, now),
+            follow: Follow::new(
+                Delivery::join(config.feed, Arc::clone(&header), backlog, now),
+                config.silence_timeout,
+                now,
+            ),
             header,
             data: DataChunks {
                 selection,
@@ -145,12 +147,9 @@ impl MmshStream {
                 location: 0,
                 stats: StreamStats::default(),
             },
-            config,
-            last_station_event: now,
-            ended: false,
         };
         out.push_owned(header_chunks(&s.header.bytes, s.data.incarnation));
-        let _ = s.feed.release_to(
+        s.follow.start(
             &mut Framing {
                 data: &mut s.data,
                 out,
@@ -177,43 +176,35 @@ impl MmshStream {
 
     /// Times the client skipped forward to a clean point because it was behind.
     pub fn skips(&self) -> u64 {
-        self.feed.skips().0
+        self.follow.skips().0
+    }
+
+    /// Skips and packets skipped.
+    pub fn skip_counts(&self) -> (u64, u64) {
+        self.follow.skips()
     }
 
     /// A station packet.
     pub fn on_packet(&mut self, p: &Arc<StationPacket>, out: &mut OutQueue, now: Instant) -> Step {
-        self.last_station_event = now;
-        if self.ended {
-            return Step::Continue;
-        }
-        let verdict = self.feed.offer_to(
+        self.follow.packet(
             p,
             &mut Framing {
                 data: &mut self.data,
                 out,
             },
             now,
-        );
-        self.check(verdict)
+        )
     }
 
     /// The station's header changed; see the module doc.
     pub fn on_header(&mut self, h: &Arc<StationHeader>, out: &mut OutQueue, now: Instant) -> Step {
-        self.last_station_event = now;
-        if self.ended {
-            return Step::Continue;
-        }
         let change = compare_headers(&self.header, h, self.first_header_len);
-        if change.continues() {
-            // The old header's packets still held back go out first.
-            let _ = self.feed.header_to(
-                h,
-                &mut Framing {
-                    data: &mut self.data,
-                    out,
-                },
-                now,
-            );
+        let framing = &mut Framing {
+            data: &mut self.data,
+            out,
+        };
+        if self.follow.header(h, &change, framing, now).is_none() {
+            return Step::Continue;
         }
         match change {
             HeaderChange::Same => {
@@ -233,7 +224,7 @@ impl MmshStream {
             }
             HeaderChange::Incompatible(why) => {
                 out.push_owned(reason_chunk(ChunkType::End, END_NEXT_ENTRY).to_vec());
-                self.ended = true;
+                self.follow.end();
                 Step::close(format!(
                     "new playlist entry with an incompatible header ({why}): $E sent"
                 ))
@@ -243,53 +234,32 @@ impl MmshStream {
 
     /// The deadline passed: release due fast-start packets, check stall and silence.
     pub fn on_timeout(&mut self, out: &mut OutQueue, now: Instant) -> Step {
-        if self.ended {
-            return Step::Continue;
+        let framing = &mut Framing {
+            data: &mut self.data,
+            out,
+        };
+        match self.follow.timeout(framing, now) {
+            None => Step::Continue,
+            Some(Ended::Stalled(reason)) => Step::close(format!("client stalled: {reason}")),
+            Some(Ended::Silent(after)) => {
+                out.push_owned(reason_chunk(ChunkType::End, END_FINISHED).to_vec());
+                Step::close(format!(
+                    "station {} sent nothing for {after:?}: $E sent",
+                    self.station
+                ))
+            }
         }
-        let verdict = self.feed.release_to(
-            &mut Framing {
-                data: &mut self.data,
-                out,
-            },
-            now,
-        );
-        if let Verdict::Drop(_) = verdict {
-            return self.check(verdict);
-        }
-        if now.saturating_duration_since(self.last_station_event) >= self.config.silence_timeout {
-            self.end(out);
-            return Step::close(format!(
-                "station {} sent nothing for {:?}: $E sent",
-                self.station, self.config.silence_timeout
-            ));
-        }
-        self.check(verdict)
     }
 
     /// When [`Self::on_timeout`] is next needed.
     pub fn deadline(&self) -> Option<Instant> {
-        if self.ended {
-            return None;
-        }
-        let silence = self.last_station_event + self.config.silence_timeout;
-        Some(self.feed.deadline().map_or(silence, |d| d.min(silence)))
+        self.follow.deadline()
     }
 
     /// Ends the stream with `$E` (reason 0), once.
     pub fn end(&mut self, out: &mut OutQueue) {
-        if !self.ended {
+        if self.follow.end() {
             out.push_owned(reason_chunk(ChunkType::End, END_FINISHED).to_vec());
-            self.ended = true;
-        }
-    }
-
-    fn check(&mut self, verdict: Verdict) -> Step {
-        match verdict {
-            Verdict::Drop(reason) => {
-                self.ended = true;
-                Step::close(format!("client stalled: {reason}"))
-            }
-            _ => Step::Continue,
         }
     }
 }

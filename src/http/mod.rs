@@ -13,6 +13,9 @@
 //! - [`response`]: the response builder and the short error responses.
 //! - [`announce`]: the announcement routes (`/`, `/<station>.nsc`, `/<station>.asx`).
 //! - [`conn`]: the per-connection state machine (keep-alive, pipelining, slowloris deadline).
+//! - [`dialect`]: whether a client on a station path speaks MMS over HTTP or plain HTTP.
+//! - [`mmsh`]: MMS over HTTP ([MS-WMSP]); [`plain_stream`]: the plain ASF stream for players
+//!   that fetch `http://box/<station>` without it (mpv, GStreamer, VLC `http://`).
 //!
 //! HTTP rules followed (RFC 9112 unless said otherwise):
 //! - §2.2: empty lines before a request line are ignored; a bare LF is accepted as a line
@@ -45,7 +48,10 @@
 
 pub mod announce;
 pub mod conn;
+pub mod dialect;
+pub mod follow;
 pub mod mmsh;
+pub mod plain_stream;
 pub mod request;
 pub mod response;
 pub mod session;

@@ -2,7 +2,10 @@
 //! announcement routes (`/`, `/<station>.nsc`, `/<station>.asx`) are answered through
 //! [`HttpConn`], which also closes connections that are slow to send a request (handshake
 //! timeout) or idle on keep-alive. A request for a station path (`/<station>`) is handed over
-//! to MMS over HTTP ([`super::mmsh`]):
+//! to MMS over HTTP ([`super::mmsh`]) when the client speaks it, and otherwise becomes a plain
+//! ASF stream ([`super::plain_stream`]); which clients are which: [`super::dialect`].
+//!
+//! MMS over HTTP:
 //!
 //! - Describe (and POST, and errors) are answered here; after a kept-alive answer the
 //!   connection goes back to the HTTP phase with a fresh request deadline (WMP sends its Play
@@ -10,6 +13,12 @@
 //! - Play turns the session into an [`MmshStream`]: from then on the request deadline no longer
 //!   applies; the stream's own deadlines (fast start, stall, station silence) do, and bytes the
 //!   client sends are ignored.
+//!
+//! Plain HTTP (mpv, GStreamer, VLC `http://`): a GET turns the session into a
+//! [`PlainStream`] with the same deadlines; a HEAD gets the response head and a close.
+//! Both streams are the station's HTTP delivery (its `mmsh` protocol switch), so
+//! [`Session::protocol`] says `mmsh` for both — a reload that turns HTTP delivery off ends
+//! them alike; the logs tell them apart with `framing`.
 //!
 //! Each session has a `client-id` (`Pragma: client-id=<n>`) the shell hands it, unique within
 //! the process.
@@ -21,8 +30,10 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::conn::{ConnAction, HttpConn};
+use super::dialect::{dialect, Dialect};
 use super::mmsh::stream::{MmshStream, StreamConfig};
 use super::mmsh::{self, MmshRequest};
+use super::plain_stream::{self, PlainStream};
 use super::request::Request;
 use super::response::Response;
 use crate::config::Limits;
@@ -63,6 +74,7 @@ impl SessionLimits {
 enum Phase {
     Http(Box<HttpConn>),
     Streaming(Box<MmshStream>),
+    Plain(Box<PlainStream>),
 }
 
 pub struct HttpSession {
@@ -100,7 +112,15 @@ impl HttpSession {
     pub fn stream(&self) -> Option<&MmshStream> {
         match &self.phase {
             Phase::Streaming(s) => Some(s),
-            Phase::Http(_) => None,
+            Phase::Http(_) | Phase::Plain(_) => None,
+        }
+    }
+
+    /// The plain ASF stream, once playing.
+    pub fn plain_stream(&self) -> Option<&PlainStream> {
+        match &self.phase {
+            Phase::Plain(s) => Some(s),
+            Phase::Http(_) | Phase::Streaming(_) => None,
         }
     }
 
@@ -145,6 +165,9 @@ impl HttpSession {
             .to_string();
         if !stations.serves(&name, Protocol::Mmsh) {
             return self.refuse(request, 404, "station not served over HTTP");
+        }
+        if matches!(request.method.as_str(), "GET" | "HEAD") && dialect(request) == Dialect::Plain {
+            return self.play_plain(request, &name, now, stations);
         }
         match mmsh::classify(request) {
             MmshRequest::Describe => {
@@ -200,6 +223,48 @@ impl HttpSession {
         }
     }
 
+    /// Starts a plain ASF stream (a GET from a client that does not speak MMSH); a HEAD gets
+    /// the response head only.
+    fn play_plain(
+        &mut self,
+        request: &Request,
+        name: &str,
+        now: Instant,
+        stations: &dyn StationView,
+    ) -> Step {
+        let Some(header) = stations.header(name) else {
+            return self.refuse(request, 503, "station not ready");
+        };
+        if request.is_head() {
+            self.out.push_owned(plain_stream::response_head(request));
+            return Step::close("response sent");
+        }
+        if !stations.has_room(name) {
+            return self.refuse(request, 503, "station has its maximum of clients");
+        }
+        self.out.push_owned(plain_stream::response_head(request));
+        let stream = PlainStream::start(
+            name,
+            header,
+            stations.join_backlog(name),
+            self.limits.stream,
+            now,
+            &mut self.out,
+        );
+        info!(
+            station = %name,
+            peer = %self.peer,
+            protocol = "mmsh",
+            framing = "plain",
+            client_id = self.client_id,
+            user_agent = request.header("user-agent").unwrap_or("-"),
+            "plain ASF play started"
+        );
+        self.carry = Vec::new();
+        self.phase = Phase::Plain(Box::new(stream));
+        Step::Continue
+    }
+
     /// Queues a response; a kept connection returns to the HTTP phase.
     fn answer(&mut self, r: Response, now: Instant) -> Step {
         self.out.push_owned(r.to_bytes());
@@ -225,6 +290,7 @@ impl Sink for HttpSession {
     fn on_header(&mut self, header: &Arc<StationHeader>, now: Instant) -> Step {
         match &mut self.phase {
             Phase::Streaming(s) => s.on_header(header, &mut self.out, now),
+            Phase::Plain(s) => s.on_header(header, &mut self.out, now),
             Phase::Http(_) => Step::Continue,
         }
     }
@@ -232,6 +298,7 @@ impl Sink for HttpSession {
     fn on_packet(&mut self, packet: &Arc<StationPacket>, now: Instant) -> Step {
         match &mut self.phase {
             Phase::Streaming(s) => s.on_packet(packet, &mut self.out, now),
+            Phase::Plain(s) => s.on_packet(packet, &mut self.out, now),
             Phase::Http(_) => Step::Continue,
         }
     }
@@ -239,6 +306,7 @@ impl Sink for HttpSession {
     fn on_timeout(&mut self, now: Instant) -> Step {
         match &mut self.phase {
             Phase::Streaming(s) => s.on_timeout(&mut self.out, now),
+            Phase::Plain(s) => s.on_timeout(&mut self.out, now),
             Phase::Http(conn) => match conn.on_timeout(now) {
                 Some(ConnAction::Close { reason }) => Step::close(format!("{reason}")),
                 Some(_) | None => Step::Continue,
@@ -249,14 +317,17 @@ impl Sink for HttpSession {
     fn deadline(&self) -> Option<Instant> {
         match &self.phase {
             Phase::Streaming(s) => s.deadline(),
+            Phase::Plain(s) => s.deadline(),
             Phase::Http(conn) => Some(conn.deadline()),
         }
     }
 
     fn on_station_end(&mut self, _now: Instant) -> Step {
         self.out.drop_unstarted();
-        if let Phase::Streaming(s) = &mut self.phase {
-            s.end(&mut self.out);
+        match &mut self.phase {
+            Phase::Streaming(s) => s.end(&mut self.out),
+            Phase::Plain(s) => s.end(),
+            Phase::Http(_) => {}
         }
         Step::close("station stopped")
     }
@@ -266,12 +337,16 @@ impl Session for HttpSession {
     fn protocol(&self) -> &'static str {
         match self.phase {
             Phase::Http(_) => "http",
-            Phase::Streaming(_) => "mmsh",
+            Phase::Streaming(_) | Phase::Plain(_) => "mmsh",
         }
     }
 
     fn station(&self) -> Option<&str> {
-        self.stream().map(MmshStream::station)
+        match &self.phase {
+            Phase::Streaming(s) => Some(s.station()),
+            Phase::Plain(s) => Some(s.station()),
+            Phase::Http(_) => None,
+        }
     }
 
     fn on_bytes(&mut self, input: &[u8], now: Instant, stations: &dyn StationView) -> Step {
@@ -310,6 +385,21 @@ impl Drop for HttpSession {
                 header_changes = s.stats().header_changes,
                 dropped_empty = s.stats().dropped_empty,
                 "MMSH play ended"
+            );
+        }
+        if let Phase::Plain(s) = &self.phase {
+            info!(
+                station = %s.station(),
+                peer = %self.peer,
+                protocol = "mmsh",
+                framing = "plain",
+                client_id = self.client_id,
+                packets = s.stats().packets,
+                bytes = s.stats().bytes,
+                skips = s.skips(),
+                header_changes = s.stats().header_changes,
+                dropped_bad = s.stats().dropped_bad,
+                "plain ASF play ended"
             );
         }
     }
