@@ -4,12 +4,12 @@
 //!
 //! Clients are plain sockets in one mio loop (one process, no threads), speaking just enough of
 //! each protocol to reach the media and count its bytes; the URL scheme picks the protocol:
-//! - `mmsh://` or `http://`: MMS over HTTP, one Play request, `$D` chunks (`asfcast_load/mmsh.rs`);
+//! - `mmsh://` or `http://`: MMS over HTTP, one Play request, `$D` chunks (`mmsh.rs`);
 //! - `mmst://` or `mms://`: MMS over TCP, FFmpeg's command sequence, Data packets with the
-//!   StartPlaying incarnation, pings answered (`asfcast_load/mmst.rs`, mmsp.md §2, §5.1);
+//!   StartPlaying incarnation, pings answered (`mmst.rs`, mmsp.md §2, §5.1);
 //! - `rtsp://` with `--transport tcp|udp`: RTSP with the Windows Media extensions, x-asf-pf over
 //!   interleaved `$` frames or UDP datagrams, GET_PARAMETER keep-alives
-//!   (`asfcast_load/rtsp.rs`, rtsp-wmsp.md §1, §2).
+//!   (`rtsp.rs`, rtsp-wmsp.md §1, §2).
 //!
 //! Media bytes are ASF packet bytes in every mode (MMS data headers, RTP and payload-format
 //! headers are not counted). RTP carries ASF packets without their padding, so RTSP figures are
@@ -36,15 +36,10 @@
 //!
 //! Traffic goes to the URL given — use 127.0.0.1.
 
-#[path = "asfcast_load/core.rs"]
 mod core;
-#[path = "asfcast_load/mmsh.rs"]
 mod mmsh;
-#[path = "asfcast_load/mmst.rs"]
 mod mmst;
-#[path = "asfcast_load/procfs.rs"]
 mod procfs;
-#[path = "asfcast_load/rtsp.rs"]
 mod rtsp;
 
 use std::collections::HashMap;

@@ -325,7 +325,7 @@ mod tests {
     fn blob() -> Vec<u8> {
         let file = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/station-configs/media/demo.asf"
+            "/../../station-configs/media/demo.asf"
         ))
         .unwrap_or_default();
         let size = file

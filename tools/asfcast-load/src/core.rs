@@ -3,7 +3,7 @@
 //!
 //! The cores (`mmsh.rs`, `mmst.rs`, `rtsp.rs`) are sans-I/O: bytes (and `now` where time
 //! matters) in, bytes to send out, counters read by the report. The event loop in
-//! `asfcast-load.rs` owns the sockets; it maps a [`Fault`] and a closed socket onto the
+//! `main.rs` owns the sockets; it maps a [`Fault`] and a closed socket onto the
 //! failure summary (connect errors, handshake failures, closed, bad framing).
 
 use std::fmt;
