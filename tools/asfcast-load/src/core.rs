@@ -91,16 +91,6 @@ impl Tail {
     }
 }
 
-/// Little-endian u16 at `at`, if the bytes are there.
-pub fn le16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-/// Little-endian u32 at `at`, if the bytes are there.
-pub fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
