@@ -170,12 +170,13 @@ enum Proto {
 }
 
 impl Proto {
-    fn on_connected(&mut self, out: &mut Vec<u8>) {
+    fn on_connected(&mut self, out: &mut Vec<u8>) -> Result<(), Fault> {
         match self {
             Proto::Mmsh(c) => c.on_connected(out),
             Proto::Mmst(c) => c.on_connected(out),
-            Proto::Rtsp(c) => c.on_connected(out),
+            Proto::Rtsp(c) => return c.on_connected(out),
         }
+        Ok(())
     }
 
     fn on_bytes(&mut self, data: &[u8], now: Instant, out: &mut Vec<u8>) -> Result<(), Fault> {
@@ -479,7 +480,10 @@ fn main() -> io::Result<()> {
             next_tick = now + Duration::from_millis(250);
             for c in clients.iter_mut().filter(|c| c.end.is_none()) {
                 if let Proto::Rtsp(r) = &mut c.proto {
-                    r.on_tick(now, &mut c.out);
+                    if let Err(f) = r.on_tick(now, &mut c.out) {
+                        fault_end(c, f, poll.registry(), &mut failures);
+                        continue;
+                    }
                     if !c.out.is_empty() {
                         flush(c, poll.registry(), &mut failures);
                     }
@@ -530,7 +534,10 @@ fn main() -> io::Result<()> {
                     continue;
                 }
                 c.connected = true;
-                c.proto.on_connected(&mut c.out);
+                if let Err(f) = c.proto.on_connected(&mut c.out) {
+                    fault_end(c, f, poll.registry(), &mut failures);
+                    continue;
+                }
             }
             while let Some(s) = c.tcp.as_mut() {
                 match s.read(&mut buf) {
