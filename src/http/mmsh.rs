@@ -112,7 +112,7 @@ impl ChunkType {
     }
 
     /// Whether the chunk carries the 8-byte MMS data header.
-    fn has_data_header(self) -> bool {
+    pub fn has_data_header(self) -> bool {
         matches!(self, ChunkType::Header | ChunkType::Data)
     }
 }
@@ -220,6 +220,20 @@ pub fn header_chunks(header: &[u8], incarnation: u8) -> Vec<u8> {
     out
 }
 
+/// Reads a chunk's 4-byte basic header (at byte `offset` of the stream, for the error): its
+/// type and PacketLength, the bytes that follow. [`ChunkReader`] builds on it; a client that
+/// only counts media (the load tool) uses it alone and skips bodies without buffering them.
+pub fn basic_header(
+    head: [u8; BASIC_HEADER_LEN],
+    offset: usize,
+) -> Result<(ChunkType, u16), FrameError> {
+    let [b0, b1, lo, hi] = head;
+    match ChunkType::from_id(b1) {
+        Some(kind) if b0 == b'$' => Ok((kind, u16::from_le_bytes([lo, hi]))),
+        _ => Err(FrameError::BadType { offset, b0, b1 }),
+    }
+}
+
 /// One chunk read back by [`ChunkReader`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
@@ -259,16 +273,11 @@ impl ChunkReader {
 
     /// The next complete chunk, `None` when more bytes are needed.
     pub fn next_chunk(&mut self) -> Result<Option<Chunk>, FrameError> {
-        let Some(head) = self.buf.get(..BASIC_HEADER_LEN) else {
+        let Some(&[b0, b1, lo, hi]) = self.buf.get(..BASIC_HEADER_LEN) else {
             return Ok(None);
         };
-        let (b0, b1) = (head[0], head[1]);
-        let length = u16::from_le_bytes([head[2], head[3]]);
         let offset = self.consumed;
-        let kind = match ChunkType::from_id(b1) {
-            Some(k) if b0 == b'$' => k,
-            _ => return Err(FrameError::BadType { offset, b0, b1 }),
-        };
+        let (kind, length) = basic_header([b0, b1, lo, hi], offset)?;
         let total = BASIC_HEADER_LEN + usize::from(length);
         let Some(body) = self.buf.get(BASIC_HEADER_LEN..total) else {
             return Ok(None);

@@ -168,6 +168,28 @@ fn the_reader_is_as_strict_as_ffmpeg_and_vlc() {
     assert_eq!(bad(b"$D\x09\x00\x00"), Ok(None));
 }
 
+#[test]
+fn basic_headers_read_back_what_the_writers_write() {
+    let d = data_chunk_head(ChunkType::Data, 7, 1, 0, 300).unwrap();
+    assert_eq!(
+        basic_header([d[0], d[1], d[2], d[3]], 0),
+        Ok((ChunkType::Data, 308))
+    );
+    let e = reason_chunk(ChunkType::End, END_FINISHED);
+    assert_eq!(
+        basic_header([e[0], e[1], e[2], e[3]], 0),
+        Ok((ChunkType::End, 4))
+    );
+    assert_eq!(
+        basic_header(*b"XXXX", 12),
+        Err(FrameError::BadType {
+            offset: 12,
+            b0: b'X',
+            b1: b'X'
+        })
+    );
+}
+
 proptest! {
     #[test]
     fn data_chunks_round_trip(

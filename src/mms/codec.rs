@@ -3,6 +3,11 @@
 //! replies with the exact sizes and fields real clients read, and the 8-byte Data packet head
 //! (2.2.2) that carries header fragments and ASF data packets.
 //!
+//! The client side is here too, so that tools and tests speak MMS through the same layouts
+//! instead of re-typing them: [`ClientMessage::encode`] writes the commands as FFmpeg sends
+//! them, [`server_pdu_len`] frames the server's stream (commands and Data packets mixed), and
+//! [`ServerMessage::decode`] reads the reports back.
+//!
 //! Layouts and the client requirements behind every size come from
 //! `shared/docs/protocols/mmsp.md` (§1 framing, §2 messages, §3 Data packets, §5 clients).
 //! Offsets below are from the start of the TCP message, as in that note:
@@ -112,6 +117,10 @@ pub enum CodecError {
         needed: usize,
         available: usize,
     },
+    #[error("report 0x{command:02x} is not one a server sends")]
+    UnknownReport { command: u16 },
+    #[error("Data packet size {size} is shorter than its {DATA_HEAD_LEN}-byte head")]
+    BadPacketSize { size: u16 },
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -370,6 +379,113 @@ impl ClientMessage {
             other => ClientMessage::Unsupported { command: other },
         })
     }
+
+    /// The command number (low half of the MID).
+    pub fn number(&self) -> u16 {
+        match self {
+            ClientMessage::Connect { .. } => cmd::CONNECT,
+            ClientMessage::FunnelInfo => cmd::FUNNEL_INFO,
+            ClientMessage::ConnectFunnel { .. } => cmd::CONNECT_FUNNEL,
+            ClientMessage::OpenFile { .. } => cmd::OPEN_FILE,
+            ClientMessage::ReadBlock { .. } => cmd::READ_BLOCK,
+            ClientMessage::StreamSwitch { .. } => cmd::STREAM_SWITCH,
+            ClientMessage::StartPlaying { .. } => cmd::START_PLAYING,
+            ClientMessage::StopPlaying { .. } => cmd::STOP_PLAYING,
+            ClientMessage::CloseFile => cmd::CLOSE_FILE,
+            ClientMessage::Pong => cmd::PONG,
+            ClientMessage::Logging => cmd::LOGGING,
+            ClientMessage::Unsupported { command } => *command,
+        }
+    }
+
+    /// The whole TCP message as a client sends it, with `seq` as the client's message counter:
+    /// the layouts FFmpeg writes (mmsp.md §2, §5.1), with FFmpeg's values in the fields this
+    /// enum does not carry. [`ClientMessage::decode`] reads every message back as it was,
+    /// except that a `ConnectFunnel`'s transport is the one its funnel name says.
+    pub fn encode(&self, seq: u16) -> Vec<u8> {
+        let mut f = Fields::default();
+        match self {
+            ClientMessage::Connect { subscriber } => {
+                f.u32(0); // playIncarnation
+                f.u32(0x0004_000B); // MacToViewerProtocolRevision
+                f.u32(0x0003_001C); // ViewerToMacProtocolRevision
+                f.utf16z(subscriber);
+            }
+            ClientMessage::FunnelInfo => {
+                f.u32(0x00F0_F0F0); // playIncarnation: packet-pair probing off
+                f.u32(0x0004_000B);
+            }
+            ClientMessage::ConnectFunnel { funnel, .. } => {
+                f.u32(0); // playIncarnation
+                f.u32(0xFFFF_FFFF); // maxBlockBytes
+                f.u32(0); // maxFunnelBytes
+                f.u32(0x0098_9680); // maxBitRate
+                f.u32(2); // funnelMode
+                f.utf16z(funnel); // at offset 60, where the clients put it
+            }
+            ClientMessage::OpenFile {
+                play_incarnation,
+                path,
+            } => {
+                f.u32(*play_incarnation);
+                f.u32(0xFFFF_FFFF); // spare
+                f.u32(0); // token
+                f.u32(0); // cbtoken
+                f.utf16z(path);
+            }
+            ClientMessage::ReadBlock {
+                open_file_id,
+                play_incarnation,
+            } => {
+                f.u32(*open_file_id);
+                f.u32(0); // fileBlockId
+                f.u32(0); // offset
+                f.u32(0x0080_0000); // length
+                f.u32(0xFFFF_FFFF); // flags
+                f.u32(0); // padding
+                f.f64(0.0); // tEarliest
+                f.f64(3600.0); // tDeadline
+                f.u32(*play_incarnation);
+                f.u32(0); // playSequence
+            }
+            ClientMessage::StreamSwitch { entries } => {
+                f.u32(entries.len() as u32);
+                for e in entries {
+                    f.u16(e.src);
+                    f.u16(e.stream);
+                    f.u16(e.thinning);
+                }
+            }
+            ClientMessage::StartPlaying {
+                open_file_id,
+                position,
+                location_id,
+                play_incarnation,
+            } => {
+                f.u32(*open_file_id);
+                f.u32(0x0001_FFFF); // padding
+                f.f64(*position);
+                f.u32(0xFFFF_FFFF); // asfOffset
+                f.u32(*location_id);
+                f.u32(0x00FF_FFFF); // frameOffset
+                f.u32(*play_incarnation);
+            }
+            ClientMessage::StopPlaying { play_incarnation } => {
+                f.u32(1); // openFileId
+                f.u32(*play_incarnation);
+            }
+            ClientMessage::CloseFile => {
+                f.u32(1); // playIncarnation
+                f.u32(1); // openFileId
+            }
+            ClientMessage::Pong => {
+                f.u32(1); // dwParam1
+                f.u32(0x0100_FFFF); // dwParam2
+            }
+            ClientMessage::Logging | ClientMessage::Unsupported { .. } => {}
+        }
+        frame(TO_SERVER | u32::from(self.number()), seq, &f.0)
+    }
 }
 
 /// Frames one MMS message: TcpMessageHeader, chunkLen, MID and `fields` (from offset 40),
@@ -573,6 +689,116 @@ impl ServerMessage {
         }
         frame(TO_CLIENT | u32::from(self.number()), seq, &f.0)
     }
+
+    /// Reads a framed report back (as cut by [`server_pdu_len`]): the client-side inverse of
+    /// [`ServerMessage::encode`]. Fields the enum does not carry are not checked; the hr of
+    /// reports whose variant has none is [`report_hr`]'s.
+    pub fn decode(msg: &[u8]) -> Result<ServerMessage, CodecError> {
+        need(msg, "report head", COMMAND_HEAD_LEN)?;
+        let number = command_number(msg).unwrap_or(0);
+        let at = |what: &'static str, off: usize| -> Result<u32, CodecError> {
+            u32_at(msg, off).ok_or(CodecError::Truncated {
+                what,
+                needed: off + 4,
+                available: msg.len(),
+            })
+        };
+        Ok(match number {
+            report::CONNECTED_EX => ServerMessage::ConnectedEx,
+            report::FUNNEL_INFO => ServerMessage::FunnelInfo {
+                client_id: at("LinkMacToViewerReportFunnelInfo", 60)?,
+            },
+            report::CONNECTED_FUNNEL => ServerMessage::ConnectedFunnel {
+                play_incarnation: at("LinkMacToViewerReportConnectedFunnel", 44)?,
+            },
+            report::DISCONNECTED_FUNNEL => ServerMessage::DisconnectedFunnel {
+                hr: at("LinkMacToViewerReportDisconnectedFunnel", 40)?,
+                play_incarnation: at("LinkMacToViewerReportDisconnectedFunnel", 44)?,
+            },
+            report::OPEN_FILE => {
+                let what = "LinkMacToViewerReportOpenFile";
+                need(msg, what, 112)?;
+                ServerMessage::OpenFile(OpenFileReport {
+                    hr: at(what, 40)?,
+                    play_incarnation: at(what, 44)?,
+                    open_file_id: at(what, 48)?,
+                    attributes: at(what, 60)?,
+                    duration_s: f64_at(msg, 64).unwrap_or(0.0),
+                    blocks: at(what, 72)?,
+                    packet_size: at(what, 92)?,
+                    packet_count: u64::from(at(what, 96)?) | (u64::from(at(what, 100)?) << 32),
+                    bit_rate: at(what, 104)?,
+                    header_size: at(what, 108)?,
+                })
+            }
+            report::READ_BLOCK => ServerMessage::ReadBlock {
+                play_incarnation: at("LinkMacToViewerReportReadBlock", 44)?,
+            },
+            report::STREAM_SWITCH => ServerMessage::StreamSwitch {
+                play_incarnation: at("LinkMacToViewerReportStreamSwitch", 44)?,
+            },
+            report::STARTED_PLAYING => ServerMessage::StartedPlaying {
+                play_incarnation: at("LinkMacToViewerReportStartedPlaying", 44)?,
+                file_id: at("LinkMacToViewerReportStartedPlaying", 48)?,
+            },
+            report::END_OF_STREAM => ServerMessage::EndOfStream {
+                hr: at("LinkMacToViewerReportEndOfStream", 40)?,
+                play_incarnation: at("LinkMacToViewerReportEndOfStream", 44)?,
+            },
+            report::PING => ServerMessage::Ping,
+            command => return Err(CodecError::UnknownReport { command }),
+        })
+    }
+}
+
+/// The hr of a framed report (offset 40), which every report but Ping starts with; `None` when
+/// the message is too short to hold one.
+pub fn report_hr(msg: &[u8]) -> Option<u32> {
+    u32_at(msg, COMMAND_HEAD_LEN)
+}
+
+/// Whether a PDU of the server's stream is a command (the sessionId at offset 4, §1.1) rather
+/// than a Data packet.
+pub fn is_command(pdu: &[u8]) -> bool {
+    u32_at(pdu, 4) == Some(SESSION_ID)
+}
+
+/// Frames the server→client stream as a client does: the length of the whole PDU at the front
+/// of `b` (a command by its messageLength, at most `max` bytes; a Data packet by its
+/// PacketSize), `Ok(None)` while more bytes are needed. After an error the stream cannot be
+/// resynchronised.
+pub fn server_pdu_len(b: &[u8], max: usize) -> Result<Option<usize>, CodecError> {
+    let Some(id) = u32_at(b, 4) else {
+        return Ok(None);
+    };
+    let total = if id == SESSION_ID {
+        let Some(len) = u32_at(b, 8) else {
+            return Ok(None);
+        };
+        let total = u64::from(len) + 16;
+        if total > max as u64 {
+            return Err(CodecError::TooLong { length: total, max });
+        }
+        if total < COMMAND_HEAD_LEN as u64 {
+            return Err(CodecError::TooShort {
+                length: total,
+                min: COMMAND_HEAD_LEN,
+            });
+        }
+        if let Some(seal) = u32_at(b, 12) {
+            if seal != SEAL {
+                return Err(CodecError::BadSeal { found: seal });
+            }
+        }
+        total as usize
+    } else {
+        let size = u16_at(b, 6).unwrap_or(0);
+        if usize::from(size) < DATA_HEAD_LEN {
+            return Err(CodecError::BadPacketSize { size });
+        }
+        usize::from(size)
+    };
+    Ok((b.len() >= total).then_some(total))
 }
 
 /// Little-endian field writer.
@@ -580,6 +806,9 @@ impl ServerMessage {
 struct Fields(Vec<u8>);
 
 impl Fields {
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
     fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
@@ -591,6 +820,11 @@ impl Fields {
     }
     fn zeros(&mut self, n: usize) {
         self.0.resize(self.0.len() + n, 0);
+    }
+    /// A UTF-16LE string and its NUL terminator.
+    fn utf16z(&mut self, s: &str) {
+        self.0
+            .extend(s.encode_utf16().chain([0]).flat_map(u16::to_le_bytes));
     }
 }
 

@@ -553,6 +553,270 @@ fn the_reader_frames_commands_and_refuses_bad_heads() {
     assert_eq!(r.next_command().unwrap(), None);
 }
 
+// ---------------------------------------------------------------------------
+// Codec: the client side (commands encoded, server stream framed, reports decoded)
+
+fn ffmpeg_subscriber() -> String {
+    "NSPlayer/7.0.0.1956; {7E667F5D-A661-495E-A512-F55686DDA178}; Host: 127.0.0.1".into()
+}
+
+#[test]
+fn client_commands_encode_as_the_clients_send_them() {
+    let cases = [
+        (
+            ClientMessage::Connect {
+                subscriber: ffmpeg_subscriber(),
+            },
+            connect(),
+        ),
+        (ClientMessage::FunnelInfo, funnel_info()),
+        (
+            ClientMessage::ConnectFunnel {
+                funnel: "\\\\192.168.0.129\\TCP\\1037".into(),
+                transport: Transport::Tcp,
+            },
+            connect_funnel("\\\\192.168.0.129\\TCP\\1037"),
+        ),
+        (
+            ClientMessage::OpenFile {
+                play_incarnation: 1,
+                path: "demo".into(),
+            },
+            open_file("demo"),
+        ),
+        (
+            ClientMessage::StreamSwitch {
+                entries: vec![
+                    StreamSwitchEntry {
+                        src: 0xFFFF,
+                        stream: 1,
+                        thinning: 0,
+                    },
+                    StreamSwitchEntry {
+                        src: 0xFFFF,
+                        stream: 2,
+                        thinning: 2,
+                    },
+                ],
+            },
+            stream_switch(&[(1, 0), (2, 2)]),
+        ),
+        (
+            ClientMessage::StartPlaying {
+                open_file_id: 1,
+                position: 0.0,
+                location_id: u32::MAX,
+                play_incarnation: 4,
+            },
+            start_playing(4),
+        ),
+        (
+            ClientMessage::StopPlaying {
+                play_incarnation: 0x001F_FFFF,
+            },
+            stop_playing(),
+        ),
+    ];
+    for (m, bytes) in cases {
+        assert_eq!(m.encode(0), bytes, "{m:?}");
+    }
+    // ReadBlock: FFmpeg's length field (0x00800000), the incarnation at offset 80.
+    let rb = ClientMessage::ReadBlock {
+        open_file_id: 1,
+        play_incarnation: 2,
+    }
+    .encode(5);
+    assert_eq!(rb.len(), read_block(2).len());
+    assert_eq!(
+        (u16_at(&rb, 20), u32_at(&rb, 52), u32_at(&rb, 80)),
+        (5, 0x0080_0000, 2)
+    );
+    let pong = ClientMessage::Pong.encode(9);
+    assert_eq!((u16_at(&pong, 36), u32_at(&pong, 36) >> 16), (cmd::PONG, 3));
+    assert_eq!((u32_at(&pong, 40), u32_at(&pong, 44)), (1, 0x0100_FFFF));
+}
+
+#[test]
+fn every_client_message_round_trips_through_the_decoder() {
+    let all = [
+        ClientMessage::Connect {
+            subscriber: ffmpeg_subscriber(),
+        },
+        ClientMessage::FunnelInfo,
+        ClientMessage::ConnectFunnel {
+            funnel: "\\\\127.0.0.1\\TCP\\1755".into(),
+            transport: Transport::Tcp,
+        },
+        ClientMessage::ConnectFunnel {
+            funnel: "\\\\10.0.0.2\\UDP\\7000".into(),
+            transport: Transport::Udp { port: 7000 },
+        },
+        ClientMessage::OpenFile {
+            play_incarnation: 3,
+            path: "/news".into(),
+        },
+        ClientMessage::ReadBlock {
+            open_file_id: 1,
+            play_incarnation: 2,
+        },
+        ClientMessage::StreamSwitch {
+            entries: (1..=5)
+                .map(|n| StreamSwitchEntry {
+                    src: 0xFFFF,
+                    stream: n,
+                    thinning: n % 3,
+                })
+                .collect(),
+        },
+        ClientMessage::StreamSwitch { entries: vec![] },
+        ClientMessage::StartPlaying {
+            open_file_id: 1,
+            position: 12.5,
+            location_id: 77,
+            play_incarnation: 4,
+        },
+        ClientMessage::StopPlaying {
+            play_incarnation: 5,
+        },
+        ClientMessage::CloseFile,
+        ClientMessage::Pong,
+        ClientMessage::Logging,
+        ClientMessage::Unsupported {
+            command: cmd::SECURITY_RESPONSE,
+        },
+    ];
+    let mut r = CommandReader::new(4096);
+    for (seq, m) in all.iter().enumerate() {
+        r.push(&m.encode(seq as u16));
+    }
+    for m in &all {
+        let framed = r.next_command().unwrap().unwrap();
+        assert_eq!(framed.len() % 8, 0, "{m:?}");
+        assert_eq!(&ClientMessage::decode(&framed).unwrap(), m);
+    }
+    assert_eq!(r.buffered(), 0);
+}
+
+#[test]
+fn every_server_message_round_trips_through_the_client_decoder() {
+    let all = [
+        ServerMessage::ConnectedEx,
+        ServerMessage::FunnelInfo { client_id: 7 },
+        ServerMessage::ConnectedFunnel {
+            play_incarnation: 1,
+        },
+        ServerMessage::DisconnectedFunnel {
+            hr: hr::NOT_IMPLEMENTED,
+            play_incarnation: 1,
+        },
+        ServerMessage::OpenFile(OpenFileReport {
+            hr: 0,
+            play_incarnation: 1,
+            open_file_id: 1,
+            attributes: ATTR_BROADCAST,
+            duration_s: 0.5,
+            blocks: 3,
+            packet_size: 3200,
+            packet_count: 0x1_0000_0002,
+            bit_rate: 364_000,
+            header_size: 5000,
+        }),
+        ServerMessage::OpenFile(OpenFileReport::error(hr::PATH_NOT_FOUND, 1)),
+        ServerMessage::ReadBlock {
+            play_incarnation: 2,
+        },
+        ServerMessage::StreamSwitch {
+            play_incarnation: 2,
+        },
+        ServerMessage::StartedPlaying {
+            play_incarnation: 4,
+            file_id: 1,
+        },
+        ServerMessage::EndOfStream {
+            hr: 0,
+            play_incarnation: 4,
+        },
+        ServerMessage::Ping,
+    ];
+    // The server's stream: every report, a Data packet between them.
+    let mut stream = Vec::new();
+    for (seq, m) in all.iter().enumerate() {
+        stream.extend(m.encode(seq as u16));
+        stream.extend(
+            DataHead {
+                location_id: seq as u32,
+                incarnation: 4,
+                af_flags: 0,
+                packet_size: 8 + 3,
+            }
+            .encode(),
+        );
+        stream.extend([1, 2, 3]);
+    }
+    let mut at = 0;
+    for m in &all {
+        let n = server_pdu_len(&stream[at..], 4096).unwrap().unwrap();
+        let pdu = &stream[at..at + n];
+        assert!(is_command(pdu));
+        assert_eq!(&ServerMessage::decode(pdu).unwrap(), m);
+        let hr_field = match m {
+            ServerMessage::OpenFile(r) => r.hr,
+            ServerMessage::DisconnectedFunnel { hr, .. }
+            | ServerMessage::EndOfStream { hr, .. } => *hr,
+            _ => 0,
+        };
+        assert_eq!(report_hr(pdu), Some(hr_field), "{m:?}");
+        at += n;
+        let n = server_pdu_len(&stream[at..], 4096).unwrap().unwrap();
+        assert!(!is_command(&stream[at..at + n]));
+        assert_eq!(n, 11);
+        at += n;
+    }
+    assert_eq!(at, stream.len());
+}
+
+#[test]
+fn the_server_stream_framer_waits_and_refuses() {
+    let ping = ServerMessage::Ping.encode(0);
+    for cut in 0..ping.len() {
+        assert_eq!(server_pdu_len(&ping[..cut], 4096), Ok(None), "cut {cut}");
+    }
+    assert_eq!(
+        server_pdu_len(&ping, 40),
+        Err(CodecError::TooLong {
+            length: 48,
+            max: 40
+        })
+    );
+    let mut tiny = ping.clone();
+    tiny[8..12].copy_from_slice(&4u32.to_le_bytes());
+    assert!(matches!(
+        server_pdu_len(&tiny, 4096),
+        Err(CodecError::TooShort { .. })
+    ));
+    let mut seal = ping.clone();
+    seal[12..16].copy_from_slice(b"HTTP");
+    assert!(matches!(
+        server_pdu_len(&seal, 4096),
+        Err(CodecError::BadSeal { .. })
+    ));
+    assert_eq!(
+        server_pdu_len(&[0, 0, 0, 0, 4, 0, 3, 0], 4096),
+        Err(CodecError::BadPacketSize { size: 3 })
+    );
+    let mut unknown = ping.clone();
+    unknown[36] = 0x77;
+    assert_eq!(
+        ServerMessage::decode(&unknown),
+        Err(CodecError::UnknownReport { command: 0x77 })
+    );
+    let open = ServerMessage::OpenFile(OpenFileReport::error(hr::ACCESS_DENIED, 1)).encode(0);
+    assert!(matches!(
+        ServerMessage::decode(&open[..100]),
+        Err(CodecError::Truncated { needed: 112, .. })
+    ));
+}
+
 #[test]
 fn data_heads_and_header_fragments() {
     let h = DataHead {

@@ -10,9 +10,14 @@
 //!   same connection; they are framed here and handed up, never parsed as text.
 //! - A request head larger than the configured bound is refused without waiting for its end
 //!   (no unbounded buffering of hostile input).
+//!
+//! The client side of the same framing ([`request_bytes`], [`parse_reply`]) serves the load
+//! tool and the tests, so that they speak RTSP through the parser the server uses.
 
 use rtsp_types::headers::{self, HeaderName};
-use rtsp_types::{Message, ParseError, Request, Response, StatusCode, Version};
+use rtsp_types::{Message, Method, ParseError, Request, Response, StatusCode, Url, Version};
+
+use super::rtp::parse_interleaved;
 
 /// The identity every response carries. FFmpeg and GStreamer compare the `WMServer/` prefix.
 pub const SERVER: &str = "WMServer/9.1.1.5001 (asfcast)";
@@ -126,10 +131,7 @@ impl Reader {
     }
 
     fn interleaved(&mut self) -> Option<Incoming> {
-        let (channel, len) = match self.buf.get(..4) {
-            Some(&[_, c, hi, lo]) => (c, usize::from(u16::from_be_bytes([hi, lo]))),
-            _ => return None,
-        };
+        let (channel, len) = parse_interleaved(&self.buf)?;
         if self.buf.len() < 4 + len {
             return None;
         }
@@ -211,6 +213,49 @@ impl Reply {
     }
 }
 
+/// Why a client request could not be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("request URL {0:?} is not a URL")]
+    BadUrl(String),
+}
+
+/// A client request (load tool, tests): request line, `CSeq` and `headers`, no body.
+pub fn request_bytes(
+    method: Method,
+    url: &str,
+    cseq: u32,
+    headers: &[(HeaderName, String)],
+) -> Result<Vec<u8>, RequestError> {
+    let uri = Url::parse(url).map_err(|_| RequestError::BadUrl(url.to_string()))?;
+    let mut b = Request::builder(method, Version::V1_0)
+        .request_uri(uri)
+        .header(headers::CSEQ, cseq.to_string());
+    for (n, v) in headers {
+        b = b.header(n.clone(), v.as_str());
+    }
+    let mut out = Vec::with_capacity(256);
+    // Writing into a Vec cannot fail.
+    let _ = b.empty().write(&mut out);
+    Ok(out)
+}
+
+/// A reply read by a client: the response and the bytes it took.
+pub type ParsedReply = (Response<Vec<u8>>, usize);
+
+/// A server's reply at the front of `b`, as a client reads it (load tool, tests): the reply and
+/// the bytes it took (head and `Content-Length` body), `Ok(None)` while incomplete. More than
+/// `max` bytes without a whole reply is [`ReadError::TooLarge`]; anything but a reply is
+/// [`ReadError::Malformed`].
+pub fn parse_reply(b: &[u8], max: usize) -> Result<Option<ParsedReply>, ReadError> {
+    match Message::<Vec<u8>>::parse(b) {
+        Ok((Message::Response(r), n)) => Ok(Some((r, n))),
+        Ok(_) | Err(ParseError::Error) => Err(ReadError::Malformed { offset: 0 }),
+        Err(ParseError::Incomplete(_)) if b.len() > max => Err(ReadError::TooLarge { limit: max }),
+        Err(ParseError::Incomplete(_)) => Ok(None),
+    }
+}
+
 /// A header's value as text, if present.
 pub fn header<'a>(req: &'a Request<Vec<u8>>, name: &HeaderName) -> Option<&'a str> {
     req.header(name).map(|v| v.as_str())
@@ -269,6 +314,66 @@ mod tests {
         assert!(matches!(
             r.next_message(),
             Err(ReadError::Malformed { offset: 0 })
+        ));
+    }
+
+    #[test]
+    fn client_requests_and_server_replies_round_trip() {
+        let req = request_bytes(
+            Method::Setup,
+            "rtsp://127.0.0.1:5540/demo/stream=1",
+            3,
+            &[(
+                headers::TRANSPORT,
+                "RTP/AVP/TCP;unicast;interleaved=0-1;mode=play".into(),
+            )],
+        )
+        .unwrap();
+        let t = text(&req);
+        assert!(
+            t.starts_with("SETUP rtsp://127.0.0.1:5540/demo/stream=1 RTSP/1.0\r\nCSeq: 3\r\n"),
+            "{t}"
+        );
+        // The server's reader takes it as sent.
+        let mut r = Reader::new(4096);
+        r.push(&req).unwrap();
+        match r.next_message().unwrap() {
+            Some(Incoming::Request(q)) => {
+                assert_eq!(q.method(), &Method::Setup);
+                assert_eq!(
+                    header(&q, &headers::TRANSPORT),
+                    Some("RTP/AVP/TCP;unicast;interleaved=0-1;mode=play")
+                );
+            }
+            m => panic!("{m:?}"),
+        }
+        assert_eq!(
+            request_bytes(Method::Options, "not a url", 1, &[]),
+            Err(RequestError::BadUrl("not a url".into()))
+        );
+
+        let mut reply = Reply::new(200)
+            .body("application/sdp", b"v=0\r\n".to_vec())
+            .to_bytes(Some("2"), Some("77"));
+        let whole = reply.len();
+        reply.extend_from_slice(b"$\x00\x00\x01x");
+        for cut in 0..whole {
+            assert!(
+                parse_reply(&reply[..cut], 4096).unwrap().is_none(),
+                "cut {cut}"
+            );
+        }
+        let (resp, n) = parse_reply(&reply, 4096).unwrap().unwrap();
+        assert_eq!((u16::from(resp.status()), n), (200, whole));
+        assert_eq!(resp.body().as_slice(), b"v=0\r\n");
+        assert_eq!(
+            resp.header(&headers::SESSION).map(|v| v.as_str()),
+            Some("77")
+        );
+        assert!(parse_reply(b"HTTP/1.0 200 OK\r\n\r\n", 4096).is_err());
+        assert!(matches!(
+            parse_reply(b"RTSP/1.0 200 OK\r\nContent-Length: 9999\r\n\r\nabc", 40),
+            Err(ReadError::TooLarge { limit: 40 })
         ));
     }
 

@@ -1,6 +1,7 @@
 //! RTP (RFC 3550 §5.1) with the x-asf-pf payload format ([MS-RTSP] 2.2.1.3), RTCP sender
 //! reports (RFC 3550 §6.4.1, with the SDES CNAME §6.5 a compound packet needs) and the
-//! interleaved frame prefix (RFC 2326 §10.12).
+//! interleaved frame prefix (RFC 2326 §10.12). The receiving side of the same layouts
+//! ([`asf_bytes`], [`parse_interleaved`]) is here too, for the load tool and the tests.
 //!
 //! Packetizer rules, from what the clients' depacketizers do (rtsp-wmsp.md §2):
 //! - One ASF data packet (padding stripped) per RTP packet when it fits the MTU: flags
@@ -108,6 +109,81 @@ pub fn interleaved_prefix(channel: u8, len: usize) -> Option<[u8; 4]> {
     Some([b'$', channel, hi, lo])
 }
 
+/// The channel and data length of the interleaved frame starting `b` (`$`, channel, 16-bit
+/// length), `None` when `b` does not start with a whole 4-byte prefix.
+pub fn parse_interleaved(b: &[u8]) -> Option<(u8, usize)> {
+    match b.get(..4)? {
+        &[b'$', channel, hi, lo] => Some((channel, usize::from(u16::from_be_bytes([hi, lo])))),
+        _ => None,
+    }
+}
+
+/// Why a received RTP packet cannot be read as x-asf-pf.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DepacketizeError {
+    #[error("empty RTP packet")]
+    Empty,
+    #[error("RTP version {0}")]
+    Version(u8),
+    #[error("RTP extension header cut short")]
+    Extension,
+    #[error("RTP packet of {0} bytes has no payload")]
+    NoPayload(usize),
+    #[error("payload-format header cut short")]
+    PfHeader,
+    #[error("x-asf-pf length {0} shorter than its header")]
+    PfLength(usize),
+}
+
+/// ASF packet bytes in one received RTP packet carrying x-asf-pf (rtsp-wmsp.md §2.2), the
+/// receiving side of [`fragments`]: after the RTP header (CSRCs, extension and padding
+/// skipped), each payload-format header is 4 bytes plus 4 per R/D/I flag; with L set its
+/// 24-bit field is the unit length counted from the header (FFmpeg's reading, capped at what
+/// is left), without L the rest of the packet is one fragment.
+pub fn asf_bytes(rtp: &[u8]) -> Result<usize, DepacketizeError> {
+    let first = *rtp.first().ok_or(DepacketizeError::Empty)?;
+    if first >> 6 != 2 {
+        return Err(DepacketizeError::Version(first >> 6));
+    }
+    let mut start = RTP_HEADER + 4 * usize::from(first & 0x0F);
+    if first & 0x10 != 0 {
+        let words = match rtp.get(start + 2..start + 4) {
+            Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])),
+            _ => return Err(DepacketizeError::Extension),
+        };
+        start += 4 + 4 * words;
+    }
+    let mut end = rtp.len();
+    if first & 0x20 != 0 {
+        end = end.saturating_sub(usize::from(rtp.last().copied().unwrap_or(0)));
+    }
+    let payload = rtp
+        .get(start..end)
+        .ok_or(DepacketizeError::NoPayload(rtp.len()))?;
+    let mut pos = 0;
+    let mut total = 0;
+    while let Some(&[flags, a, b, c]) = payload.get(pos..pos + PF_HEADER) {
+        let field = (usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c);
+        // R, D and I each add a 32-bit field.
+        let head = PF_HEADER + 4 * ((flags & 0x38).count_ones() as usize);
+        let left = payload
+            .len()
+            .checked_sub(pos + head)
+            .ok_or(DepacketizeError::PfHeader)?;
+        if flags & FLAG_LENGTH != 0 {
+            if field < head {
+                return Err(DepacketizeError::PfLength(field));
+            }
+            total += (field - head).min(left);
+            pos += field;
+        } else {
+            total += left;
+            break;
+        }
+    }
+    Ok(total)
+}
+
 /// Counters an RTCP sender report states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SenderInfo {
@@ -151,6 +227,55 @@ pub fn sender_report(info: &SenderInfo, cname: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn asf_bytes_reads_fragments_units_and_optional_fields() {
+        // Fragments (L = 0) of a 5000-byte packet at MTU 1450: the fragment bytes add up.
+        let frags = fragments(5000, false, 1450).unwrap();
+        let mut sum = 0;
+        for f in &frags {
+            let mut p = rtp_header(f.last, 1, 0, 7).to_vec();
+            p.extend_from_slice(&f.pf_header);
+            p.resize(p.len() + (f.end - f.start), 0);
+            sum += asf_bytes(&p).unwrap();
+        }
+        assert_eq!(sum, 5000);
+        // One whole packet (L = 1).
+        let f = fragments(1200, true, 65_000).unwrap();
+        let mut p = rtp_header(true, 1, 0, 7).to_vec();
+        p.extend_from_slice(&f[0].pf_header);
+        p.resize(p.len() + 1200, 0xAB);
+        assert_eq!(asf_bytes(&p), Ok(1200));
+        // Two L units with R and I fields (4 + 8 header bytes each), CSRC, extension, padding.
+        let mut p = vec![0x80 | 0x20 | 0x10 | 1, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7];
+        p.extend_from_slice(&[0, 0, 0, 9]); // CSRC
+        p.extend_from_slice(&[0xBE, 0xDE, 0, 1, 0, 0, 0, 0]); // extension, 1 word
+        for n in [100usize, 50] {
+            let len = n + 12;
+            p.extend_from_slice(&[0x40 | 0x20 | 0x08, 0, (len >> 8) as u8, len as u8]);
+            p.extend_from_slice(&[0; 8]);
+            p.resize(p.len() + n, 1);
+        }
+        p.extend_from_slice(&[0, 0, 3]); // padding of 3
+        assert_eq!(asf_bytes(&p), Ok(150));
+        assert_eq!(asf_bytes(&[0x40; 20]), Err(DepacketizeError::Version(1)));
+        assert_eq!(asf_bytes(&[]), Err(DepacketizeError::Empty));
+        assert_eq!(
+            asf_bytes(&[0x90, 96, 0, 1]),
+            Err(DepacketizeError::Extension)
+        );
+        let mut short = rtp_header(true, 1, 0, 7).to_vec();
+        short.extend_from_slice(&[0x40, 0, 0, 2]);
+        assert_eq!(asf_bytes(&short), Err(DepacketizeError::PfLength(2)));
+    }
+
+    #[test]
+    fn interleaved_prefixes_read_back() {
+        let p = interleaved_prefix(3, 1500).unwrap();
+        assert_eq!(parse_interleaved(&p), Some((3, 1500)));
+        assert_eq!(parse_interleaved(&p[..3]), None);
+        assert_eq!(parse_interleaved(b"RTSP"), None);
+    }
 
     /// Reassembles like FFmpeg's asfrtp_parse_packet (L=1: length counted from the header;
     /// L=0: offsets must continue, marker completes), returning the ASF packets.

@@ -14,16 +14,20 @@
 //! ```
 //!
 //! Every reply must carry hr = 0 (FFmpeg checks it). Pings (0x1B) are answered with a Pong
-//! 0x1B carrying FFmpeg's fields (1, 0x0100FFFF) at any point; 0x1E ends the stream. Commands
-//! are told from Data packets by the 0xB00BFACE sessionId at offset 4 (§1.1); media bytes are
-//! the payloads of Data packets (PacketSize less the 8-byte head) with the StartPlaying
-//! incarnation. Message layouts are the ones `src/mms/tests.rs` and `tests/mms_clients.rs`
-//! use for FFmpeg, built with the daemon's own [`frame`].
+//! 0x1B at any point; 0x1E ends the stream. Media bytes are the payloads of Data packets
+//! (PacketSize less the 8-byte head) with the StartPlaying incarnation.
+//!
+//! Nothing here lays out bytes: commands are the daemon's own [`ClientMessage::encode`] (FFmpeg's
+//! layouts), the server's stream is framed by [`codec::server_pdu_len`] (commands told from
+//! Data packets by the 0xB00BFACE sessionId, §1.1) and reports read by
+//! [`ServerMessage::decode`], so the client and the server cannot drift apart.
 
 use asfcast::asf::AsfHeader;
-use asfcast::mms::codec::{cmd, frame, report, DataHead, DATA_HEAD_LEN, SESSION_ID, TO_SERVER};
+use asfcast::mms::codec::{
+    self, report, ClientMessage, DataHead, ServerMessage, StreamSwitchEntry, DATA_HEAD_LEN,
+};
 
-use super::core::{le16, le32, Fault, Frame, Tail};
+use super::core::{Fault, Frame, Tail};
 
 /// Longest server command accepted (FFmpeg's input buffer).
 const MAX_COMMAND: usize = 64 * 1024;
@@ -33,6 +37,10 @@ const MAX_HEADER_BLOB: usize = 1 << 20;
 const HEADER_INCARNATION: u8 = 2;
 /// playIncarnation of StartPlaying: media Data packets carry it (FFmpeg: 4).
 const MEDIA_INCARNATION: u8 = 4;
+/// The funnel FFmpeg names in ConnectFunnel (any `TCP` funnel means "Data on this connection").
+const FUNNEL: &str = "\\\\192.168.0.129\\TCP\\1037";
+/// The openFileId every client uses (the server answers 1).
+const OPEN_FILE_ID: u32 = 1;
 
 /// Where the handshake is: which reply the client waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,43 +72,13 @@ impl Stage {
     }
 }
 
-fn words(ws: &[u32]) -> Vec<u8> {
-    ws.iter().flat_map(|w| w.to_le_bytes()).collect()
-}
-
-fn utf16z(s: &str) -> Vec<u8> {
-    let mut v: Vec<u8> = s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
-    v.extend_from_slice(&[0, 0]);
-    v
-}
-
-/// How the front of the server's stream is framed (commands by messageLength, Data packets by
-/// PacketSize).
+/// How the front of the server's stream is framed.
 fn frame_pdu(b: &[u8]) -> Result<Frame, Fault> {
-    let Some(id) = le32(b, 4) else {
-        return Ok(Frame::Partial);
-    };
-    let total = if id == SESSION_ID {
-        let Some(len) = le32(b, 8) else {
-            return Ok(Frame::Partial);
-        };
-        let total = u64::from(len) + 16;
-        if total > MAX_COMMAND as u64 || total < 40 {
-            return Err(Fault::Framing(format!("command length {total}")));
-        }
-        total as usize
-    } else {
-        let size = usize::from(le16(b, 6).unwrap_or(0));
-        if size < DATA_HEAD_LEN {
-            return Err(Fault::Framing(format!("Data packet size {size}")));
-        }
-        size
-    };
-    Ok(if b.len() >= total {
-        Frame::Whole(total)
-    } else {
-        Frame::Partial
-    })
+    match codec::server_pdu_len(b, MAX_COMMAND) {
+        Ok(Some(n)) => Ok(Frame::Whole(n)),
+        Ok(None) => Ok(Frame::Partial),
+        Err(e) => Err(Fault::Framing(e.to_string())),
+    }
 }
 
 /// One MMST client.
@@ -147,16 +125,17 @@ impl Mmst {
         self.stage == Stage::Playing
     }
 
-    fn send(&mut self, out: &mut Vec<u8>, number: u16, fields: &[u8]) {
-        out.extend_from_slice(&frame(TO_SERVER | u32::from(number), self.seq, fields));
+    fn send(&mut self, out: &mut Vec<u8>, message: &ClientMessage) {
+        out.extend_from_slice(&message.encode(self.seq));
         self.seq = self.seq.wrapping_add(1);
     }
 
     /// Connect (0x01), once the TCP connection is up.
     pub fn on_connected(&mut self, out: &mut Vec<u8>) {
-        let mut f = words(&[0, 0x0004_000B, 0x0003_001C]);
-        f.extend(utf16z(&self.subscriber));
-        self.send(out, cmd::CONNECT, &f);
+        let connect = ClientMessage::Connect {
+            subscriber: self.subscriber.clone(),
+        };
+        self.send(out, &connect);
     }
 
     /// Server bytes in; requests and pongs out.
@@ -176,7 +155,7 @@ impl Mmst {
     }
 
     fn on_pdu(&mut self, pdu: &[u8], out: &mut Vec<u8>) -> Result<(), Fault> {
-        if le32(pdu, 4) == Some(SESSION_ID) {
+        if codec::is_command(pdu) {
             return self.on_command(pdu, out);
         }
         let head = DataHead::parse(pdu).ok_or_else(|| self.fail("short Data packet".into()))?;
@@ -195,9 +174,9 @@ impl Mmst {
                 match head.af_flags {
                     0x04 => {}
                     0x08 | 0x0C => {
-                        let f = self.stream_switch()?;
+                        let switch = self.stream_switch()?;
                         self.header = Vec::new();
-                        self.send(out, cmd::STREAM_SWITCH, &f);
+                        self.send(out, &switch);
                         self.stage = Stage::Switch;
                     }
                     other => {
@@ -215,8 +194,8 @@ impl Mmst {
         Ok(())
     }
 
-    /// StreamSwitch fields selecting every stream of the header blob (FFmpeg: thinning 0).
-    fn stream_switch(&self) -> Result<Vec<u8>, Fault> {
+    /// StreamSwitch selecting every stream of the header blob (FFmpeg: thinning 0).
+    fn stream_switch(&self) -> Result<ClientMessage, Fault> {
         let size = self
             .header
             .get(16..24)
@@ -233,28 +212,31 @@ impl Mmst {
         if numbers.is_empty() {
             return Err(self.fail("header has no streams".into()));
         }
-        let mut f = words(&[numbers.len() as u32]);
-        for n in numbers {
-            f.extend(0xFFFFu16.to_le_bytes());
-            f.extend(n.to_le_bytes());
-            f.extend(0u16.to_le_bytes());
-        }
-        Ok(f)
+        let entries = numbers
+            .into_iter()
+            .map(|stream| StreamSwitchEntry {
+                src: 0xFFFF,
+                stream,
+                thinning: 0,
+            })
+            .collect();
+        Ok(ClientMessage::StreamSwitch { entries })
     }
 
     fn on_command(&mut self, msg: &[u8], out: &mut Vec<u8>) -> Result<(), Fault> {
-        let number = le16(msg, 36).unwrap_or(0);
-        let hr = le32(msg, 40);
-        if number == report::PING {
-            self.pings += 1;
-            self.send(out, cmd::PONG, &words(&[1, 0x0100_FFFF]));
-            return Ok(());
-        }
-        if number == report::END_OF_STREAM {
-            return Err(Fault::Ended(format!(
-                "0x1E hr=0x{:08x}",
-                hr.unwrap_or_default()
-            )));
+        let number = codec::command_number(msg).unwrap_or(0);
+        // A report the codec cannot read is refused by number below unless it is awaited.
+        let decoded = ServerMessage::decode(msg);
+        match decoded {
+            Ok(ServerMessage::Ping) => {
+                self.pings += 1;
+                self.send(out, &ClientMessage::Pong);
+                return Ok(());
+            }
+            Ok(ServerMessage::EndOfStream { hr, .. }) => {
+                return Err(Fault::Ended(format!("0x1E hr=0x{hr:08x}")));
+            }
+            _ => {}
         }
         let Some(expected) = self.stage.awaits() else {
             if self.playing() {
@@ -269,42 +251,50 @@ impl Mmst {
                 "command 0x{number:02x} where 0x{expected:02x} was expected"
             )));
         }
-        if let Some(hr) = hr.filter(|&hr| hr != 0) {
+        if let Some(hr) = codec::report_hr(msg).filter(|&hr| hr != 0) {
             return Err(self.fail(format!("reply 0x{number:02x} hr=0x{hr:08x}")));
+        }
+        if let Err(e) = decoded {
+            return Err(self.fail(format!("reply 0x{number:02x}: {e}")));
         }
         self.stage = match self.stage {
             Stage::Connect => {
-                self.send(out, cmd::FUNNEL_INFO, &words(&[0x00F0_F0F0, 0x0004_000B]));
+                self.send(out, &ClientMessage::FunnelInfo);
                 Stage::FunnelInfo
             }
             Stage::FunnelInfo => {
-                let mut f = words(&[0, 0xFFFF_FFFF, 0, 0x0098_9680, 2]);
-                f.extend(utf16z("\\\\192.168.0.129\\TCP\\1037"));
-                self.send(out, cmd::CONNECT_FUNNEL, &f);
+                let funnel = ClientMessage::ConnectFunnel {
+                    funnel: FUNNEL.into(),
+                    transport: codec::Transport::Tcp,
+                };
+                self.send(out, &funnel);
                 Stage::Funnel
             }
             Stage::Funnel => {
-                let mut f = words(&[1, 0xFFFF_FFFF, 0, 0]);
-                f.extend(utf16z(&self.path));
-                self.send(out, cmd::OPEN_FILE, &f);
+                let open = ClientMessage::OpenFile {
+                    play_incarnation: 1,
+                    path: self.path.clone(),
+                };
+                self.send(out, &open);
                 Stage::Open
             }
             Stage::Open => {
-                let mut f = words(&[1, 0, 0, 0x0080_0000, 0xFFFF_FFFF, 0]);
-                f.extend(0f64.to_le_bytes());
-                f.extend(3600f64.to_le_bytes());
-                f.extend(words(&[u32::from(HEADER_INCARNATION), 0]));
-                self.send(out, cmd::READ_BLOCK, &f);
+                let read = ClientMessage::ReadBlock {
+                    open_file_id: OPEN_FILE_ID,
+                    play_incarnation: u32::from(HEADER_INCARNATION),
+                };
+                self.send(out, &read);
                 Stage::ReadBlock
             }
             Stage::ReadBlock => Stage::Header,
             Stage::Switch => {
-                let mut f = words(&[1, 0x0001_FFFF]);
-                f.extend(0f64.to_le_bytes());
-                f.extend(words(&[0xFFFF_FFFF, 0xFFFF_FFFF]));
-                f.extend([0xFF, 0xFF, 0xFF, 0x00]);
-                f.extend(words(&[u32::from(MEDIA_INCARNATION)]));
-                self.send(out, cmd::START_PLAYING, &f);
+                let start = ClientMessage::StartPlaying {
+                    open_file_id: OPEN_FILE_ID,
+                    position: 0.0,
+                    location_id: u32::MAX,
+                    play_incarnation: u32::from(MEDIA_INCARNATION),
+                };
+                self.send(out, &start);
                 Stage::Start
             }
             Stage::Start => Stage::Playing,
@@ -325,7 +315,7 @@ mod tests {
     fn blob() -> Vec<u8> {
         let file = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/station-configs/media/demo.asf"
+            "/../../station-configs/media/demo.asf"
         ))
         .unwrap_or_default();
         let size = file

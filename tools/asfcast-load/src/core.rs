@@ -3,7 +3,7 @@
 //!
 //! The cores (`mmsh.rs`, `mmst.rs`, `rtsp.rs`) are sans-I/O: bytes (and `now` where time
 //! matters) in, bytes to send out, counters read by the report. The event loop in
-//! `asfcast-load.rs` owns the sockets; it maps a [`Fault`] and a closed socket onto the
+//! `main.rs` owns the sockets; it maps a [`Fault`] and a closed socket onto the
 //! failure summary (connect errors, handshake failures, closed, bad framing).
 
 use std::fmt;
@@ -89,16 +89,6 @@ impl Tail {
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
-}
-
-/// Little-endian u16 at `at`, if the bytes are there.
-pub fn le16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-/// Little-endian u32 at `at`, if the bytes are there.
-pub fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 #[cfg(test)]

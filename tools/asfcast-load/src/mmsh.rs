@@ -4,7 +4,10 @@
 //! (the chunk body less the 8-byte MMS data header); `$E` ends the stream.
 //!
 //! The chunk counter skips bodies without copying them, so ten thousand clients cost little
-//! more than their socket reads.
+//! more than their socket reads: it reads each chunk's basic header with the daemon's own
+//! [`mmsh::basic_header`] (the framing its `ChunkReader` checks) instead of buffering chunks.
+
+use asfcast::http::mmsh::{self, ChunkType, FrameError, BASIC_HEADER_LEN, DATA_HEADER_LEN};
 
 use super::core::Fault;
 
@@ -32,15 +35,17 @@ pub struct Chunks {
     /// Bytes of the MMS data header at the start of a `$D` body still to pass uncounted.
     uncounted: usize,
     counting: bool,
+    /// Stream bytes framed so far (for the error's offset).
+    offset: usize,
     pub media_bytes: u64,
     pub packets: u64,
     pub ended: bool,
-    pub bad: bool,
+    pub bad: Option<FrameError>,
 }
 
 impl Chunks {
     pub fn feed(&mut self, mut data: &[u8]) {
-        while !data.is_empty() && !self.bad && !self.ended {
+        while !data.is_empty() && self.bad.is_none() && !self.ended {
             if self.skip > 0 {
                 let n = self.skip.min(data.len());
                 if self.counting {
@@ -49,10 +54,11 @@ impl Chunks {
                     self.media_bytes += (n - head) as u64;
                 }
                 self.skip -= n;
+                self.offset += n;
                 data = data.get(n..).unwrap_or_default();
                 continue;
             }
-            let need = 4 - self.head.len().min(4);
+            let need = BASIC_HEADER_LEN - self.head.len().min(BASIC_HEADER_LEN);
             let n = need.min(data.len());
             self.head
                 .extend_from_slice(data.get(..n).unwrap_or_default());
@@ -60,20 +66,28 @@ impl Chunks {
             let &[a, b, lo, hi] = self.head.as_slice() else {
                 return;
             };
-            let len = usize::from(u16::from_le_bytes([lo, hi]));
-            match (a, b) {
-                (0x24, b'D') => {
-                    self.packets += 1;
-                    self.counting = true;
-                    // 8-byte MMS data header, then the packet.
-                    self.uncounted = 8;
-                }
-                (0x24, b'H') | (0x24, b'C') => self.counting = false,
-                (0x24, b'E') => self.ended = true,
-                _ => self.bad = true,
-            }
-            self.skip = len;
             self.head.clear();
+            let len = match mmsh::basic_header([a, b, lo, hi], self.offset) {
+                Ok((kind, len)) => {
+                    match kind {
+                        ChunkType::Data => {
+                            self.packets += 1;
+                            self.counting = true;
+                            // The MMS data header, then the packet.
+                            self.uncounted = DATA_HEADER_LEN;
+                        }
+                        ChunkType::Header | ChunkType::Change => self.counting = false,
+                        ChunkType::End => self.ended = true,
+                    }
+                    len
+                }
+                Err(e) => {
+                    self.bad = Some(e);
+                    return;
+                }
+            };
+            self.offset += BASIC_HEADER_LEN;
+            self.skip = usize::from(len);
         }
     }
 }
@@ -130,8 +144,8 @@ impl Mmsh {
             }
             Stage::Body => self.chunks.feed(data),
         }
-        if self.chunks.bad {
-            return Err(Fault::Framing("not an MMSH chunk".into()));
+        if let Some(e) = &self.chunks.bad {
+            return Err(Fault::Framing(e.to_string()));
         }
         if self.chunks.ended {
             return Err(Fault::Ended("$E".into()));

@@ -4,12 +4,12 @@
 //!
 //! Clients are plain sockets in one mio loop (one process, no threads), speaking just enough of
 //! each protocol to reach the media and count its bytes; the URL scheme picks the protocol:
-//! - `mmsh://` or `http://`: MMS over HTTP, one Play request, `$D` chunks (`asfcast_load/mmsh.rs`);
+//! - `mmsh://` or `http://`: MMS over HTTP, one Play request, `$D` chunks (`mmsh.rs`);
 //! - `mmst://` or `mms://`: MMS over TCP, FFmpeg's command sequence, Data packets with the
-//!   StartPlaying incarnation, pings answered (`asfcast_load/mmst.rs`, mmsp.md §2, §5.1);
+//!   StartPlaying incarnation, pings answered (`mmst.rs`, mmsp.md §2, §5.1);
 //! - `rtsp://` with `--transport tcp|udp`: RTSP with the Windows Media extensions, x-asf-pf over
 //!   interleaved `$` frames or UDP datagrams, GET_PARAMETER keep-alives
-//!   (`asfcast_load/rtsp.rs`, rtsp-wmsp.md §1, §2).
+//!   (`rtsp.rs`, rtsp-wmsp.md §1, §2).
 //!
 //! Media bytes are ASF packet bytes in every mode (MMS data headers, RTP and payload-format
 //! headers are not counted). RTP carries ASF packets without their padding, so RTSP figures are
@@ -36,15 +36,10 @@
 //!
 //! Traffic goes to the URL given — use 127.0.0.1.
 
-#[path = "asfcast_load/core.rs"]
 mod core;
-#[path = "asfcast_load/mmsh.rs"]
 mod mmsh;
-#[path = "asfcast_load/mmst.rs"]
 mod mmst;
-#[path = "asfcast_load/procfs.rs"]
 mod procfs;
-#[path = "asfcast_load/rtsp.rs"]
 mod rtsp;
 
 use std::collections::HashMap;
@@ -175,12 +170,13 @@ enum Proto {
 }
 
 impl Proto {
-    fn on_connected(&mut self, out: &mut Vec<u8>) {
+    fn on_connected(&mut self, out: &mut Vec<u8>) -> Result<(), Fault> {
         match self {
             Proto::Mmsh(c) => c.on_connected(out),
             Proto::Mmst(c) => c.on_connected(out),
-            Proto::Rtsp(c) => c.on_connected(out),
+            Proto::Rtsp(c) => return c.on_connected(out),
         }
+        Ok(())
     }
 
     fn on_bytes(&mut self, data: &[u8], now: Instant, out: &mut Vec<u8>) -> Result<(), Fault> {
@@ -484,7 +480,10 @@ fn main() -> io::Result<()> {
             next_tick = now + Duration::from_millis(250);
             for c in clients.iter_mut().filter(|c| c.end.is_none()) {
                 if let Proto::Rtsp(r) = &mut c.proto {
-                    r.on_tick(now, &mut c.out);
+                    if let Err(f) = r.on_tick(now, &mut c.out) {
+                        fault_end(c, f, poll.registry(), &mut failures);
+                        continue;
+                    }
                     if !c.out.is_empty() {
                         flush(c, poll.registry(), &mut failures);
                     }
@@ -535,7 +534,10 @@ fn main() -> io::Result<()> {
                     continue;
                 }
                 c.connected = true;
-                c.proto.on_connected(&mut c.out);
+                if let Err(f) = c.proto.on_connected(&mut c.out) {
+                    fault_end(c, f, poll.registry(), &mut failures);
+                    continue;
+                }
             }
             while let Some(s) = c.tcp.as_mut() {
                 match s.read(&mut buf) {
