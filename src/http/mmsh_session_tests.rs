@@ -325,3 +325,22 @@ fn the_session_uses_the_client_id_it_is_given() {
     let s = HttpSession::new(LIMITS, peer, 4242, Instant::now());
     assert_eq!(s.client_id(), 4242);
 }
+
+#[test]
+fn info_reports_what_the_client_plays() {
+    let t0 = Instant::now();
+    let v = view();
+    let mut s = session(t0);
+    let before = s.info();
+    assert_eq!((before.protocol, before.playing), ("http", false));
+    assert_eq!(s.on_bytes(FFMPEG_PLAY, t0, &v), Step::Continue);
+    let body = drain(&mut s);
+    let i = s.info();
+    assert_eq!((i.protocol, i.transport, i.playing), ("mmsh", "http", true));
+    assert_eq!(i.station.as_deref(), Some("demo"));
+    assert!(i
+        .user_agent
+        .as_deref()
+        .is_some_and(|ua| ua.starts_with("NSPlayer")));
+    assert!(i.packets > 0 && i.bytes > 0 && (i.bytes as usize) < body.len());
+}

@@ -38,7 +38,7 @@ use super::request::Request;
 use super::response::Response;
 use crate::config::Limits;
 use crate::station::feed::FeedConfig;
-use crate::station::sink::{OutQueue, Protocol, Session, Sink, StationView, Step};
+use crate::station::sink::{ClientInfo, OutQueue, Protocol, Session, Sink, StationView, Step};
 use crate::station::{StationHeader, StationPacket};
 
 /// The limits an HTTP session works with (from the server's `limits`).
@@ -83,6 +83,8 @@ pub struct HttpSession {
     limits: SessionLimits,
     peer: SocketAddr,
     client_id: u32,
+    /// The player's User-Agent, from its last request.
+    user_agent: Option<String>,
     /// Bytes that followed a request answered in the MMSH phase, for the next HTTP phase.
     carry: Vec<u8>,
 }
@@ -99,6 +101,7 @@ impl HttpSession {
             limits,
             peer,
             client_id,
+            user_agent: None,
             carry: Vec::new(),
         }
     }
@@ -217,6 +220,7 @@ impl HttpSession {
                     "MMSH play started"
                 );
                 self.carry = Vec::new();
+                self.user_agent = request.header("user-agent").map(clip_agent);
                 self.phase = Phase::Streaming(Box::new(stream));
                 Step::Continue
             }
@@ -261,6 +265,7 @@ impl HttpSession {
             "plain ASF play started"
         );
         self.carry = Vec::new();
+        self.user_agent = request.header("user-agent").map(clip_agent);
         self.phase = Phase::Plain(Box::new(stream));
         Step::Continue
     }
@@ -369,6 +374,30 @@ impl Session for HttpSession {
     fn output(&mut self) -> &mut OutQueue {
         &mut self.out
     }
+
+    fn info(&self) -> ClientInfo {
+        let (transport, packets, bytes, (skips, skipped)) = match &self.phase {
+            Phase::Http(_) => ("-", 0, 0, (0, 0)),
+            Phase::Streaming(s) => ("http", s.stats().packets, s.stats().bytes, s.skip_counts()),
+            Phase::Plain(s) => ("http", s.stats().packets, s.stats().bytes, s.skip_counts()),
+        };
+        ClientInfo {
+            protocol: self.protocol(),
+            transport,
+            station: self.station().map(str::to_string),
+            user_agent: self.user_agent.clone(),
+            playing: !matches!(self.phase, Phase::Http(_)),
+            packets,
+            bytes,
+            skips,
+            skipped,
+        }
+    }
+}
+
+/// A client's User-Agent, at most 200 characters.
+fn clip_agent(ua: &str) -> String {
+    ua.chars().take(200).collect()
 }
 
 impl Drop for HttpSession {
