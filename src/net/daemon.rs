@@ -81,6 +81,9 @@ pub struct Daemon {
     pub(super) next_conn_id: u64,
     /// When the daemon started (for uptime).
     pub(super) started: Instant,
+    /// The operators' snapshot, refreshed every housekeeping tick: what sessions read
+    /// (status page, metrics) without the loop walking every connection per request.
+    pub(super) ops_snapshot: crate::ops::Snapshot,
     pub(super) manager: ServiceManager,
     /// Unicast clients per station: the connections whose session plays it, so a station's
     /// packets go only to its own clients.
@@ -192,6 +195,7 @@ impl Daemon {
             factory: SessionFactory::new(),
             next_conn_id: 0,
             started: Instant::now(),
+            ops_snapshot: crate::ops::Snapshot::default(),
             manager: ServiceManager::from_env(),
             clients: HashMap::new(),
             unflushed: None,
@@ -254,6 +258,7 @@ impl Daemon {
                 self.refusals.flush(now, false);
                 self.udp_routes.flush(now, false);
                 self.retry_starved_listeners(now);
+                self.ops_snapshot = self.snapshot(now);
                 let status = self.status_line();
                 self.manager.status(&status);
                 next_status = now + HOUSEKEEPING;
@@ -405,7 +410,7 @@ impl Daemon {
     }
 
     fn on_conn_event(&mut self, idx: usize, readable: bool, now: Instant) {
-        let view = StationsView(&self.stations, &self.clients);
+        let view = StationsView(&self.stations, &self.clients, &self.ops_snapshot);
         let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
             return;
         };

@@ -15,9 +15,15 @@ use super::station_runtime::StationRuntime;
 pub struct StationsView<'a>(
     pub &'a BTreeMap<String, StationRuntime>,
     pub &'a HashMap<String, Vec<usize>>,
+    /// The operators' snapshot as of the last housekeeping tick.
+    pub &'a crate::ops::Snapshot,
 );
 
 impl StationView for StationsView<'_> {
+    fn snapshot(&self) -> Option<&crate::ops::Snapshot> {
+        Some(self.2)
+    }
+
     fn header(&self, station: &str) -> Option<Arc<StationHeader>> {
         self.0.get(station).and_then(|s| s.hub.header().cloned())
     }

@@ -285,6 +285,11 @@ pub trait StationView {
     }
     /// The stations' announcements, for the HTTP listener's routes.
     fn catalog(&self) -> &dyn AnnouncementCatalog;
+    /// The operators' view of stations and clients (status page, metrics), as of the shell's
+    /// last housekeeping tick; None where there is none (tests).
+    fn snapshot(&self) -> Option<&crate::ops::Snapshot> {
+        None
+    }
 }
 
 /// What every delivery of a station implements: the station's side of the contract.
