@@ -12,6 +12,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
