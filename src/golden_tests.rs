@@ -254,6 +254,7 @@ fn new_session(kind: Kind, conn: &Conn, now: Instant) -> Box<dyn Session> {
                 idle_timeout: Duration::from_secs(20),
                 ping_interval: Duration::from_secs(3),
                 udp_port: UDP_PORTS.mms_data,
+                own_udp_ports: UDP_PORTS.all(),
             },
             now,
         )),

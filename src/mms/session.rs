@@ -67,6 +67,8 @@ pub struct MmsConfig {
     pub ping_interval: Duration,
     /// The server's MMS UDP data socket port; `None` refuses MMSU.
     pub udp_port: Option<u16>,
+    /// Every UDP port of the server: a client may not name one as its data port.
+    pub own_udp_ports: Vec<u16>,
 }
 
 impl MmsConfig {
@@ -83,6 +85,7 @@ impl MmsConfig {
             idle_timeout: l.idle_timeout,
             ping_interval: DEFAULT_PING_INTERVAL,
             udp_port: udp.mms_data,
+            own_udp_ports: udp.all(),
         }
     }
 }
@@ -240,6 +243,17 @@ impl MmsSession {
                         now,
                     ),
                     Transport::Udp { port } => {
+                        if port == 0 || self.cfg.own_udp_ports.contains(&port) {
+                            info!(peer = %self.peer, %funnel, port, "mms: UDP data port refused (0 or the server's own)");
+                            self.send(
+                                ServerMessage::DisconnectedFunnel {
+                                    hr: hr::NOT_IMPLEMENTED,
+                                    play_incarnation: 0,
+                                },
+                                now,
+                            );
+                            return Step::close(format!("MMSU data port {port} refused"));
+                        }
                         if self.cfg.udp_port.is_none() {
                             info!(peer = %self.peer, %funnel, "mms: UDP data refused (no UDP data socket)");
                             self.send(

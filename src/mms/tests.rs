@@ -239,6 +239,7 @@ fn config(udp: Option<u16>) -> MmsConfig {
         idle_timeout: Duration::from_secs(5),
         ping_interval: Duration::from_secs(3),
         udp_port: udp,
+        own_udp_ports: udp.into_iter().chain([5004, 5005]).collect(),
     }
 }
 
@@ -1227,6 +1228,20 @@ fn mmsu_sends_header_and_media_by_udp_and_commands_by_tcp() {
     let (step, pdus) = exchange(&mut s, &connect_funnel("\\\\10.9.9.9\\UDP\\7000"), now, &v);
     assert_eq!(numbers(&pdus), [0x03]);
     assert!(matches!(step, Step::Close { .. }));
+
+    // One of the server's own UDP ports is refused with 0x03: the server never sends to
+    // itself. (A port of 0 is read as no UDP at all: data then goes over TCP.)
+    for port in [5005, 5004] {
+        let mut s = MmsSession::new(peer(), config(Some(5005)), now);
+        exchange(&mut s, &connect(), now, &v);
+        let funnel = format!("\\\\127.0.0.1\\UDP\\{port}");
+        let (step, pdus) = exchange(&mut s, &connect_funnel(&funnel), now, &v);
+        assert_eq!(numbers(&pdus), [0x03], "port {port}");
+        assert!(matches!(step, Step::Close { .. }), "port {port}");
+        let mut dg = Vec::new();
+        s.take_datagrams(&mut dg);
+        assert!(dg.is_empty());
+    }
 }
 
 #[test]

@@ -207,6 +207,8 @@ pub struct RtspSession {
     cfg: RtspConfig,
     peer: SocketAddr,
     server_ports: Option<(u16, u16)>,
+    /// Every UDP port of the server (RTP, RTCP, MMS data): never a client port.
+    own_udp_ports: Vec<u16>,
     reader: Reader,
     station: Option<String>,
     header: Option<Arc<StationHeader>>,
@@ -278,6 +280,7 @@ impl RtspSession {
             cfg,
             peer,
             server_ports: udp.rtp.zip(udp.rtcp),
+            own_udp_ports: udp.all(),
             media: RtpOut {
                 peer,
                 mtu,
@@ -616,8 +619,14 @@ impl RtspSession {
         };
         let free = (0..=252u8).step_by(2).find(|c| !taken(*c) && !taken(c + 1));
         let allow_udp = self.cfg.allow_udp && self.server_ports.is_some();
-        let Some(chosen) = transport::choose(&offers, allow_udp, self.server_ports, free, taken)
-        else {
+        let Some(chosen) = transport::choose(
+            &offers,
+            allow_udp,
+            self.server_ports,
+            &self.own_udp_ports,
+            free,
+            taken,
+        ) else {
             debug!(peer = %self.peer, transport = value, allow_udp, "no acceptable transport: 461");
             return Reply::new(461);
         };

@@ -121,10 +121,13 @@ pub struct Chosen {
 /// by config or the server's RTP sockets are not open; `server_ports` are the RTP/RTCP pair;
 /// `free_channel` is the lowest even channel no other stream uses, for TCP offers without
 /// `interleaved=`; `channel_taken` tells whether a channel is already used by another stream.
+/// `own_ports` are the server's own UDP ports: a client port among them (or 0) is refused, so
+/// a client cannot make the server send RTP to its own sockets.
 pub fn choose(
     offers: &[Offer],
     allow_udp: bool,
     server_ports: Option<(u16, u16)>,
+    own_ports: &[u16],
     free_channel: Option<u8>,
     channel_taken: impl Fn(u8) -> bool,
 ) -> Option<Chosen> {
@@ -137,10 +140,15 @@ pub fn choose(
                 let (Some((rtp, rtcp)), Some((cp, cp2))) = (server_ports, o.client_port) else {
                     continue;
                 };
-                if !allow_udp || cp == 0 {
+                let client_rtcp = cp2.unwrap_or(cp.saturating_add(1));
+                if !allow_udp
+                    || cp == 0
+                    || client_rtcp == 0
+                    || own_ports.contains(&cp)
+                    || own_ports.contains(&client_rtcp)
+                {
                     continue;
                 }
-                let client_rtcp = cp2.unwrap_or(cp.saturating_add(1));
                 let echo = match cp2 {
                     Some(b) => format!("{cp}-{b}"),
                     None => format!("{cp}"),
@@ -185,7 +193,7 @@ mod tests {
     const PORTS: Option<(u16, u16)> = Some((6970, 6971));
 
     fn pick(value: &str, udp: bool) -> Option<Chosen> {
-        choose(&parse(value).unwrap(), udp, PORTS, Some(0), |_| false)
+        choose(&parse(value).unwrap(), udp, PORTS, &[], Some(0), |_| false)
     }
 
     #[test]
@@ -223,9 +231,35 @@ mod tests {
         assert!(pick("x-real-rdt/udp;client_port=5000", true).is_none());
         assert!(pick("RTP/AVP;unicast;client_port=5000;mode=record", true).is_none());
         let o = parse("RTP/AVP;unicast;client_port=5000-5001").unwrap();
-        assert!(choose(&o, true, None, Some(0), |_| false).is_none());
+        assert!(choose(&o, true, None, &[], Some(0), |_| false).is_none());
         assert!(parse("RTP/AVP;client_port=x-1").is_err());
         assert!(parse(" , ").is_err());
+    }
+
+    #[test]
+    fn client_ports_aimed_at_the_server_are_refused() {
+        let own = [5000, 5001, 6000];
+        for (spec, ok) in [
+            ("RTP/AVP;unicast;client_port=5000-5001", false),
+            ("RTP/AVP;unicast;client_port=4999", false),
+            ("RTP/AVP;unicast;client_port=6000-6001", false),
+            ("RTP/AVP;unicast;client_port=0-1", false),
+            ("RTP/AVP;unicast;client_port=7000-7001", true),
+        ] {
+            let c = choose(&parse(spec).unwrap(), true, PORTS, &own, Some(0), |_| false);
+            assert_eq!(c.is_some(), ok, "{spec}");
+        }
+        // The next offer is taken when the first aims at the server.
+        let c = choose(
+            &parse("RTP/AVP;unicast;client_port=5000-5001,RTP/AVP/TCP;unicast").unwrap(),
+            true,
+            PORTS,
+            &own,
+            Some(0),
+            |_| false,
+        )
+        .unwrap();
+        assert!(matches!(c.dest, Dest::Tcp { .. }));
     }
 
     #[test]
@@ -238,6 +272,7 @@ mod tests {
             &parse("RTP/AVP/TCP;unicast").unwrap(),
             true,
             PORTS,
+            &[],
             Some(4),
             |_| false,
         )
@@ -252,6 +287,6 @@ mod tests {
         assert_eq!(c.dest, Dest::Tcp { rtp: 0, rtcp: 1 });
         // A channel another stream uses is not taken twice.
         let o = parse("RTP/AVP/TCP;unicast;interleaved=0-1").unwrap();
-        assert!(choose(&o, true, PORTS, Some(2), |c| c == 1).is_none());
+        assert!(choose(&o, true, PORTS, &[], Some(2), |c| c == 1).is_none());
     }
 }

@@ -175,6 +175,17 @@ pub struct UdpPorts {
     pub rtcp: Option<u16>,
 }
 
+impl UdpPorts {
+    /// Every open port: what no client may name as its own data port (the server would send
+    /// to itself).
+    pub fn all(&self) -> Vec<u16> {
+        [self.mms_data, self.rtp, self.rtcp]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
 /// A UDP datagram a session wants sent from one of the server's data sockets, in up to three
 /// parts so a station packet is never copied per client: the session's own protocol headers,
 /// a slice of the station's shared packet buffer, and zero padding. The loop sends many of
