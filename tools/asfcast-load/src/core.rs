@@ -90,7 +90,7 @@ impl Tail {
 
     /// Bytes kept from an incomplete PDU.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.bytes.len()
     }
 }

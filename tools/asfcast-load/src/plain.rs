@@ -79,7 +79,6 @@ impl Plain {
             match &mut self.stage {
                 Stage::Head(h) => {
                     h.extend_from_slice(data);
-                    data = &[];
                     let Some(i) = h.windows(4).position(|w| w == b"\r\n\r\n") else {
                         if h.len() > MAX_HEAD {
                             return Err(Fault::Handshake(format!(
