@@ -283,7 +283,7 @@ impl Run {
         }
         let (jumps, what) = c.proto.jumps();
         if jumps > c.jumps_seen {
-            let excused = c.station == self.faulty && self.outages.overlaps(t, t);
+            let excused = c.station == self.faulty && self.outages.explains(t, t);
             self.tally.gaps.push(Gap {
                 at: t,
                 id: c.id,
@@ -296,8 +296,12 @@ impl Run {
         }
     }
 
+    /// A stall of `c` from its last media to `t`; `note` is empty when media resumed at `t`.
     fn stall_gap(&mut self, c: &Client, t: f64, note: &str) {
-        let excused = c.station == self.faulty && self.outages.overlaps(c.last_media, t);
+        let excused = c.station == self.faulty && self.outages.explains(c.last_media, t);
+        if c.station == self.faulty && note.is_empty() {
+            self.tally.resumed.push(t);
+        }
         self.tally.gaps.push(Gap {
             at: c.last_media,
             id: c.id,
@@ -329,17 +333,12 @@ impl Run {
         });
     }
 
-    /// A failure of `c` at `t`: excused when its station's source was away during its visit's
-    /// last stretch (since its last media, or since it joined).
+    /// A failure of `c` at `t`: excused when its station's source was away then (or within
+    /// the grace after its return).
     fn failed(&self, c: &Client, t: f64, what: String) -> Outcome {
-        let from = if c.first_media.is_some() {
-            c.last_media
-        } else {
-            c.joined
-        };
         Outcome::Failed {
             what,
-            excused: c.station == self.faulty && self.outages.overlaps(from, t),
+            excused: c.station == self.faulty && self.outages.explains(t, t),
         }
     }
 }

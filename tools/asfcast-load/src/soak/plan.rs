@@ -128,11 +128,14 @@ impl Outages {
         }
     }
 
-    /// Whether `[from, to]` overlaps an outage or its grace.
-    pub fn overlaps(&self, from: f64, to: f64) -> bool {
+    /// Whether an outage explains something wrong seen over `[from, to]` on the station: it
+    /// lies inside one outage and its grace (it began after the file went away and ended
+    /// before the grace after its return ran out). A stall that outlasts the grace is the
+    /// station not coming back, and is not explained.
+    pub fn explains(&self, from: f64, to: f64) -> bool {
         self.list
             .iter()
-            .any(|o| from <= o.back.map_or(f64::INFINITY, |b| b + self.grace) && to >= o.away)
+            .any(|o| from >= o.away && to <= o.back.map_or(f64::INFINITY, |b| b + self.grace))
     }
 }
 
@@ -165,15 +168,18 @@ mod tests {
     }
 
     #[test]
-    fn stalls_overlapping_an_outage_or_its_grace_are_explained() {
+    fn only_what_lies_inside_an_outage_and_its_grace_is_explained() {
         let mut o = Outages::new(15.0);
-        assert!(!o.overlaps(0.0, 100.0));
+        assert!(!o.explains(0.0, 100.0));
         o.begin(60.0);
-        assert!(o.overlaps(58.0, 61.0));
-        assert!(o.overlaps(200.0, 203.0), "still away");
+        assert!(o.explains(61.0, 200.0), "still away");
+        assert!(!o.explains(58.0, 61.0), "began before the file went away");
         o.end(80.0);
-        assert!(o.overlaps(90.0, 93.0), "inside the grace");
-        assert!(!o.overlaps(96.0, 99.0));
-        assert!(!o.overlaps(50.0, 59.0));
+        assert!(o.explains(70.0, 93.0), "inside the grace");
+        assert!(
+            !o.explains(70.0, 96.0),
+            "outlasts the grace: the station did not come back"
+        );
+        assert!(!o.explains(96.0, 99.0));
     }
 }

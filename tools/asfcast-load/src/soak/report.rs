@@ -73,6 +73,8 @@ pub struct Tally {
     pub gaps: Vec<Gap>,
     pub reloads: Vec<Reload>,
     pub peak_clients: usize,
+    /// When media resumed for a client of the faulty station after a stall.
+    pub resumed: Vec<f64>,
     /// Why the run stopped early, if it did.
     pub aborted: Option<String>,
 }
@@ -141,8 +143,11 @@ impl Tally {
                 .all(|r| r.1.is_some())
     }
 
-    /// Per outage: (index, seconds from the file's return to the first media of a client that
-    /// joined the station after it, joins after it served, joins after it failed).
+    /// Per outage: (index, seconds from the file's return until the station came back, joins
+    /// after the return that reached media, joins after it that failed). The station is back
+    /// when media resumes for a client that had stalled (the join backlog a newcomer gets at
+    /// once is no proof of a live source), or else when a client that joined after the grace
+    /// gets media.
     fn recoveries(
         &self,
         outages: &Outages,
@@ -160,18 +165,25 @@ impl Tally {
                     .iter()
                     .filter(|j| j.station == faulty && j.joined >= back && j.joined < until)
                     .collect();
-                let first = after
+                let resumed = self
+                    .resumed
                     .iter()
-                    .filter_map(|j| j.first_media)
-                    .map(|m| m - back)
+                    .copied()
+                    .filter(|&r| r >= back && r < until)
                     .min_by(f64::total_cmp);
+                let fresh = after
+                    .iter()
+                    .filter(|j| j.joined >= back + outages.grace)
+                    .filter_map(|j| j.first_media)
+                    .min_by(f64::total_cmp);
+                let first = resumed.or(fresh).map(|r| r - back);
                 let served = after.iter().filter(|j| j.first_media.is_some()).count();
                 let failed = after
                     .iter()
                     .filter(|j| matches!(j.outcome, Outcome::Failed { .. }))
                     .count();
-                // No join after the last return (run ended at once) says nothing: skip it.
-                (!after.is_empty()).then_some((i, first, served, failed))
+                // Nothing on the station after the return (the run ended at once) tells nothing.
+                (first.is_some() || !after.is_empty()).then_some((i, first, served, failed))
             })
             .collect()
     }
@@ -243,7 +255,7 @@ impl Tally {
                 let r = self.recoveries(outages, faulty).into_iter().find(|r| r.0 == i);
                 json!({
                     "away_at_s": o.away, "back_at_s": o.back,
-                    "first_new_join_media_after_back_s": r.and_then(|r| r.1),
+                    "station_back_after_s": r.and_then(|r| r.1),
                     "joins_after_back_served": r.map(|r| r.2),
                     "joins_after_back_failed": r.map(|r| r.3),
                 })
@@ -370,10 +382,11 @@ impl Tally {
             let r = rec.iter().find(|r| r.0 == i);
             let how = match r {
                 Some((_, Some(first), ok, bad)) => format!(
-                    "new joins play {first:.1}s after the return; joins after it: {ok} served, {bad} failed"
+                    "media flowed again {first:.1}s after the return; joins after it: {ok} \
+                     served, {bad} failed"
                 ),
                 Some((_, None, _, bad)) => {
-                    format!("NO new join reached media after the return ({bad} failed)")
+                    format!("the station did NOT come back ({bad} joins after it failed)")
                 }
                 None => "no join after the return to tell".into(),
             };
@@ -453,7 +466,8 @@ mod tests {
                 excused: true,
             },
         ));
-        t.joins.push(join(1, 85.0, Some(91.0), Outcome::Left));
+        t.joins.push(join(1, 85.0, Some(85.1), Outcome::Left));
+        t.resumed.push(91.0);
         t.joins.push(join(0, 85.0, Some(85.5), Outcome::Running));
         assert!(t.clean(&o, 1));
         assert_eq!(t.recoveries(&o, 1), [(0, Some(11.0), 1, 0)]);
@@ -471,7 +485,7 @@ mod tests {
             1,
         );
         assert!(
-            text.contains("new joins play 11.0s after the return"),
+            text.contains("media flowed again 11.0s after the return"),
             "{text}"
         );
         assert!(text.contains("verdict: clean"), "{text}");
