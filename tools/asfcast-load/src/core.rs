@@ -5,6 +5,10 @@
 //! matters) in, bytes to send out, counters read by the report. The event loop in
 //! `main.rs` owns the sockets; it maps a [`Fault`] and a closed socket onto the
 //! failure summary (connect errors, handshake failures, closed, bad framing).
+//!
+//! [`Continuity`] follows the per-packet counters a client can check without decoding media
+//! (MMS LocationId, RTP sequence numbers): a jump is a packet the server numbered but the
+//! client never saw, which the soak benchmark reports as a gap.
 
 use std::fmt;
 
@@ -86,14 +90,79 @@ impl Tail {
 
     /// Bytes kept from an incomplete PDU.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.bytes.len()
+    }
+}
+
+/// A counter that must go up by exactly one per packet, modulo `2^bits` (32 for MMS LocationId,
+/// 16 for RTP sequence numbers). The first value after [`Continuity::new`] or
+/// [`Continuity::restart`] is taken as it comes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Continuity {
+    mask: u32,
+    last: Option<u32>,
+    /// Values that were not the expected successor.
+    pub jumps: u64,
+    /// The most recent jump: (expected, got).
+    pub last_jump: Option<(u32, u32)>,
+}
+
+impl Continuity {
+    /// A counter of `bits` bits (1..=32).
+    pub fn new(bits: u32) -> Self {
+        Continuity {
+            mask: u32::MAX >> (32 - bits.clamp(1, 32)),
+            last: None,
+            jumps: 0,
+            last_jump: None,
+        }
+    }
+
+    /// The next value seen; true when it was the expected one (or the first).
+    pub fn next(&mut self, v: u32) -> bool {
+        let v = v & self.mask;
+        let ok = match self.last {
+            None => true,
+            Some(l) => {
+                let expected = l.wrapping_add(1) & self.mask;
+                if v != expected {
+                    self.jumps += 1;
+                    self.last_jump = Some((expected, v));
+                }
+                v == expected
+            }
+        };
+        self.last = Some(v);
+        ok
+    }
+
+    /// The sender restarts its numbering (MMSH after `$C`): the next value is not checked.
+    pub fn restart(&mut self) {
+        self.last = None;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn continuity_counts_jumps_and_wraps() {
+        let mut c = Continuity::new(16);
+        assert!(c.next(65_534));
+        assert!(c.next(65_535));
+        assert!(c.next(0));
+        assert!(!c.next(3));
+        assert_eq!((c.jumps, c.last_jump), (1, Some((1, 3))));
+        assert!(c.next(4));
+        c.restart();
+        assert!(c.next(0));
+        let mut c = Continuity::new(32);
+        assert!(c.next(u32::MAX) && c.next(0));
+        assert!(!c.next(0));
+        assert_eq!(c.jumps, 1);
+    }
 
     /// Length-prefixed test PDUs: one length byte, then that many bytes.
     fn lp(b: &[u8]) -> Result<Frame, Fault> {

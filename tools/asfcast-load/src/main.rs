@@ -36,12 +36,6 @@
 //!
 //! Traffic goes to the URL given — use 127.0.0.1.
 
-mod core;
-mod mmsh;
-mod mmst;
-mod procfs;
-mod rtsp;
-
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -51,10 +45,11 @@ use clap::{Parser, ValueEnum};
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Registry, Token};
 
-use crate::core::Fault;
-use crate::mmsh::Mmsh;
-use crate::mmst::Mmst;
-use crate::rtsp::{Lower, Rtsp};
+use asfcast_load::core::Fault;
+use asfcast_load::mmsh::Mmsh;
+use asfcast_load::mmst::Mmst;
+use asfcast_load::procfs;
+use asfcast_load::rtsp::{Lower, Rtsp};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -6,10 +6,12 @@
 //! The chunk counter skips bodies without copying them, so ten thousand clients cost little
 //! more than their socket reads: it reads each chunk's basic header with the daemon's own
 //! [`mmsh::basic_header`] (the framing its `ChunkReader` checks) instead of buffering chunks.
+//! Only the 8-byte MMS data header of each `$D` is kept, for its LocationId: the daemon numbers
+//! a client's packets from 0 (again from 0 after `$C`), so a jump is a packet lost on the way.
 
 use asfcast::http::mmsh::{self, ChunkType, FrameError, BASIC_HEADER_LEN, DATA_HEADER_LEN};
 
-use super::core::Fault;
+use super::core::{Continuity, Fault};
 
 /// Longest response head accepted before the chunks start.
 const MAX_HEAD: usize = 64 * 1024;
@@ -27,7 +29,7 @@ pub fn play_request(host: &str, path: &str, n: usize) -> Vec<u8> {
 }
 
 /// Incremental MMSH chunk counter.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Chunks {
     head: Vec<u8>,
     /// Bytes of the current chunk's body still to skip.
@@ -35,12 +37,34 @@ pub struct Chunks {
     /// Bytes of the MMS data header at the start of a `$D` body still to pass uncounted.
     uncounted: usize,
     counting: bool,
+    /// The MMS data header of the current `$D`, as far as it has arrived.
+    data_head: Vec<u8>,
     /// Stream bytes framed so far (for the error's offset).
     offset: usize,
     pub media_bytes: u64,
     pub packets: u64,
     pub ended: bool,
     pub bad: Option<FrameError>,
+    /// LocationIds of the `$D` chunks.
+    pub locations: Continuity,
+}
+
+impl Default for Chunks {
+    fn default() -> Self {
+        Chunks {
+            head: Vec::new(),
+            skip: 0,
+            uncounted: 0,
+            counting: false,
+            data_head: Vec::new(),
+            offset: 0,
+            media_bytes: 0,
+            packets: 0,
+            ended: false,
+            bad: None,
+            locations: Continuity::new(32),
+        }
+    }
 }
 
 impl Chunks {
@@ -50,6 +74,15 @@ impl Chunks {
                 let n = self.skip.min(data.len());
                 if self.counting {
                     let head = self.uncounted.min(n);
+                    if head > 0 {
+                        let before = self.data_head.len();
+                        self.data_head
+                            .extend_from_slice(data.get(..head).unwrap_or_default());
+                        // The LocationId is complete: check it once.
+                        if let (true, Some(&[a, b, c, d])) = (before < 4, self.data_head.get(..4)) {
+                            self.locations.next(u32::from_le_bytes([a, b, c, d]));
+                        }
+                    }
                     self.uncounted -= head;
                     self.media_bytes += (n - head) as u64;
                 }
@@ -75,8 +108,13 @@ impl Chunks {
                             self.counting = true;
                             // The MMS data header, then the packet.
                             self.uncounted = DATA_HEADER_LEN;
+                            self.data_head.clear();
                         }
-                        ChunkType::Header | ChunkType::Change => self.counting = false,
+                        ChunkType::Header => self.counting = false,
+                        ChunkType::Change => {
+                            self.counting = false;
+                            self.locations.restart();
+                        }
                         ChunkType::End => self.ended = true,
                     }
                     len
@@ -189,6 +227,34 @@ mod tests {
             assert!(c.playing());
             assert_eq!(c.media_bytes(), 3700, "cut at {cut}");
             assert_eq!(c.chunks.packets, 2);
+        }
+    }
+
+    fn data(loc: u32, len: usize) -> Vec<u8> {
+        let mut body = loc.to_le_bytes().to_vec();
+        body.extend_from_slice(&[4, 0, 0, 0]);
+        body.resize(8 + len, 0x11);
+        chunk(b'D', &body)
+    }
+
+    #[test]
+    fn location_id_jumps_are_counted_and_change_restarts_them() {
+        let mut s = b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
+        for loc in [0, 1, 2, 5, 6] {
+            s.extend(data(loc, 30));
+        }
+        s.extend(chunk(b'C', &[0u8; 4]));
+        s.extend(chunk(b'H', &[0u8; 10]));
+        s.extend(data(0, 30));
+        s.extend(data(1, 30));
+        for cut in 0..s.len() {
+            let mut c = Mmsh::new("h", "/s", 1);
+            for b in [&s[..cut], &s[cut..]] {
+                c.on_bytes(b).unwrap();
+            }
+            assert_eq!(c.chunks.locations.jumps, 1, "cut at {cut}");
+            assert_eq!(c.chunks.locations.last_jump, Some((3, 5)));
+            assert_eq!(c.media_bytes(), 7 * 30);
         }
     }
 

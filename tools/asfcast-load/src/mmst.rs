@@ -27,7 +27,7 @@ use asfcast::mms::codec::{
     self, report, ClientMessage, DataHead, ServerMessage, StreamSwitchEntry, DATA_HEAD_LEN,
 };
 
-use super::core::{Fault, Frame, Tail};
+use super::core::{Continuity, Fault, Frame, Tail};
 
 /// Longest server command accepted (FFmpeg's input buffer).
 const MAX_COMMAND: usize = 64 * 1024;
@@ -96,6 +96,8 @@ pub struct Mmst {
     pub pings: u64,
     /// Data packets of another incarnation after StartPlaying (FFmpeg drops them).
     pub stale: u64,
+    /// LocationIds of the media Data packets (per client, from 0: a jump is a lost packet).
+    pub locations: Continuity,
 }
 
 impl Mmst {
@@ -114,6 +116,7 @@ impl Mmst {
             packets: 0,
             pings: 0,
             stale: 0,
+            locations: Continuity::new(32),
         }
     }
 
@@ -164,6 +167,7 @@ impl Mmst {
             Stage::Playing if head.incarnation == MEDIA_INCARNATION => {
                 self.media_bytes += payload.len() as u64;
                 self.packets += 1;
+                self.locations.next(head.location_id);
             }
             Stage::Playing => self.stale += 1,
             Stage::Header if head.incarnation == HEADER_INCARNATION => {
@@ -416,6 +420,9 @@ mod tests {
         assert!(c.playing());
         assert_eq!(c.media_bytes, 6400);
         assert_eq!((c.packets, c.stale, c.pings), (2, 1, 1));
+        assert_eq!(c.locations.jumps, 0);
+        c.on_bytes(&media(5, 4, 100), &mut out).unwrap();
+        assert_eq!(c.locations.last_jump, Some((2, 5)));
         let kinds: Vec<String> = sent
             .iter()
             .map(|m| {

@@ -1,6 +1,7 @@
 //! The server's cost and the tool's own fd budget, from Linux `/proc` and `getrlimit`: CPU
 //! ticks and RSS of a process, the process listening on a TCP port (so `--pid` is optional),
-//! and raising RLIMIT_NOFILE to its hard limit (10 000 TCP clients need 10 000 fds; a UDP
+//! the open fd count and liveness of a process (the soak benchmark's leak snapshots), and
+//! raising RLIMIT_NOFILE to its hard limit (10 000 TCP clients need 10 000 fds; a UDP
 //! RTSP client needs three: its RTSP connection and its RTP/RTCP socket pair).
 
 /// (utime + stime in clock ticks, RSS in KiB) of a process.
@@ -18,6 +19,20 @@ pub fn proc_usage(pid: u32) -> Option<(u64, u64)> {
         .parse()
         .ok()?;
     Some((ticks, rss))
+}
+
+/// Open file descriptors of a process (the entries of `/proc/PID/fd`).
+pub fn fd_count(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// Whether a process exists and has not exited (a zombie has: its parent did not reap it yet).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("State:"))
+            .is_some_and(|st| !matches!(st.trim().chars().next(), Some('Z' | 'X')))
+    })
 }
 
 /// The PID of the process listening on `port` (via /proc/net/tcp inodes).
@@ -96,6 +111,9 @@ mod tests {
         assert!(rss > 0);
         assert_eq!(loadavg().split(' ').count(), 3);
         assert!(raise_nofile() >= 64);
+        assert!(fd_count(std::process::id()).is_some_and(|n| n >= 3));
+        assert!(alive(std::process::id()));
+        assert!(!alive(u32::MAX));
     }
 
     #[test]

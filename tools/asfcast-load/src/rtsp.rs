@@ -33,7 +33,7 @@ use asfcast::rtsp::message::{parse_reply, request_bytes};
 use asfcast::rtsp::rtp::{asf_bytes, parse_interleaved};
 use rtsp_types::{headers, HeaderName, Method, Response};
 
-use super::core::{Fault, Frame, Tail};
+use super::core::{Continuity, Fault, Frame, Tail};
 
 /// Longest reply accepted, head and body (the SDP carries the ASF header in base64).
 const MAX_REPLY: usize = 64 * 1024 + (1 << 20);
@@ -144,6 +144,9 @@ pub struct Rtsp {
     pub rtp_packets: u64,
     pub bad_rtp: u64,
     pub keepalives: u64,
+    /// Sequence numbers per RTP session (SSRC): a jump is a packet lost on the way (UDP) or
+    /// never sent.
+    pub sequences: Vec<(u32, Continuity)>,
 }
 
 impl Rtsp {
@@ -162,6 +165,7 @@ impl Rtsp {
             rtp_packets: 0,
             bad_rtp: 0,
             keepalives: 0,
+            sequences: Vec::new(),
         }
     }
 
@@ -236,6 +240,20 @@ impl Rtsp {
             Ok(n) => {
                 self.media_bytes += n as u64;
                 self.rtp_packets += 1;
+                if let (Some(&[s0, s1]), Some(&[a, b, c, d])) = (rtp.get(2..4), rtp.get(8..12)) {
+                    let ssrc = u32::from_be_bytes([a, b, c, d]);
+                    let seq = u32::from(u16::from_be_bytes([s0, s1]));
+                    match self.sequences.iter_mut().find(|(s, _)| *s == ssrc) {
+                        Some((_, c)) => {
+                            c.next(seq);
+                        }
+                        None => {
+                            let mut c = Continuity::new(16);
+                            c.next(seq);
+                            self.sequences.push((ssrc, c));
+                        }
+                    }
+                }
             }
             Err(_) => self.bad_rtp += 1,
         }
@@ -523,6 +541,10 @@ mod tests {
         c.on_datagram(&rtp_whole(1200));
         c.on_datagram(&[0x00, 1, 2]);
         assert_eq!((c.media_bytes, c.rtp_packets, c.bad_rtp), (1200, 1, 1));
+        // rtp_whole numbers its packets 1 on SSRC 7: a second 1 is a jump (expected 2).
+        c.on_datagram(&rtp_whole(10));
+        assert_eq!(c.sequences.len(), 1);
+        assert_eq!(c.sequences[0].1.last_jump, Some((2, 1)));
     }
 
     #[test]
