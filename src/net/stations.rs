@@ -123,5 +123,6 @@ pub fn snapshot(
         uptime,
         stations,
         clients,
+        ops: crate::ops::OpsFigures::default(),
     }
 }
