@@ -283,6 +283,14 @@ fn chart(
             "<polyline fill=\"none\" stroke=\"#2a6\" stroke-width=\"1.5\" points=\"{}\"/>",
             coords.trim_end()
         );
+        // The newest sample as a dot, so a single sample shows too.
+        if let Some((x, y)) = coords
+            .split_whitespace()
+            .last()
+            .and_then(|p| p.split_once(','))
+        {
+            let _ = writeln!(h, "<circle cx=\"{x}\" cy=\"{y}\" r=\"2.5\" fill=\"#2a6\"/>");
+        }
     }
     h.push_str("</svg></figure>\n");
 }
@@ -368,6 +376,7 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("Clients (max 3)"));
+        assert!(html.contains("<circle cx=\"359\" cy=\"4.0\""), "{html}");
     }
 
     #[test]
