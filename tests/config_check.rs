@@ -82,6 +82,8 @@ fn box_example_passes() {
     assert_eq!(c.server.public_host.as_deref(), Some("media.example.org"));
     assert_eq!(c.server.log.level, LogLevel::Info);
     assert_eq!(c.server.log.format, LogFormat::Text);
+    assert!(c.server.web.status && c.server.web.metrics);
+    assert_eq!(c.server.web.refresh_s, 10);
     let news = c
         .station("news")
         .unwrap_or_else(|| panic!("no news station"));

@@ -240,6 +240,9 @@ pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
     }
 
     errors.extend(cross_checks(&loaded));
+    if server.as_ref().is_some_and(|s| s.web.metrics) {
+        errors.extend(metrics_path_check(&loaded));
+    }
 
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
@@ -248,6 +251,25 @@ pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
         server: server.unwrap_or_default(),
         stations: loaded.into_iter().map(|l| l.station).collect(),
     })
+}
+
+/// With `metrics.enabled`, `/metrics` is the metrics page: no station may be named `metrics`
+/// (its MMSH stream path would be the same).
+fn metrics_path_check(loaded: &[Loaded]) -> Vec<ConfigError> {
+    loaded
+        .iter()
+        .filter(|l| l.station.name == "metrics")
+        .map(|l| {
+            ConfigError::at(
+                &l.station.file,
+                station::name_position(&l.text),
+                "name",
+                "`metrics` is the path of the metrics page (metrics.enabled in server.yaml); \
+                 choose another station name"
+                    .to_string(),
+            )
+        })
+        .collect()
 }
 
 /// Where an earlier station claimed something, for "already used by" messages.
@@ -440,6 +462,20 @@ mod tests {
                     a.display()
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn a_station_named_metrics_clashes_with_the_metrics_page() {
+        let d = TempDir::new("metricsname");
+        let m = d.write("m.yaml", &station("metrics", "239.1.1.1"));
+        assert!(load(std::slice::from_ref(&d.0)).is_ok());
+        d.write("server.yaml", "metrics:\n  enabled: true\n");
+        let e = messages(load(std::slice::from_ref(&d.0)));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with(&format!("{}:1:7: name: `metrics` is the path", m.display())),
+            "{e:?}"
         );
     }
 

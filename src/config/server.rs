@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub rtsp: RtspSettings,
     /// Logging.
     pub log: LogConfig,
+    /// The operators' web views on the HTTP listener (`status:` and `metrics:`).
+    pub web: crate::ops::web::WebConfig,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +53,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             rtsp: RtspSettings::default(),
             log: LogConfig::default(),
+            web: crate::ops::web::WebConfig::default(),
         }
     }
 }
@@ -188,7 +191,7 @@ pub struct LogConfig {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of server settings (listen, announce_dir, public_host, limits, rtsp, log)"
+    expecting = "a mapping of server settings (listen, announce_dir, public_host, limits, rtsp, log, status, metrics)"
 )]
 struct ServerFile {
     listen: Option<ListenFile>,
@@ -197,6 +200,27 @@ struct ServerFile {
     limits: Option<LimitsFile>,
     rtsp: Option<RtspFile>,
     log: Option<LogFile>,
+    status: Option<StatusFile>,
+    metrics: Option<MetricsFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of status page settings (enabled, refresh_s)"
+)]
+struct StatusFile {
+    enabled: Option<bool>,
+    refresh_s: Option<Ranged<u32, 0, 3600>>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of metrics settings (enabled)"
+)]
+struct MetricsFile {
+    enabled: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -306,6 +330,22 @@ fn build(path: &Path, text: &str, file: ServerFile) -> Result<ServerConfig, Vec<
         level: l.level.unwrap_or_default(),
         format: l.format.unwrap_or_default(),
     });
+    let web = crate::ops::web::WebConfig {
+        status: file
+            .status
+            .as_ref()
+            .and_then(|s| s.enabled)
+            .unwrap_or(d.web.status),
+        refresh_s: file
+            .status
+            .as_ref()
+            .and_then(|s| s.refresh_s.as_ref())
+            .map_or(d.web.refresh_s, |v| v.0),
+        metrics: file
+            .metrics
+            .and_then(|m| m.enabled)
+            .unwrap_or(d.web.metrics),
+    };
 
     if !errors.is_empty() {
         return Err(errors);
@@ -318,6 +358,7 @@ fn build(path: &Path, text: &str, file: ServerFile) -> Result<ServerConfig, Vec<
         limits,
         rtsp,
         log,
+        web,
     })
 }
 
@@ -494,6 +535,27 @@ mod tests {
             e[0].starts_with("server.yaml:1:1: logs: unknown field `logs`"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn status_and_metrics() {
+        let d = ok("");
+        assert!(!d.web.status && !d.web.metrics);
+        assert_eq!(d.web.refresh_s, 10);
+        let s = ok("status:\n  enabled: true\n  refresh_s: 0\nmetrics:\n  enabled: true\n");
+        assert!(s.web.status && s.web.metrics);
+        assert_eq!(s.web.refresh_s, 0);
+        assert_eq!(
+            err("status:\n  refresh_s: 7200\n"),
+            ["server.yaml:2:14: status.refresh_s: 7200 is out of range 0–3600"]
+        );
+        let e = err("metrics:\n  enable: true\n");
+        assert!(
+            e[0].starts_with("server.yaml:2:3: metrics.enable: unknown field `enable`"),
+            "{e:?}"
+        );
+        let e = err("status: yes please\n");
+        assert!(e[0].starts_with("server.yaml:1:9: status: "), "{e:?}");
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub fn route(request: &Request, catalog: &dyn AnnouncementCatalog) -> Routed {
     let Some(path) = request.safe_path() else {
         return Routed::Response(Response::bad_request());
     };
+    if catalog.is_ops_path(path) {
+        // The status pages and metrics (crate::ops::web), answered by the session.
+        return Routed::NotAnnouncement;
+    }
     let stations = catalog.stations();
     let readable = request.method == "GET" || request.method == "HEAD";
     let answer = |r: Response| {

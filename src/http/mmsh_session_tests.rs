@@ -344,3 +344,91 @@ fn info_reports_what_the_client_plays() {
         .is_some_and(|ua| ua.starts_with("NSPlayer")));
     assert!(i.packets > 0 && i.bytes > 0 && (i.bytes as usize) < body.len());
 }
+
+/// A view with the operators' snapshot and web views on.
+struct OpsView {
+    inner: View,
+    snap: crate::ops::Snapshot,
+}
+
+impl StationView for OpsView {
+    fn header(&self, station: &str) -> Option<Arc<StationHeader>> {
+        self.inner.header(station)
+    }
+    fn join_backlog(&self, station: &str) -> Vec<Arc<StationPacket>> {
+        self.inner.join_backlog(station)
+    }
+    fn serves(&self, station: &str, protocol: Protocol) -> bool {
+        self.inner.serves(station, protocol)
+    }
+    fn catalog(&self) -> &dyn AnnouncementCatalog {
+        self
+    }
+    fn snapshot(&self) -> Option<&crate::ops::Snapshot> {
+        Some(&self.snap)
+    }
+}
+
+impl AnnouncementCatalog for OpsView {
+    fn stations(&self) -> Vec<StationEntry> {
+        self.inner.entries.clone()
+    }
+    fn is_ops_path(&self, path: &str) -> bool {
+        crate::ops::web::route(path, &self.snap.ops.web).is_some()
+    }
+}
+
+#[test]
+fn status_pages_and_metrics_are_answered_on_a_kept_connection_when_on() {
+    let t0 = Instant::now();
+    let mut snap = crate::ops::Snapshot::default();
+    snap.ops.web = crate::ops::web::WebConfig {
+        status: true,
+        refresh_s: 5,
+        metrics: true,
+    };
+    let v = OpsView {
+        inner: view(),
+        snap,
+    };
+    let mut s = session(t0);
+    s.on_bytes(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", t0, &v);
+    let (head, body) = split(&drain(&mut s));
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(
+        head.contains("text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    assert!(String::from_utf8_lossy(&body).contains("# TYPE asfcast_clients gauge"));
+    // Kept alive: the next request on the same connection.
+    s.on_bytes(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", t0, &v);
+    let (head, body) = split(&drain(&mut s));
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("<h1>Stations</h1>"));
+    s.on_bytes(b"GET /status/nope HTTP/1.1\r\nHost: a\r\n\r\n", t0, &v);
+    assert!(split(&drain(&mut s)).0.starts_with("HTTP/1.1 404"));
+    s.on_bytes(
+        b"POST /metrics HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+        t0,
+        &v,
+    );
+    assert!(split(&drain(&mut s)).0.starts_with("HTTP/1.1 405"));
+    // The announcements still work, and the station path is still the stream.
+    s.on_bytes(b"GET /demo.nsc HTTP/1.1\r\nHost: a\r\n\r\n", t0, &v);
+    assert_eq!(split(&drain(&mut s)).1, b"[Address]\r\n");
+    assert_eq!(s.station(), None);
+
+    // Off: `/` is the plain station list and /metrics is not found.
+    let off = OpsView {
+        inner: view(),
+        snap: crate::ops::Snapshot::default(),
+    };
+    let mut s = session(t0);
+    s.on_bytes(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", t0, &off);
+    assert!(split(&drain(&mut s)).0.starts_with("HTTP/1.1 404"));
+    let mut s = session(t0);
+    s.on_bytes(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", t0, &off);
+    let (head, body) = split(&drain(&mut s));
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(!String::from_utf8_lossy(&body).contains("client-count"));
+}

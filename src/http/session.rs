@@ -159,8 +159,11 @@ impl HttpSession {
         }
     }
 
-    /// Answers a request for a station path (MMS over HTTP).
+    /// Answers a request for a station path (MMS over HTTP), or for an operators' view.
     fn handoff(&mut self, request: &Request, now: Instant, stations: &dyn StationView) -> Step {
+        if let Some(step) = self.ops_view(request, now, stations) {
+            return step;
+        }
         let name = request
             .safe_path()
             .and_then(|p| p.strip_prefix('/'))
@@ -225,6 +228,27 @@ impl HttpSession {
                 Step::Continue
             }
         }
+    }
+
+    /// The status pages and metrics ([`crate::ops::web`]) rendered from the shell's snapshot;
+    /// None when the path is not one of the views that are on.
+    fn ops_view(
+        &mut self,
+        request: &Request,
+        now: Instant,
+        stations: &dyn StationView,
+    ) -> Option<Step> {
+        let snap = stations.snapshot()?;
+        let route = crate::ops::web::route(request.safe_path()?, &snap.ops.web)?;
+        let r = if matches!(request.method.as_str(), "GET" | "HEAD") {
+            let page = crate::ops::web::page(&route, snap, &snap.ops.web);
+            Response::new(page.status)
+                .body(page.content_type, page.body)
+                .header("Cache-Control", "no-cache")
+        } else {
+            Response::method_not_allowed("GET, HEAD")
+        };
+        Some(self.answer(r.for_request(request), now))
     }
 
     /// Starts a plain ASF stream (a GET from a client that does not speak MMSH); a HEAD gets

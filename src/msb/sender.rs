@@ -65,6 +65,9 @@ pub struct MsbSender {
     /// XOR of the open span's packets after their ECC bytes.
     parity: Vec<u8>,
     pool: Vec<Vec<u8>>,
+    /// Datagrams produced: data packets and FEC parity packets (for the metrics).
+    pub data_sent: u64,
+    pub parity_sent: u64,
 }
 
 impl MsbSender {
@@ -87,6 +90,8 @@ impl MsbSender {
             in_span: 0,
             parity: Vec::new(),
             pool: Vec::new(),
+            data_sent: 0,
+            parity_sent: 0,
         })
     }
 
@@ -122,6 +127,7 @@ impl MsbSender {
             }
         }
         let id = self.take_id();
+        self.data_sent += 1;
         let body = asf_packet.get(ECC_LEN..).unwrap_or_default();
         match form {
             EccForm::Data if self.span > 0 => {
@@ -174,6 +180,7 @@ impl MsbSender {
         let ecc = parity_ecc(self.in_span, self.cycle);
         let parity = std::mem::take(&mut self.parity);
         out.push(self.datagram(self.last_id, stream_id, &ecc, &parity));
+        self.parity_sent += 1;
         self.parity = parity;
         self.parity.clear();
         self.in_span = 0;

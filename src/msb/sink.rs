@@ -34,6 +34,15 @@ pub struct MsbSink {
     /// When the last data packet came, while a span is open.
     span_open_since: Option<Instant>,
     out: Vec<Vec<u8>>,
+    beacons_sent: u64,
+}
+
+/// Datagrams an [`MsbSink`] handed out, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MsbCounters {
+    pub data: u64,
+    pub parity: u64,
+    pub beacons: u64,
 }
 
 impl MsbSink {
@@ -55,7 +64,17 @@ impl MsbSink {
             last_sent: now.checked_sub(beacon_interval).unwrap_or(now),
             span_open_since: None,
             out: Vec::new(),
+            beacons_sent: 0,
         })
+    }
+
+    /// Datagrams handed out so far, by kind.
+    pub fn counters(&self) -> MsbCounters {
+        MsbCounters {
+            data: self.sender.data_sent,
+            parity: self.sender.parity_sent,
+            beacons: self.beacons_sent,
+        }
     }
 
     /// Datagrams ready to send, in order.
@@ -115,6 +134,7 @@ impl Sink for MsbSink {
         }
         if now >= self.last_sent + self.beacon_interval {
             self.out.push(beacon().to_vec());
+            self.beacons_sent += 1;
             self.last_sent = now;
         }
         Step::Continue

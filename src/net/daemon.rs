@@ -84,6 +84,8 @@ pub struct Daemon {
     /// The operators' snapshot, refreshed every housekeeping tick: what sessions read
     /// (status page, metrics) without the loop walking every connection per request.
     pub(super) ops_snapshot: crate::ops::Snapshot,
+    /// Totals, history and loop measurements for the operators' views.
+    pub(super) ops: super::ops_state::OpsState,
     pub(super) manager: ServiceManager,
     /// Unicast clients per station: the connections whose session plays it, so a station's
     /// packets go only to its own clients.
@@ -196,6 +198,7 @@ impl Daemon {
             next_conn_id: 0,
             started: Instant::now(),
             ops_snapshot: crate::ops::Snapshot::default(),
+            ops: super::ops_state::OpsState::new(Instant::now()),
             manager: ServiceManager::from_env(),
             clients: HashMap::new(),
             unflushed: None,
@@ -228,12 +231,16 @@ impl Daemon {
 
     /// The operators' view of the daemon now (status page, metrics, control API).
     pub fn snapshot(&self, now: Instant) -> crate::ops::Snapshot {
-        super::stations::snapshot(
+        let mut s = super::stations::snapshot(
             &self.stations,
             &self.conns,
             now.saturating_duration_since(self.started),
             now,
-        )
+        );
+        s.ops = self
+            .ops
+            .figures(self.stations.values(), self.config.server.web);
+        s
     }
 
     /// "3 stations, 12 clients": the systemd status line.
@@ -248,6 +255,7 @@ impl Daemon {
         let status = self.status_line();
         self.manager.ready(&status);
         let mut next_status = Instant::now() + HOUSEKEEPING;
+        self.ops_snapshot = self.snapshot(Instant::now());
         loop {
             let now = Instant::now();
             self.service_stations(now);
@@ -259,17 +267,20 @@ impl Daemon {
                 self.udp_routes.flush(now, false);
                 self.retry_starved_listeners(now);
                 self.ops_snapshot = self.snapshot(now);
+                self.ops.sample(&mut self.ops_snapshot);
                 let status = self.status_line();
                 self.manager.status(&status);
                 next_status = now + HOUSEKEEPING;
             }
             let next = self.next_deadline(now);
             self.timer.arm(next, Instant::now())?;
+            self.ops.before_wait(Instant::now());
             match self.poll.poll(&mut events, None) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             }
+            self.ops.woke(Instant::now(), next);
             for ev in events.iter() {
                 match ev.token() {
                     TIMER => self.timer.acknowledge(),
@@ -434,6 +445,7 @@ impl Daemon {
             }
             if let Some(new) = &station {
                 self.clients.entry(new.clone()).or_default().push(idx);
+                self.ops.joined(new, c.session.protocol());
             }
             c.counted_station = station;
         }
@@ -469,6 +481,7 @@ impl Daemon {
     pub(super) fn close(&mut self, idx: usize) {
         if let Some(mut c) = self.conns.get_mut(idx).and_then(|c| c.take()) {
             log_close(&c);
+            self.ops.closed(&c.session.info(), c.close_reason());
             self.udp_routes.update(idx, &c.udp_peers, &[]);
             if let Some(station) = c.counted_station.take() {
                 unsubscribe(&mut self.clients, &station, idx);

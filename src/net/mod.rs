@@ -27,6 +27,7 @@ pub mod daemon;
 pub mod fd_reserve;
 pub mod listen;
 pub mod multicast;
+pub mod ops_state;
 pub mod refusals;
 pub mod reload;
 pub mod rlimit;

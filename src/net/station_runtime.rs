@@ -46,6 +46,12 @@ pub struct StationRuntime {
     out: Vec<Vec<u8>>,
     /// What the hub produced since the daemon last took it (for unicast sessions).
     events: Vec<HubEvent>,
+    /// When the source said its next packet is due (its last `Idle`), to measure how late
+    /// that packet goes out.
+    idle_until: Option<Instant>,
+    pacing_lateness: crate::ops::histogram::Histogram,
+    /// Times the source reported itself lost.
+    source_lost: u64,
 }
 
 /// Something new at a station, fanned out to its unicast sessions.
@@ -132,6 +138,11 @@ impl StationRuntime {
             announcer,
             out: Vec::with_capacity(BATCH * 2),
             events: Vec::new(),
+            idle_until: None,
+            pacing_lateness: crate::ops::histogram::Histogram::new(
+                crate::ops::histogram::LATENESS_BOUNDS,
+            ),
+            source_lost: 0,
         })
     }
 
@@ -160,16 +171,27 @@ impl StationRuntime {
             handled += 1;
             match self.source.poll(now) {
                 SourceEvent::Header { header, data, .. } => {
+                    self.idle_until = None;
                     self.on_header(&header, &data, now);
                 }
                 SourceEvent::Packet(p) => {
+                    // The packet the source was waiting for: it was due at the last `Idle`.
+                    if let Some(due) = self.idle_until.take() {
+                        self.pacing_lateness
+                            .observe(now.saturating_duration_since(due));
+                    }
                     self.on_packet(&p.bytes, now);
                     if self.msb.as_ref().is_some_and(|m| m.sink.pending() >= BATCH) {
                         self.send_out();
                     }
                 }
-                SourceEvent::Idle(at) => break at,
+                SourceEvent::Idle(at) => {
+                    self.idle_until = Some(at);
+                    break at;
+                }
                 SourceEvent::Lost { reason, retry_at } => {
+                    self.idle_until = None;
+                    self.source_lost += 1;
                     warn!(station = %self.config.name, %reason, "source lost; the station stays up");
                     break retry_at;
                 }
@@ -192,6 +214,25 @@ impl StationRuntime {
     /// What the source is doing.
     pub fn source_state(&self) -> SourceState {
         self.source.state()
+    }
+
+    /// The figures the metrics report for this station.
+    pub fn figures(&self) -> crate::ops::StationFigures {
+        let src = self.source.counters();
+        let msb = self
+            .msb
+            .as_ref()
+            .map(|m| m.sink.counters())
+            .unwrap_or_default();
+        crate::ops::StationFigures {
+            pacing_lateness: self.pacing_lateness.clone(),
+            source_started: src.started,
+            source_failed: src.failed,
+            source_lost: self.source_lost,
+            msb_data: msb.data,
+            msb_parity: msb.parity,
+            msb_beacons: msb.beacons,
+        }
     }
 
     fn on_header(

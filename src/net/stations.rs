@@ -60,6 +60,10 @@ impl StationView for StationsView<'_> {
 }
 
 impl AnnouncementCatalog for StationsView<'_> {
+    fn is_ops_path(&self, path: &str) -> bool {
+        crate::ops::web::route(path, &self.2.ops.web).is_some()
+    }
+
     fn stations(&self) -> Vec<StationEntry> {
         self.0
             .values()
@@ -123,5 +127,6 @@ pub fn snapshot(
         uptime,
         stations,
         clients,
+        ops: crate::ops::OpsFigures::default(),
     }
 }

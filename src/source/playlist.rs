@@ -299,6 +299,13 @@ impl Source for PlaylistSource {
     fn state(&self) -> SourceState {
         self.state.clone()
     }
+
+    fn counters(&self) -> crate::station::source::SourceCounters {
+        crate::station::source::SourceCounters {
+            started: self.entries_started,
+            failed: self.entries_failed,
+        }
+    }
 }
 
 #[cfg(test)]

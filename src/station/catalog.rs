@@ -27,6 +27,11 @@ pub struct StationEntry {
 pub trait AnnouncementCatalog {
     /// The stations, in display order.
     fn stations(&self) -> Vec<StationEntry>;
+    /// Whether `path` belongs to the operators' web views (status pages, metrics) that are
+    /// on, which the announcement routes leave to the next handler. Default: none.
+    fn is_ops_path(&self, _path: &str) -> bool {
+        false
+    }
 }
 
 impl AnnouncementCatalog for [StationEntry] {

@@ -63,6 +63,13 @@ pub enum SourceState {
     Ended,
 }
 
+/// Entries a source started (a file opened, an encoder connected) and failed, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceCounters {
+    pub started: u64,
+    pub failed: u64,
+}
+
 /// The contract every station source implements.
 pub trait Source {
     /// The next thing to do at `now`. Bounded work per call: at most one packet read or one
@@ -70,4 +77,8 @@ pub trait Source {
     fn poll(&mut self, now: Instant) -> SourceEvent;
     /// What the source is doing.
     fn state(&self) -> SourceState;
+    /// Entries started and failed so far (none, for a source that does not count them).
+    fn counters(&self) -> SourceCounters {
+        SourceCounters::default()
+    }
 }
