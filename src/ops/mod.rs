@@ -3,6 +3,9 @@
 //! clients when one of them asks (`crate::net` fills it from the stations' hubs and sources and
 //! from each session's [`ClientInfo`]); everything here is pure data and rendering.
 
+pub mod api;
+pub mod api_session;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
