@@ -14,10 +14,12 @@
 //!   page, metrics, control API and client logs);
 //! - [`net`]: the shell, the only place with sockets and clocks: the mio loop, listeners,
 //!   connections, UDP and multicast sockets, timers, signals, systemd;
-//! - command-line tools with a small shell of their own: [`probe`], [`recv`].
+//! - command-line tools with a small shell of their own: [`probe`], [`recv`], [`ctl`] (the
+//!   control API's client).
 
 pub mod asf;
 pub mod config;
+pub mod ctl;
 pub mod http;
 pub mod mms;
 pub mod msb;

@@ -15,6 +15,7 @@ Examples:
   asfcast probe --json clip.wmv                       the same as JSON
   asfcast nsc decode /tmp/asfcast-demo/demo.nsc       every .nsc key decoded and checked
   asfcast recv http://127.0.0.1:8080/demo.nsc -o out.asf --seconds 10
+  asfcast ctl clients                                 clients of the running daemon (listen.api)
 ";
 
 #[derive(Parser)]
@@ -71,6 +72,8 @@ enum Command {
         #[arg(long)]
         drop_one_per_span: bool,
     },
+    /// Operate the running daemon through its control API (`listen.api` in server.yaml).
+    Ctl(asfcast::ctl::CtlArgs),
 }
 
 #[derive(Subcommand)]
@@ -145,6 +148,7 @@ fn main() -> ExitCode {
             interface,
             drop_one_per_span,
         } => recv(nsc, output, seconds, interface, drop_one_per_span),
+        Command::Ctl(args) => asfcast::ctl::run(&args),
     }
 }
 

@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub log: LogConfig,
     /// The operators' web views on the HTTP listener (`status:` and `metrics:`).
     pub web: crate::ops::web::WebConfig,
+    /// The control API's credentials (its listener is `listen.api`).
+    pub api: super::api::ApiSettings,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +56,7 @@ impl Default for ServerConfig {
             rtsp: RtspSettings::default(),
             log: LogConfig::default(),
             web: crate::ops::web::WebConfig::default(),
+            api: super::api::ApiSettings::default(),
         }
     }
 }
@@ -87,6 +90,8 @@ pub struct Listen {
     pub mms: Vec<SocketAddr>,
     /// RTSP (default 0.0.0.0:554).
     pub rtsp: Vec<SocketAddr>,
+    /// The control API (default off: it is opted into; see [`super::api`]).
+    pub api: Vec<SocketAddr>,
 }
 
 fn any_v4(port: u16) -> SocketAddr {
@@ -99,6 +104,7 @@ impl Default for Listen {
             http: vec![any_v4(80)],
             mms: vec![any_v4(1755)],
             rtsp: vec![any_v4(554)],
+            api: Vec::new(),
         }
     }
 }
@@ -191,7 +197,7 @@ pub struct LogConfig {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of server settings (listen, announce_dir, public_host, limits, rtsp, log, status, metrics)"
+    expecting = "a mapping of server settings (listen, announce_dir, public_host, limits, rtsp, log, status, metrics, api)"
 )]
 struct ServerFile {
     listen: Option<ListenFile>,
@@ -202,6 +208,7 @@ struct ServerFile {
     log: Option<LogFile>,
     status: Option<StatusFile>,
     metrics: Option<MetricsFile>,
+    api: Option<super::api::ApiFile>,
 }
 
 #[derive(Deserialize)]
@@ -236,12 +243,13 @@ struct RtspFile {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of listeners (http, mms, rtsp)"
+    expecting = "a mapping of listeners (http, mms, rtsp, api)"
 )]
 struct ListenFile {
     http: Option<Listeners>,
     mms: Option<Listeners>,
     rtsp: Option<Listeners>,
+    api: Option<Listeners>,
 }
 
 #[derive(Deserialize)]
@@ -292,11 +300,14 @@ fn build(path: &Path, text: &str, file: ServerFile) -> Result<ServerConfig, Vec<
             http: l.http.map_or(d.listen.http, |v| v.0),
             mms: l.mms.map_or(d.listen.mms, |v| v.0),
             rtsp: l.rtsp.map_or(d.listen.rtsp, |v| v.0),
+            api: l.api.map_or(d.listen.api, |v| v.0),
         },
     };
-    let errors = listener_conflicts(path, text, &listen);
+    let mut errors = listener_conflicts(path, text, &listen);
 
     let base = path.parent().unwrap_or_else(|| Path::new(""));
+    let api = super::api::build(base, file.api);
+    errors.extend(super::api::check(path, text, &listen.api, &api));
     let announce_dir = file.announce_dir.map_or(d.announce_dir, |p| base.join(p.0));
 
     let limits = match file.limits {
@@ -359,6 +370,7 @@ fn build(path: &Path, text: &str, file: ServerFile) -> Result<ServerConfig, Vec<
         rtsp,
         log,
         web,
+        api,
     })
 }
 
@@ -375,6 +387,7 @@ fn listener_conflicts(path: &Path, text: &str, listen: &Listen) -> Vec<ConfigErr
         ("http", &listen.http),
         ("mms", &listen.mms),
         ("rtsp", &listen.rtsp),
+        ("api", &listen.api),
     ]
     .into_iter()
     .flat_map(|(proto, addrs)| addrs.iter().enumerate().map(move |(i, a)| (proto, i, *a)))
@@ -414,6 +427,7 @@ fn listen_len(listen: &Listen, proto: &str) -> usize {
     match proto {
         "http" => listen.http.len(),
         "mms" => listen.mms.len(),
+        "api" => listen.api.len(),
         _ => listen.rtsp.len(),
     }
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use mio::{Interest, Token};
 use tracing::warn;
 
-use super::connections::Connection;
+use super::connections::{Connection, ListenerKind};
 use super::daemon::{Daemon, CONN_BASE, SEND_BUFFER};
 use super::fd_reserve;
 use super::refusals::Reason;
@@ -61,7 +61,8 @@ impl Daemon {
             };
             let limits = &self.config.server.limits;
             let open = self.conns.len() - self.free.len();
-            if open >= limits.max_clients as usize {
+            // Operators reach the control API even when the clients fill the box.
+            if kind != ListenerKind::Api && open >= limits.max_clients as usize {
                 self.refusals.note(peer.ip(), Reason::ClientLimit, now);
                 continue;
             }

@@ -25,6 +25,8 @@ pub enum ListenerKind {
     Http,
     Mms,
     Rtsp,
+    /// The control API ([`crate::ops::api`]).
+    Api,
 }
 
 impl ListenerKind {
@@ -33,6 +35,7 @@ impl ListenerKind {
             ListenerKind::Http => "http",
             ListenerKind::Mms => "mms",
             ListenerKind::Rtsp => "rtsp",
+            ListenerKind::Api => "api",
         }
     }
 }

@@ -47,7 +47,7 @@ const UDP_READ_BUDGET: usize = 256;
 /// How often idle bookkeeping runs even when nothing else is due.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// `FileDescriptorName=`s of the socket unit, one per listener kind.
-const KNOWN_NAMES: [&str; 3] = ["http", "mms", "rtsp"];
+const KNOWN_NAMES: [&str; 4] = ["http", "mms", "rtsp", "api"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -55,6 +55,8 @@ pub enum DaemonError {
     Config(config::ConfigErrors),
     #[error("{0}")]
     Io(#[from] io::Error),
+    #[error("{0}")]
+    Api(#[from] super::api::ApiError),
 }
 
 pub struct Daemon {
@@ -101,6 +103,8 @@ pub struct Daemon {
     /// A listener could not be drained (out of descriptors even with the spare, or an accept
     /// error): the housekeeping tick accepts again.
     pub(super) accept_starved: bool,
+    /// The control API: credentials and the stations it stopped ([`super::api`]).
+    pub(super) api: super::api::ApiState,
 }
 
 /// Changes the running log level (see [`Daemon::with_log_level_hook`]).
@@ -118,6 +122,7 @@ impl Daemon {
     /// starts every station.
     pub fn start(paths: Vec<PathBuf>) -> Result<Daemon, DaemonError> {
         let config = config::load(&paths).map_err(DaemonError::Config)?;
+        let api = super::api::ApiState::load(&config.server.api)?;
         raise_open_file_limit(config.server.limits.max_clients);
         let signals = Signals::new()?;
         let timer = PacingTimer::new()?;
@@ -137,6 +142,7 @@ impl Daemon {
             (ListenerKind::Http, &listen.http),
             (ListenerKind::Mms, &listen.mms),
             (ListenerKind::Rtsp, &listen.rtsp),
+            (ListenerKind::Api, &listen.api),
         ] {
             for addr in addrs {
                 let passed = activated.iter().position(|a| {
@@ -207,6 +213,7 @@ impl Daemon {
             refusals: Refusals::default(),
             fd_reserve: FdReserve::open(),
             accept_starved: false,
+            api,
         };
         d.udp.register(d.poll.registry(), udp_token)?;
         let now = Instant::now();
@@ -292,7 +299,9 @@ impl Daemon {
                                     self.stop();
                                     return Ok(());
                                 }
-                                SignalRequest::Reload => self.reload(),
+                                SignalRequest::Reload => {
+                                    self.reload();
+                                }
                             }
                         }
                     }
@@ -428,6 +437,7 @@ impl Daemon {
         if readable {
             c.on_readable(now, &view, &mut self.read_buf);
         }
+        self.serve_api(idx, now);
         self.after_io(idx);
     }
 

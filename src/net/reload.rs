@@ -17,6 +17,7 @@ use std::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::config::{self, Unicast};
+use crate::ops::api::{ReloadPlan, ReloadReport};
 use crate::station::sink::Protocol;
 
 use super::daemon::Daemon;
@@ -24,21 +25,24 @@ use super::rlimit::raise_open_file_limit;
 
 impl Daemon {
     /// SIGHUP: re-read the config; apply it by diff, or keep the running one if it is broken.
-    pub(super) fn reload(&mut self) {
+    /// Returns what came of it (for the control API).
+    pub(super) fn reload(&mut self) -> ReloadReport {
         self.manager.reloading();
-        self.apply_reload();
+        let report = self.apply_reload();
         let status = self.status_line();
         self.manager.ready(&status);
+        report
     }
 
-    fn apply_reload(&mut self) {
+    fn apply_reload(&mut self) -> ReloadReport {
         let new = match config::load(&self.paths) {
             Ok(c) => c,
             Err(errs) => {
                 error!("reload refused, keeping the running configuration:\n{errs}");
-                return;
+                return ReloadReport::Refused(errs);
             }
         };
+        self.reload_api(&new);
         let mut new = new;
         let plan = config::diff::diff(&self.config, &new);
         let changes = plan.server;
@@ -124,6 +128,10 @@ impl Daemon {
             self.end_clients(name, None, now);
         }
         for name in plan.restart.iter().chain(plan.start.iter()) {
+            // A station stopped through the control API stays stopped.
+            if self.api.stopped.contains(name) {
+                continue;
+            }
             if let Some(s) = new.station(name) {
                 if let Err(e) = self.start_station(&s.clone(), now) {
                     error!(station = %name, error = %e, "station failed to start");
@@ -139,13 +147,25 @@ impl Daemon {
             "configuration reloaded"
         );
         self.config = new;
+        ReloadReport::Applied(ReloadPlan {
+            unchanged: plan.unchanged.len(),
+            updated: plan.update.len(),
+            restarted: plan.restart.len(),
+            stopped: plan.stop.len(),
+            started: plan.start.len(),
+        })
     }
 }
 
 impl Daemon {
     /// Ends the station's unicast sessions (of one protocol, or all) with the protocol's clean
     /// end; returns how many.
-    fn end_clients(&mut self, station: &str, protocol: Option<Protocol>, now: Instant) -> usize {
+    pub(super) fn end_clients(
+        &mut self,
+        station: &str,
+        protocol: Option<Protocol>,
+        now: Instant,
+    ) -> usize {
         let mut ended = 0;
         for i in 0..self.conns.len() {
             if let Some(c) = self.conns[i].as_mut() {

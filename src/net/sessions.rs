@@ -65,6 +65,11 @@ impl SessionFactory {
                     now,
                 ))
             }
+            ListenerKind::Api => Box::new(crate::ops::api_session::ApiSession::new(
+                peer,
+                limits.idle_timeout,
+                now,
+            )),
         }
     }
 }

@@ -116,6 +116,8 @@ pub fn snapshot(
     let clients = conns
         .iter()
         .flatten()
+        // Control API connections are operators, not clients.
+        .filter(|conn| conn.session.protocol() != "api")
         .map(|conn| ClientStatus {
             id: conn.id,
             peer: conn.peer,

@@ -17,6 +17,9 @@ pub mod status;
 pub mod totals;
 pub mod web;
 
+pub mod api;
+pub mod api_session;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -385,6 +385,11 @@ pub trait Session: Sink {
             ..ClientInfo::default()
         }
     }
+    /// The control API's side of a session (requests for the shell to route, answers back);
+    /// only the control API's sessions have one ([`crate::ops::api_session`]). Default none.
+    fn api(&mut self) -> Option<&mut dyn crate::ops::api::ApiPort> {
+        None
+    }
 }
 
 #[cfg(test)]
