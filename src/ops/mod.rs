@@ -3,6 +3,9 @@
 //! clients when one of them asks (`crate::net` fills it from the stations' hubs and sources and
 //! from each session's [`ClientInfo`]); everything here is pure data and rendering.
 
+pub mod wmlog;
+pub mod wmlog_client;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
