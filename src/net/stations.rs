@@ -60,6 +60,14 @@ impl StationView for StationsView<'_> {
 }
 
 impl AnnouncementCatalog for StationsView<'_> {
+    fn is_log_path(&self, path: &str) -> bool {
+        use crate::ops::wmlog::url_path;
+        path.eq_ignore_ascii_case(crate::ops::wmlog_client::ISAPI_LOG_PATH)
+            || self.0.values().any(|rt| {
+                rt.config.announcement.log_url.as_deref().and_then(url_path) == Some(path)
+            })
+    }
+
     fn stations(&self) -> Vec<StationEntry> {
         self.0
             .values()
