@@ -22,6 +22,7 @@
 
 pub mod accept;
 pub mod announce;
+pub mod client_log;
 pub mod connections;
 pub mod daemon;
 pub mod fd_reserve;
