@@ -81,7 +81,7 @@ impl ClientLog {
 
     fn try_write(&mut self, record: &Record, now_unix: u64) -> io::Result<()> {
         let day = file_day(now_unix);
-        if self.current.as_ref().is_none_or(|f| f.day != day) {
+        if self.current.as_ref().map_or(true, |f| f.day != day) {
             if let Some(old) = self.current.take() {
                 if old.dropped > 0 {
                     warn!(day = %old.day, dropped = old.dropped, max_bytes = self.cfg.max_bytes, "client log records dropped for the size cap");

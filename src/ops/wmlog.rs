@@ -238,7 +238,7 @@ pub fn merge(server: &Record, client: &Record) -> Record {
             continue;
         }
         if *field == "c-status" {
-            if out.values[i].as_deref().is_none_or(|s| s == "200") && value == "210" {
+            if out.values[i].as_deref().map_or(true, |s| s == "200") && value == "210" {
                 out.values[i] = Some(value.clone());
             }
             continue;
@@ -301,11 +301,8 @@ pub fn server_record(f: &ServerFacts) -> Record {
     // Live: no length, no size ([MS-WMLOG] §2.1).
     r.set("filelength", "0");
     r.set("filesize", "0");
-    if f.duration_secs > 0 {
-        r.set(
-            "avgbandwidth",
-            (f.bytes.saturating_mul(8) / f.duration_secs).to_string(),
-        );
+    if let Some(bw) = f.bytes.saturating_mul(8).checked_div(f.duration_secs) {
+        r.set("avgbandwidth", bw.to_string());
     }
     r.set("protocol", f.protocol);
     if let Some(t) = f.transport {

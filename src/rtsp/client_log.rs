@@ -15,7 +15,7 @@ use crate::ops::wmlog_client::{
 pub enum SetParameter {
     /// Not a log (a keep-alive).
     NotALog,
-    Log(ClientReport),
+    Log(Box<ClientReport>),
     Refused(LogError),
 }
 
@@ -27,11 +27,11 @@ pub fn set_parameter(content_type: Option<&str>, body: &[u8]) -> SetParameter {
         _ => return SetParameter::NotALog,
     };
     match parse_log_stats(body) {
-        Ok(record) => SetParameter::Log(ClientReport {
+        Ok(record) => SetParameter::Log(Box::new(ClientReport {
             form,
             record,
             station: None,
-        }),
+        })),
         Err(e) => SetParameter::Refused(e),
     }
 }

@@ -506,7 +506,7 @@ impl RtspSession {
                     SetParameter::NotALog => Reply::new(200),
                     SetParameter::Log(report) => {
                         if self.stats.client_logs.len() < 16 {
-                            self.stats.client_logs.push(report);
+                            self.stats.client_logs.push(*report);
                         }
                         Reply::new(200)
                     }
