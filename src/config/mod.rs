@@ -37,7 +37,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors};
-pub use server::{Limits, Listen, LogConfig, LogFormat, LogLevel, ServerConfig};
+pub use server::{ClientLogConfig, Limits, Listen, LogConfig, LogFormat, LogLevel, ServerConfig};
 pub use station::{Announcement, Multicast, Playlist, Source, StationConfig, Unicast};
 pub use values::Interface;
 

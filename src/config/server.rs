@@ -182,12 +182,33 @@ pub enum LogFormat {
 }
 
 /// Logging settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LogConfig {
     /// Verbosity.
     pub level: LogLevel,
     /// Format.
     pub format: LogFormat,
+    /// Client logs in the Windows Media format (`log.clients`); None: not written.
+    pub clients: Option<ClientLogConfig>,
+}
+
+/// Where and how much of the [MS-WMLOG] client logs is kept (`log.clients`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientLogConfig {
+    /// Directory of the daily `WMS_YYYYMMDD.log` files (relative paths are resolved against
+    /// the server file's directory).
+    pub dir: PathBuf,
+    /// Size cap of one day's file: records beyond it are dropped (and counted in the journal).
+    pub max_bytes: u64,
+    /// Files older than this many days are deleted.
+    pub keep_days: u32,
+}
+
+impl ClientLogConfig {
+    /// Default size cap of a day's file.
+    pub const DEFAULT_MAX_BYTES: u64 = 100 << 20;
+    /// Default retention.
+    pub const DEFAULT_KEEP_DAYS: u32 = 30;
 }
 
 // ---------------------------------------------------------------------------
@@ -269,11 +290,23 @@ struct LimitsFile {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of log settings (level, format)"
+    expecting = "a mapping of log settings (level, format, clients)"
 )]
 struct LogFile {
     level: Option<LogLevel>,
     format: Option<LogFormat>,
+    clients: Option<ClientLogFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of client log settings (dir, max_bytes, keep_days)"
+)]
+struct ClientLogFile {
+    dir: FilePath,
+    max_bytes: Option<Bytes<{ 64 << 10 }, { 1 << 40 }>>,
+    keep_days: Option<Ranged<u32, 1, 3650>>,
 }
 
 /// Reads and validates the server file.
@@ -340,6 +373,15 @@ fn build(path: &Path, text: &str, file: ServerFile) -> Result<ServerConfig, Vec<
     let log = file.log.map_or(d.log, |l| LogConfig {
         level: l.level.unwrap_or_default(),
         format: l.format.unwrap_or_default(),
+        clients: l.clients.map(|c| ClientLogConfig {
+            dir: base.join(c.dir.0),
+            max_bytes: c
+                .max_bytes
+                .map_or(ClientLogConfig::DEFAULT_MAX_BYTES, |v| v.0),
+            keep_days: c
+                .keep_days
+                .map_or(ClientLogConfig::DEFAULT_KEEP_DAYS, |v| v.0),
+        }),
     });
     let web = crate::ops::web::WebConfig {
         status: file
@@ -496,6 +538,26 @@ mod tests {
     }
 
     #[test]
+    fn client_logs() {
+        let s = ok("log:\n  clients:\n    dir: wmlogs\n    max_bytes: 1MiB\n    keep_days: 7\n");
+        let c = s.log.clients.expect("client logs configured");
+        assert_eq!(c.dir, Path::new("etc/wmlogs"));
+        assert_eq!((c.max_bytes, c.keep_days), (1 << 20, 7));
+        let d = ok("log:\n  clients: {dir: /var/log/asfcast}\n").log.clients;
+        assert_eq!(
+            d,
+            Some(ClientLogConfig {
+                dir: PathBuf::from("/var/log/asfcast"),
+                max_bytes: ClientLogConfig::DEFAULT_MAX_BYTES,
+                keep_days: ClientLogConfig::DEFAULT_KEEP_DAYS,
+            })
+        );
+        assert_eq!(err("log:\n  clients: {dir: x, keep_days: 0}\n").len(), 1);
+        assert_eq!(err("log:\n  clients: {max_bytes: 1MiB}\n").len(), 1);
+        assert_eq!(err("log:\n  clients: {dir: x, max_bytes: 1KiB}\n").len(), 1);
+    }
+
+    #[test]
     fn limits_and_log() {
         let s = ok("limits:\n  max_clients: 50\n  request_max_bytes: 32KiB\n  handshake_timeout: 5s\n  idle_timeout: 2m\n  client_backlog_bytes: 8MiB\n  fast_start_rate: 2.5\n  write_interval: 0\nlog:\n  level: debug\n  format: json\n");
         assert_eq!(s.limits.write_interval, Duration::ZERO);
@@ -513,7 +575,8 @@ mod tests {
             s.log,
             LogConfig {
                 level: LogLevel::Debug,
-                format: LogFormat::Json
+                format: LogFormat::Json,
+                clients: None,
             }
         );
 

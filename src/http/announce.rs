@@ -85,6 +85,10 @@ pub fn route(request: &Request, catalog: &dyn AnnouncementCatalog) -> Routed {
     {
         return Routed::NotAnnouncement;
     }
+    // The multicast logging agent is answered by the session (crate::http::client_log).
+    if catalog.is_log_path(path) {
+        return Routed::NotAnnouncement;
+    }
     Routed::Response(Response::not_found())
 }
 

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
+use super::client_log;
 use super::conn::{ConnAction, HttpConn};
 use super::dialect::{dialect, Dialect};
 use super::mmsh::stream::{MmshStream, StreamConfig};
@@ -37,6 +38,7 @@ use super::plain_stream::{self, PlainStream};
 use super::request::Request;
 use super::response::Response;
 use crate::config::Limits;
+use crate::ops::wmlog_client::ClientReport;
 use crate::station::feed::FeedConfig;
 use crate::station::sink::{ClientInfo, OutQueue, Protocol, Session, Sink, StationView, Step};
 use crate::station::{StationHeader, StationPacket};
@@ -87,7 +89,12 @@ pub struct HttpSession {
     user_agent: Option<String>,
     /// Bytes that followed a request answered in the MMSH phase, for the next HTTP phase.
     carry: Vec<u8>,
+    /// Logs the player sent on this connection (at most [`MAX_CLIENT_LOGS`]).
+    client_logs: Vec<ClientReport>,
 }
+
+/// Most client logs one connection keeps (later ones are dropped).
+const MAX_CLIENT_LOGS: usize = 16;
 
 impl HttpSession {
     pub fn new(limits: SessionLimits, peer: SocketAddr, client_id: u32, now: Instant) -> Self {
@@ -103,6 +110,7 @@ impl HttpSession {
             client_id,
             user_agent: None,
             carry: Vec::new(),
+            client_logs: Vec::new(),
         }
     }
 
@@ -169,6 +177,13 @@ impl HttpSession {
             .and_then(|p| p.strip_prefix('/'))
             .unwrap_or_default()
             .to_string();
+        if stations
+            .catalog()
+            .is_log_path(request.safe_path().unwrap_or_default())
+        {
+            let logged = client_log::agent(request);
+            return self.logged(logged, request, now);
+        }
         if !stations.serves(&name, Protocol::Mmsh) {
             return self.refuse(request, 404, "station not served over HTTP");
         }
@@ -185,10 +200,8 @@ impl HttpSession {
                 self.answer(r, now)
             }
             MmshRequest::Post => {
-                let r = Response::new(204)
-                    .header("Server", mmsh::SERVER)
-                    .for_request(request);
-                self.answer(r, now)
+                let logged = client_log::station_post(request, &name);
+                self.logged(logged, request, now)
             }
             MmshRequest::Unsupported(status, why) => self.refuse(request, status, why),
             MmshRequest::Play {
@@ -308,6 +321,25 @@ impl HttpSession {
         Step::Continue
     }
 
+    /// Keeps a client log and answers its request.
+    fn logged(&mut self, logged: client_log::Logged, request: &Request, now: Instant) -> Step {
+        if let Some(mut report) = logged.report {
+            if self.client_logs.len() < MAX_CLIENT_LOGS {
+                if report.record.get("cs-User-Agent").is_none() {
+                    report.record.set(
+                        "cs-User-Agent",
+                        request
+                            .header("user-agent")
+                            .map(clip_agent)
+                            .unwrap_or_default(),
+                    );
+                }
+                self.client_logs.push(report);
+            }
+        }
+        self.answer(logged.response, now)
+    }
+
     fn refuse(&mut self, request: &Request, status: u16, why: &str) -> Step {
         let r = mmsh::error_response(request, status, why);
         self.out.push_owned(r.to_bytes());
@@ -397,6 +429,10 @@ impl Session for HttpSession {
 
     fn output(&mut self) -> &mut OutQueue {
         &mut self.out
+    }
+
+    fn take_client_logs(&mut self, out: &mut Vec<ClientReport>) {
+        out.append(&mut self.client_logs);
     }
 
     fn info(&self) -> ClientInfo {

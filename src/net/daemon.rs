@@ -105,6 +105,8 @@ pub struct Daemon {
     pub(super) accept_starved: bool,
     /// The control API: credentials and the stations it stopped ([`super::api`]).
     pub(super) api: super::api::ApiState,
+    /// The Windows Media client log (`log.clients`), when configured.
+    pub(super) client_log: Option<super::client_log::ClientLog>,
 }
 
 /// Changes the running log level (see [`Daemon::with_log_level_hook`]).
@@ -214,7 +216,11 @@ impl Daemon {
             fd_reserve: FdReserve::open(),
             accept_starved: false,
             api,
+            client_log: None,
         };
+        if let Some(c) = &d.config.server.log.clients {
+            d.client_log = Some(super::client_log::ClientLog::open(c)?);
+        }
         d.udp.register(d.poll.registry(), udp_token)?;
         let now = Instant::now();
         let stations = d.config.stations.clone();
@@ -492,6 +498,12 @@ impl Daemon {
         if let Some(mut c) = self.conns.get_mut(idx).and_then(|c| c.take()) {
             log_close(&c);
             self.ops.closed(&c.session.info(), c.close_reason());
+            let clients = self.clients.values().map(Vec::len).sum();
+            let unix = super::client_log::unix_now();
+            let record = super::client_log::session_record(&mut c, clients, Instant::now(), unix);
+            if let (Some(log), Some(r)) = (self.client_log.as_mut(), record) {
+                log.write(&r, unix);
+            }
             self.udp_routes.update(idx, &c.udp_peers, &[]);
             if let Some(station) = c.counted_station.take() {
                 unsubscribe(&mut self.clients, &station, idx);

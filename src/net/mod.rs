@@ -23,6 +23,7 @@
 pub mod accept;
 pub mod announce;
 pub mod api;
+pub mod client_log;
 pub mod connections;
 pub mod daemon;
 pub mod fd_reserve;

@@ -67,6 +67,19 @@ impl Daemon {
             if new.server.log.format != old.format {
                 warn!("log format changes apply at the next restart");
             }
+            if new.server.log.clients != old.clients {
+                self.client_log = match &new.server.log.clients {
+                    None => None,
+                    Some(c) => match super::client_log::ClientLog::open(c) {
+                        Ok(l) => Some(l),
+                        Err(e) => {
+                            warn!(error = %e, "client logs off: cannot open the new directory");
+                            None
+                        }
+                    },
+                };
+                info!("client log settings changed");
+            }
         }
         if changes.limits {
             self.write_coalesce = new.server.limits.write_interval;

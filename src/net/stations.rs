@@ -64,6 +64,14 @@ impl AnnouncementCatalog for StationsView<'_> {
         crate::ops::web::route(path, &self.2.ops.web).is_some()
     }
 
+    fn is_log_path(&self, path: &str) -> bool {
+        use crate::ops::wmlog::url_path;
+        path.eq_ignore_ascii_case(crate::ops::wmlog_client::ISAPI_LOG_PATH)
+            || self.0.values().any(|rt| {
+                rt.config.announcement.log_url.as_deref().and_then(url_path) == Some(path)
+            })
+    }
+
     fn stations(&self) -> Vec<StationEntry> {
         self.0
             .values()

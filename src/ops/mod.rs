@@ -19,6 +19,8 @@ pub mod web;
 
 pub mod api;
 pub mod api_session;
+pub mod wmlog;
+pub mod wmlog_client;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -15,6 +15,7 @@
 //!   ([`crate::station::delivery`]); the shell writes its TCP output and sends its RTP/RTCP
 //!   datagrams, and routes the client's RTCP to it.
 
+pub mod client_log;
 pub mod message;
 pub mod rtcp;
 pub mod rtp;

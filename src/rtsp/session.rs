@@ -236,6 +236,8 @@ pub struct RtspSession {
 /// What the end-of-session line reports.
 #[derive(Debug, Default)]
 struct EndStats {
+    /// Logs the player sent (SET_PARAMETER, [`super::client_log`]), at most 16.
+    client_logs: Vec<crate::ops::wmlog_client::ClientReport>,
     /// Delivery started at least once (a session that never played logs no end line).
     played: bool,
     /// Skips and skipped packets of feeds already stopped (PAUSE, BYE).
@@ -500,7 +502,26 @@ impl RtspSession {
                 self.reply(r, cseq, with_session);
                 Step::Continue
             }
-            Method::GetParameter | Method::SetParameter => {
+            Method::SetParameter => {
+                use super::client_log::{set_parameter, SetParameter};
+                let content_type = header(&req, &headers::CONTENT_TYPE);
+                let r = match set_parameter(content_type, req.body()) {
+                    SetParameter::NotALog => Reply::new(200),
+                    SetParameter::Log(report) => {
+                        if self.stats.client_logs.len() < 16 {
+                            self.stats.client_logs.push(*report);
+                        }
+                        Reply::new(200)
+                    }
+                    SetParameter::Refused(e) => {
+                        warn!(peer = %self.peer, error = %e, "client log refused");
+                        Reply::new(e.status())
+                    }
+                };
+                self.reply(r, cseq, true);
+                Step::Continue
+            }
+            Method::GetParameter => {
                 self.reply(Reply::new(200), cseq, true);
                 Step::Continue
             }
@@ -1026,6 +1047,10 @@ impl Sink for RtspSession {
 impl Session for RtspSession {
     fn protocol(&self) -> &'static str {
         "rtsp"
+    }
+
+    fn take_client_logs(&mut self, out: &mut Vec<crate::ops::wmlog_client::ClientReport>) {
+        out.append(&mut self.stats.client_logs);
     }
 
     fn info(&self) -> ClientInfo {

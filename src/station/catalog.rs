@@ -32,6 +32,11 @@ pub trait AnnouncementCatalog {
     fn is_ops_path(&self, _path: &str) -> bool {
         false
     }
+    /// Is `path` the multicast logging agent (the `.nsc` `Log URL`, [MS-WMLOG] §2.3)? The
+    /// well-known `/wmsiislog.dll` always is; the shell adds the stations' `log_url` paths.
+    fn is_log_path(&self, path: &str) -> bool {
+        path.eq_ignore_ascii_case(crate::ops::wmlog_client::ISAPI_LOG_PATH)
+    }
 }
 
 impl AnnouncementCatalog for [StationEntry] {

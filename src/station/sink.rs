@@ -376,6 +376,10 @@ pub trait Session: Sink {
     fn on_peer_closed(&mut self, _now: Instant) -> Step {
         Step::close("peer closed the connection")
     }
+    /// The logs the player sent about itself ([MS-WMLOG]: an MMSH log POST, an RTSP
+    /// SET_PARAMETER log, the multicast logging agent), taken by the shell when the connection
+    /// ends and merged into its client log line. Default: none.
+    fn take_client_logs(&mut self, _out: &mut Vec<crate::ops::wmlog_client::ClientReport>) {}
     /// What the session knows about its client, for status, metrics and logs.
     fn info(&self) -> ClientInfo {
         ClientInfo {
