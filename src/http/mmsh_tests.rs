@@ -443,7 +443,8 @@ fn a_joiner_gets_the_header_then_the_backlog_from_the_clean_point_at_fast_start_
     assert_eq!(first[0].kind, ChunkType::Header);
     assert_eq!(first[0].payload, &h.bytes[..]);
     assert!(first[1..].iter().all(|c| c.kind == ChunkType::Data));
-    assert_eq!(first[1].payload, &backlog[0].bytes[..]);
+    // The clean point, starting at its key frame.
+    assert_eq!(first[1].payload, &backlog[0].as_join_point().bytes[..]);
     assert!(
         first.len() - 1 < backlog.len(),
         "fast start paces the backlog"

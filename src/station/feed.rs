@@ -75,7 +75,9 @@ impl LiveFeed {
             // Nothing to start from yet: wait for the first clean point.
             f.skipping = true;
         }
-        for p in backlog {
+        for (i, p) in backlog.into_iter().enumerate() {
+            // The first packet starts at the key frame (see StationPacket::as_join_point).
+            let p = if i == 0 { p.as_join_point() } else { p };
             f.schedule(p, now);
         }
         f
@@ -107,16 +109,24 @@ impl LiveFeed {
             self.behind_since.get_or_insert(now);
             self.pending.clear();
         }
+        let mut resumed = false;
         if self.skipping {
             if p.clean && queued <= self.config.backlog_limit {
                 self.skipping = false;
                 self.behind_since = None;
                 self.anchor = None;
+                resumed = true;
             } else {
                 self.skipped_packets += 1;
                 return self.state(now);
             }
         }
+        // Resuming at a clean point: start at its key frame.
+        let p = &if resumed {
+            p.as_join_point()
+        } else {
+            Arc::clone(p)
+        };
         if self.pending.is_empty() {
             self.last_seq = Some(p.seq);
             out.push(p.clone());

@@ -26,7 +26,7 @@ pub mod feed;
 pub mod sink;
 pub mod source;
 
-use crate::asf::rewrite::{select_streams, Filtered};
+use crate::asf::rewrite::{filter_payloads, select_streams, Filtered};
 use crate::asf::{AsfHeader, DataHead, Packet};
 
 /// The ASF header a station currently announces.
@@ -74,6 +74,10 @@ pub struct StationPacket {
     pub bytes: Arc<[u8]>,
     /// The packet split by stream, made on first use ([`StationPacket::only_stream`]).
     pub by_stream: OnceLock<Vec<StreamPart>>,
+    /// For a clean point whose packet also carries the end of an earlier frame of the stream
+    /// joiners wait for: the packet without those payloads, so a joiner's first video frame is
+    /// the key frame ([`StationPacket::as_join_point`]). None when nothing precedes it.
+    pub join_bytes: Option<Arc<[u8]>>,
 }
 
 /// The packet reduced to one stream's payloads, shared by every session that sends that
@@ -96,6 +100,22 @@ impl StationPacket {
             clean,
             bytes,
             by_stream: OnceLock::new(),
+            join_bytes: None,
+        }
+    }
+
+    /// The packet as the first one a client receives when it starts (or resumes) here: a
+    /// clean point without the payloads of an earlier frame of the joiners' stream.
+    pub fn as_join_point(self: &Arc<Self>) -> Arc<StationPacket> {
+        match &self.join_bytes {
+            Some(b) => Arc::new(StationPacket::new(
+                self.seq,
+                self.generation,
+                self.send_time,
+                self.clean,
+                Arc::clone(b),
+            )),
+            None => Arc::clone(self),
         }
     }
 
@@ -137,6 +157,28 @@ fn split_by_stream(bytes: &Arc<[u8]>) -> Vec<StreamPart> {
             })
         })
         .collect()
+}
+
+/// The packet without the payloads of `stream` that come before its first key-frame start
+/// (the end of an earlier frame); None when there are none, or the packet does not parse.
+fn trim_before_key_frame(bytes: &[u8], stream: u8) -> Option<Arc<[u8]>> {
+    let pkt = Packet::parse(bytes).ok()?;
+    let key = pkt
+        .payloads
+        .iter()
+        .position(|p| p.stream == stream && p.starts_key_frame())?;
+    if !pkt.payloads[..key].iter().any(|p| p.stream == stream) {
+        return None;
+    }
+    let mut index = 0;
+    match filter_payloads(&pkt, |p| {
+        let keep = index >= key || p.stream != stream;
+        index += 1;
+        keep
+    }) {
+        Filtered::Rewritten(v) => Some(v.into()),
+        _ => None,
+    }
 }
 
 /// Counters a station exposes for status and tests.
@@ -230,13 +272,22 @@ impl Station {
         clean: bool,
     ) -> Option<Arc<StationPacket>> {
         let header = self.header.as_ref()?;
-        let pkt = Arc::new(StationPacket::new(
+        let join_bytes = if clean {
+            self.clean_streams
+                .first()
+                .and_then(|&s| trim_before_key_frame(&stripped, s))
+        } else {
+            None
+        };
+        let mut pkt = StationPacket::new(
             self.next_seq,
             header.generation,
             send_time,
             clean,
             stripped.into(),
-        ));
+        );
+        pkt.join_bytes = join_bytes;
+        let pkt = Arc::new(pkt);
         self.next_seq += 1;
         self.counters.packets += 1;
         self.counters.bytes += pkt.bytes.len() as u64;
@@ -341,6 +392,44 @@ mod tests {
             st.ring_len()
         );
         assert_eq!(st.counters.packets, 155);
+    }
+
+    #[test]
+    fn a_join_point_starts_with_the_key_frame() {
+        let mut r = AsfReader::open(&sample()).unwrap();
+        let mut st = Station::new("t", 10_000);
+        st.set_header(StationHeader::live(
+            st.next_generation(),
+            r.header(),
+            r.data_head(),
+            1,
+        ));
+        let (mut cleans, mut trimmed) = (0, 0);
+        while let Some(p) = r.next_packet() {
+            let sp = st
+                .push(strip_padding(&p.unwrap().parse().unwrap()))
+                .unwrap();
+            if !sp.clean {
+                assert!(sp.join_bytes.is_none());
+                continue;
+            }
+            cleans += 1;
+            trimmed += usize::from(sp.join_bytes.is_some());
+            let j = sp.as_join_point();
+            let parsed = Packet::parse(&j.bytes).unwrap();
+            let first_video = parsed.payloads.iter().find(|pl| pl.stream == 1).unwrap();
+            assert!(first_video.starts_key_frame(), "packet {}", sp.seq);
+            assert_eq!((j.seq, j.send_time, j.clean), (sp.seq, sp.send_time, true));
+            // Nothing but the earlier frame's payloads is removed.
+            let before = Packet::parse(&sp.bytes).unwrap();
+            let others = |p: &Packet<'_>| p.payloads.iter().filter(|pl| pl.stream != 1).count();
+            assert_eq!(others(&parsed), others(&before));
+        }
+        assert_eq!(cleans, 5);
+        assert!(
+            trimmed > 0,
+            "demo.asf has clean points that carry an earlier frame's end"
+        );
     }
 
     #[test]
