@@ -3,7 +3,9 @@
 //!
 //! Input: one flags byte (layout, generation), then an ASF Header Object (its size field
 //! says where it ends); bytes after it are the station name and the control base URL
-//! (split at the first `\x01`; line breaks removed, as in a request URL). Properties checked
+//! (split at the first `\x01`). The base keeps only graphic ASCII: the session builds it from
+//! a parsed `url::Url` (scheme, host, port, first path segment), which percent-encodes
+//! everything else, so no other character reaches `describe` there. Properties checked
 //! for every header that parses:
 //! - `describe` never panics and writes an SDP that parses (`sdp-types`);
 //! - the session carries `a=control:<base>`, `a=maxps:<packet size>` and `a=pgmpu` whose
@@ -35,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let tail = String::from_utf8_lossy(tail).replace(['\r', '\n'], "");
     let (name, base) = tail.split_once('\u{1}').unwrap_or((&tail, ""));
+    let base: String = base.chars().filter(char::is_ascii_graphic).collect();
     let base = if base.is_empty() {
         "rtsp://127.0.0.1:554/demo".to_string()
     } else {
