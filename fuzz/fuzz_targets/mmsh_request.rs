@@ -1,5 +1,5 @@
 //! Fuzzes the MMSH request parsing (`src/http/mmsh.rs`: `classify`, `Pragma` directives,
-//! `parse_stream_switches`, `Selection::resolve`) on requests read by the HTTP reader.
+//! `parse_stream_switches`, `resolve_switches`) on requests read by the HTTP reader.
 //!
 //! The input is a request's bytes (read by `RequestReader`); when it does not read as one,
 //! a GET of `/demo` is built with the input as its `Pragma` value instead, so the directive
@@ -7,7 +7,7 @@
 //! - nothing panics, and `classify` is deterministic;
 //! - a Play request carries at most 128 stream-switch entries, each with a hexadecimal or
 //!   decimal reading, and its `client_id` is the last `client-id` directive;
-//! - `Selection::resolve` against the demo header only names streams of the header, thins
+//! - `resolve_switches` against the demo header only names streams of the header, thins
 //!   only video streams, never both removes and thins a stream, and `keeps` agrees;
 //! - the Describe/Play/error responses for the request write well-formed HTTP heads.
 #![no_main]
@@ -17,7 +17,7 @@ mod common;
 use asfcast::asf::StreamKind;
 use asfcast::http::mmsh::{
     classify, describe_response, error_response, parse_stream_switches, play_response_head,
-    MmshRequest, Selection,
+    resolve_switches, MmshRequest,
 };
 use asfcast::http::{Request, RequestReader};
 use libfuzzer_sys::fuzz_target;
@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(s.hex.is_some() || s.dec.is_some());
             }
             assert_eq!(client_id, &req.pragma("client-id").flatten());
-            let sel = Selection::resolve(switches, header);
+            let sel = resolve_switches(switches, header);
             for &n in sel.removed.iter().chain(&sel.key_frames_only) {
                 assert!(header.stream(n).is_some(), "selection names stream {n}");
             }
@@ -103,5 +103,5 @@ fuzz_target!(|data: &[u8]| {
     let values: Vec<&str> = text.split('\n').collect();
     let switches = parse_stream_switches(&values);
     assert!(switches.len() <= 128);
-    let _ = Selection::resolve(&switches, header);
+    let _ = resolve_switches(&switches, header);
 });

@@ -32,6 +32,6 @@ fuzz_target!(|data: &[u8]| {
             silence_timeout: Duration::from_secs(30),
         },
     };
-    let mut s = HttpSession::new(limits, peer, d.base);
+    let mut s = HttpSession::new(limits, peer, 1, d.base);
     common::drive(&mut s, &view, data, &mut rng);
 });

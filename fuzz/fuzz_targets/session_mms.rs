@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         idle_timeout: Duration::from_secs(5),
         ping_interval: Duration::from_secs(3),
         udp_port: Some(7007),
+        own_udp_ports: vec![7007],
     };
     let mut s = MmsSession::new(peer, cfg, d.base);
     common::drive(&mut s, &view, data, &mut rng);
