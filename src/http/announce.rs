@@ -134,7 +134,7 @@ fn index_page(stations: &[StationEntry]) -> Response {
                 continue;
             }
             h.push_str("<li><a href=\"/");
-            h.push_str(&xml_escape(&percent_encode_segment(file)));
+            h.push_str(&xml_escape(&crate::ops::html::path_segment(file)));
             h.push_str("\">");
             h.push_str(&xml_escape(file));
             h.push_str("</a> — ");
@@ -174,19 +174,6 @@ fn is_player_url(url: &str) -> bool {
     ]
     .iter()
     .any(|p| lower.starts_with(p))
-}
-
-/// Percent-encodes a file name for use as one path segment (RFC 3986 unreserved kept).
-fn percent_encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -345,7 +332,7 @@ mod tests {
 
     #[test]
     fn encode_segment() {
-        assert_eq!(percent_encode_segment("a-b_c.~d"), "a-b_c.~d");
-        assert_eq!(percent_encode_segment("a b/é"), "a%20b%2F%C3%A9");
+        assert_eq!(crate::ops::html::path_segment("a-b_c.~d"), "a-b_c.~d");
+        assert_eq!(crate::ops::html::path_segment("a b/é"), "a%20b%2F%C3%A9");
     }
 }
