@@ -9,6 +9,7 @@
 //!   rewriting), [`source`] (file playlist, pacing), [`msb`] (MS-MSB framing, FEC, beacons;
 //!   a sink), [`nsc`] (.nsc/.asx), [`mms`], [`http`] (announcements and MMSH), [`rtsp`];
 //!   no protocol imports another;
+//! - [`access`]: who may watch and publish (IP rules), pure;
 //! - [`config`]: the YAML model, validation and reload diff;
 //! - [`ops`]: what operators see (a snapshot of stations and clients, rendered by the status
 //!   page, metrics, control API and client logs);
@@ -17,6 +18,7 @@
 //! - command-line tools with a small shell of their own: [`probe`], [`recv`], [`ctl`] (the
 //!   control API's client).
 
+pub mod access;
 pub mod asf;
 pub mod config;
 pub mod ctl;

@@ -15,7 +15,9 @@
 //! - **unicast settings** — `unicast.max_clients` and the `mms`/`mmsh`/`rtsp` switches: read
 //!   when a client connects, so applied in place for new clients; the switches also change the
 //!   announced URLs. Clients of a protocol that is switched off are ended (the reload applies
-//!   that, see `net::reload`); clients above a lowered `max_clients` stay.
+//!   that, see `net::reload`); clients above a lowered `max_clients` stay. The station's
+//!   `access` lists are the same kind: asked when a client names the station, so they apply
+//!   to the next requests and connected clients stay.
 //! - **stream** — `source` and everything in `multicast` (adding or removing it, group, port,
 //!   interface, ttl, fec_span, beacon_interval, dscp, loopback, send_buffer): what the stream
 //!   is made of or the socket and MSB sender it goes out on, fixed when the station starts.
@@ -86,6 +88,7 @@ pub fn station_change(old: &StationConfig, new: &StationConfig) -> StationChange
         multicast,
         unicast: _,
         announcement: _,
+        access: _,
     } = old;
     if *source != new.source {
         StationChange::Restart("source")

@@ -23,6 +23,7 @@
 //! The YAML library is serde_norway (a maintained serde_yaml fork, since
 //! serde_yaml is archived). This module reads files but touches nothing else.
 
+pub mod access;
 pub mod api;
 pub mod diff;
 pub mod error;

@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub web: crate::ops::web::WebConfig,
     /// The control API's credentials (its listener is `listen.api`).
     pub api: super::api::ApiSettings,
+    /// Who may connect, by address (`access:`; see [`crate::access`]).
+    pub access: crate::access::ServerAccess,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +59,7 @@ impl Default for ServerConfig {
             log: LogConfig::default(),
             web: crate::ops::web::WebConfig::default(),
             api: super::api::ApiSettings::default(),
+            access: crate::access::ServerAccess::default(),
         }
     }
 }
@@ -218,7 +221,7 @@ impl ClientLogConfig {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of server settings (listen, announce_dir, public_host, limits, rtsp, log, status, metrics, api)"
+    expecting = "a mapping of server settings (listen, announce_dir, public_host, limits, rtsp, log, status, metrics, api, access)"
 )]
 struct ServerFile {
     listen: Option<ListenFile>,
@@ -230,6 +233,7 @@ struct ServerFile {
     status: Option<StatusFile>,
     metrics: Option<MetricsFile>,
     api: Option<super::api::ApiFile>,
+    access: Option<super::access::ServerAccessFile>,
 }
 
 #[derive(Deserialize)]
@@ -413,6 +417,7 @@ fn build(path: &Path, text: &str, file: ServerFile) -> Result<ServerConfig, Vec<
         log,
         web,
         api,
+        access: super::access::server(file.access),
     })
 }
 

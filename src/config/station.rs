@@ -55,6 +55,8 @@ pub struct StationConfig {
     pub unicast: Unicast,
     /// The .nsc and .asx files.
     pub announcement: Announcement,
+    /// Who may watch and publish, by address (`access:`; see [`crate::access`]).
+    pub access: crate::access::StationAccess,
 }
 
 impl PartialEq for StationConfig {
@@ -68,6 +70,7 @@ impl PartialEq for StationConfig {
             multicast,
             unicast,
             announcement,
+            access,
         } = self;
         *name == other.name
             && *description == other.description
@@ -75,6 +78,7 @@ impl PartialEq for StationConfig {
             && *multicast == other.multicast
             && *unicast == other.unicast
             && *announcement == other.announcement
+            && *access == other.access
     }
 }
 
@@ -181,7 +185,7 @@ pub struct Announcement {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a station mapping (name, source, multicast, unicast, announcement)"
+    expecting = "a station mapping (name, source, multicast, unicast, announcement, access)"
 )]
 struct StationFile {
     name: StationName,
@@ -190,6 +194,7 @@ struct StationFile {
     multicast: Option<MulticastFile>,
     unicast: Option<UnicastFile>,
     announcement: Option<AnnouncementFile>,
+    access: Option<super::access::StationAccessFile>,
 }
 
 #[derive(Deserialize)]
@@ -440,6 +445,7 @@ fn build(path: &Path, text: &str, file: StationFile) -> Result<StationConfig, Ve
         multicast,
         unicast,
         announcement,
+        access: super::access::station(file.access),
     })
 }
 

@@ -11,6 +11,9 @@
 //! ([`Request::safe_path`]); nothing here touches a file system. A path equal to a station's
 //! *name* (not one of its file names) is left to the next handler ([`Routed::NotAnnouncement`]):
 //! that is how MMSH clients ask for a station (`GET /<station>` with `Pragma` directives).
+//!
+//! A station closed to the client ([`AnnouncementCatalog::may_serve`], its `access.watch`)
+//! answers 403 for its .nsc and .asx and is left off the list page.
 
 use super::request::Request;
 use super::response::Response;
@@ -56,13 +59,18 @@ pub fn route(request: &Request, catalog: &dyn AnnouncementCatalog) -> Routed {
         })
     };
     if path == "/" {
-        return answer(index_page(&stations));
+        let mut open = stations;
+        open.retain(|s| catalog.may_serve(&s.name));
+        return answer(index_page(&open));
     }
     let name = path.strip_prefix('/').unwrap_or(path);
     if let Some(s) = stations
         .iter()
         .find(|s| !s.nsc_file.is_empty() && s.nsc_file == name)
     {
+        if !catalog.may_serve(&s.name) {
+            return answer(forbidden());
+        }
         return answer(station_file(
             s.nsc.as_deref(),
             NSC_CONTENT_TYPE,
@@ -73,6 +81,9 @@ pub fn route(request: &Request, catalog: &dyn AnnouncementCatalog) -> Routed {
         .iter()
         .find(|s| !s.asx_file.is_empty() && s.asx_file == name)
     {
+        if !catalog.may_serve(&s.name) {
+            return answer(forbidden());
+        }
         return answer(station_file(
             s.asx.as_deref(),
             ASX_CONTENT_TYPE,
@@ -90,6 +101,11 @@ pub fn route(request: &Request, catalog: &dyn AnnouncementCatalog) -> Routed {
         return Routed::NotAnnouncement;
     }
     Routed::Response(Response::not_found())
+}
+
+/// A station file of a station closed to the client (its `access.watch`).
+fn forbidden() -> Response {
+    Response::text(403, "forbidden").header("Cache-Control", "no-cache")
 }
 
 fn station_file(text: Option<&str>, content_type: &str, what: &str) -> Response {
@@ -224,6 +240,36 @@ mod tests {
         assert_eq!(r.get_header("content-type"), Some(ASX_CONTENT_TYPE));
         assert_eq!(r.get_header("cache-control"), Some("no-cache"));
         assert!(r.body.starts_with(b"<ASX"));
+    }
+
+    /// A catalog whose station is closed to the client asking.
+    struct Closed(Vec<StationEntry>);
+
+    impl AnnouncementCatalog for Closed {
+        fn stations(&self) -> Vec<StationEntry> {
+            self.0.clone()
+        }
+        fn may_serve(&self, station: &str) -> bool {
+            station != "demo"
+        }
+    }
+
+    #[test]
+    fn a_closed_station_is_403_and_off_the_list() {
+        let cat = Closed(vec![demo(true)]);
+        for line in ["GET /demo.nsc HTTP/1.1", "GET /demo.asx HTTP/1.1"] {
+            let r = respond(line, &cat);
+            assert_eq!(r.status, 403, "{line}");
+            assert!(!r.body.starts_with(b"[Address]") && !r.body.starts_with(b"<ASX"));
+        }
+        let r = respond("GET / HTTP/1.1", &cat);
+        assert_eq!(r.status, 200);
+        assert!(!String::from_utf8_lossy(&r.body).contains("demo.nsc"));
+        // The station path itself goes on to MMSH, which refuses it its own way.
+        assert_eq!(
+            route(&req("GET /demo HTTP/1.1"), &cat),
+            Routed::NotAnnouncement
+        );
     }
 
     #[test]

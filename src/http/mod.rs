@@ -52,6 +52,7 @@ pub mod conn;
 pub mod dialect;
 pub mod follow;
 pub mod mmsh;
+pub mod peer_catalog;
 pub mod plain_stream;
 pub mod request;
 pub mod response;

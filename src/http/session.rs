@@ -140,7 +140,11 @@ impl HttpSession {
         let Phase::Http(conn) = &mut self.phase else {
             return Step::Continue;
         };
-        let action = conn.on_bytes(input, now, stations.catalog());
+        let catalog = super::peer_catalog::PeerCatalog {
+            stations,
+            ip: self.peer.ip(),
+        };
+        let action = conn.on_bytes(input, now, &catalog);
         self.apply(action, now, stations)
     }
 
@@ -181,11 +185,17 @@ impl HttpSession {
             .catalog()
             .is_log_path(request.safe_path().unwrap_or_default())
         {
+            if !stations.may_send_logs(self.peer.ip()) {
+                return self.refuse(request, 403, "logging agent closed to this address");
+            }
             let logged = client_log::agent(request);
             return self.logged(logged, request, now);
         }
         if !stations.serves(&name, Protocol::Mmsh) {
             return self.refuse(request, 404, "station not served over HTTP");
+        }
+        if !stations.may_watch(&name, self.peer.ip()) {
+            return self.refuse(request, 403, "station closed to this address");
         }
         if matches!(request.method.as_str(), "GET" | "HEAD") && dialect(request) == Dialect::Plain {
             return self.play_plain(request, &name, now, stations);

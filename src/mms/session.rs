@@ -366,6 +366,13 @@ impl MmsSession {
         if !stations.serves(name, Protocol::Mms) {
             return refuse(self, hr::PATH_NOT_FOUND, format!("no MMS station {name:?}"));
         }
+        if !stations.may_watch(name, self.peer.ip()) {
+            return refuse(
+                self,
+                hr::ACCESS_DENIED,
+                format!("station {name} is closed to this address (access.watch)"),
+            );
+        }
         if !stations.has_room(name) {
             return refuse(
                 self,

@@ -4,6 +4,9 @@
 //! pending connection, so the listener's queue keeps moving; when even that fails the listener
 //! is marked starved and the housekeeping tick tries it again, since an edge-triggered poll
 //! would not report it again by itself.
+//!
+//! Before the limits, the server's IP rules ([`crate::access`]: `access.watch`, `access.api`
+//! for the control API) close a denied connection unread, counted like the limits' refusals.
 
 use std::io;
 use std::time::Instant;
@@ -59,6 +62,12 @@ impl Daemon {
                     return;
                 }
             };
+            // IP rules first: a denied address is closed before a byte is read, and counts
+            // towards no limit.
+            if !self.may_connect(kind, peer.ip()) {
+                self.refusals.note(peer.ip(), Reason::AccessRule, now);
+                continue;
+            }
             let limits = &self.config.server.limits;
             let open = self.conns.len() - self.free.len();
             // Operators reach the control API even when the clients fill the box.
@@ -97,6 +106,16 @@ impl Daemon {
                 continue;
             }
             self.conns[idx] = Some(conn);
+        }
+    }
+
+    /// Do the server's IP rules for this listener (`access.watch`, or `access.api` for the
+    /// control API) let `ip` in?
+    fn may_connect(&self, kind: ListenerKind, ip: std::net::IpAddr) -> bool {
+        let access = &self.config.server.access;
+        match kind {
+            ListenerKind::Http | ListenerKind::Mms | ListenerKind::Rtsp => access.watch.allows(ip),
+            ListenerKind::Api => access.api.allows(ip),
         }
     }
 

@@ -436,7 +436,12 @@ impl Daemon {
     }
 
     fn on_conn_event(&mut self, idx: usize, readable: bool, now: Instant) {
-        let view = StationsView(&self.stations, &self.clients, &self.ops_snapshot);
+        let view = StationsView(
+            &self.stations,
+            &self.clients,
+            &self.ops_snapshot,
+            &self.config.server.access,
+        );
         let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
             return;
         };

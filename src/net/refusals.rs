@@ -26,6 +26,8 @@ pub enum Reason {
     PerIpLimit,
     /// The process is out of file descriptors.
     NoDescriptors,
+    /// The listener's IP rules (`access.watch`, `access.api`) deny the address.
+    AccessRule,
 }
 
 impl Reason {
@@ -34,6 +36,7 @@ impl Reason {
             Reason::ClientLimit => "client limit",
             Reason::PerIpLimit => "per-IP limit",
             Reason::NoDescriptors => "out of file descriptors",
+            Reason::AccessRule => "access rules",
         }
     }
 }

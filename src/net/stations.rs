@@ -17,6 +17,8 @@ pub struct StationsView<'a>(
     pub &'a HashMap<String, Vec<usize>>,
     /// The operators' snapshot as of the last housekeeping tick.
     pub &'a crate::ops::Snapshot,
+    /// The server's IP rules (`access:`).
+    pub &'a crate::access::ServerAccess,
 );
 
 impl StationView for StationsView<'_> {
@@ -45,6 +47,16 @@ impl StationView for StationsView<'_> {
             .get(station)
             .map_or(0, |s| s.config.unicast.max_clients as usize);
         self.1.get(station).map_or(0, Vec::len) < max
+    }
+
+    fn may_watch(&self, station: &str, ip: std::net::IpAddr) -> bool {
+        self.0
+            .get(station)
+            .map_or(true, |s| s.config.access.watch.allows(ip))
+    }
+
+    fn may_send_logs(&self, ip: std::net::IpAddr) -> bool {
+        self.3.log_agent.allows(ip)
     }
 
     fn serves(&self, station: &str, protocol: Protocol) -> bool {

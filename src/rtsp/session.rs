@@ -555,6 +555,9 @@ impl RtspSession {
         if !stations.serves(&station, Protocol::Rtsp) {
             return Err(Reply::new(404).reason("No Such Station"));
         }
+        if !stations.may_watch(&station, self.peer.ip()) {
+            return Err(Reply::new(403));
+        }
         if self.session_id.is_some() && self.station.as_deref() != Some(station.as_str()) {
             // One station per session.
             return Err(Reply::new(455));

@@ -37,6 +37,11 @@ pub trait AnnouncementCatalog {
     fn is_log_path(&self, path: &str) -> bool {
         path.eq_ignore_ascii_case(crate::ops::wmlog_client::ISAPI_LOG_PATH)
     }
+    /// May the station's .nsc and .asx be served to the client asking (its `access.watch`
+    /// rules)? A station closed to the client is also left off the list page. Default: yes.
+    fn may_serve(&self, _station: &str) -> bool {
+        true
+    }
 }
 
 impl AnnouncementCatalog for [StationEntry] {

@@ -20,7 +20,7 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
@@ -292,6 +292,16 @@ pub trait StationView {
     fn serves(&self, station: &str, protocol: Protocol) -> bool;
     /// Is there room for one more unicast client on the station (its `unicast.max_clients`)?
     fn has_room(&self, _station: &str) -> bool {
+        true
+    }
+    /// May a client from `ip` watch the station (its `access.watch` rules; the server's were
+    /// applied at accept)? Asked when a client names the station.
+    fn may_watch(&self, _station: &str, _ip: IpAddr) -> bool {
+        true
+    }
+    /// May `ip` send logs to the multicast logging agent route (the server's
+    /// `access.log_agent`)?
+    fn may_send_logs(&self, _ip: IpAddr) -> bool {
         true
     }
     /// The stations' announcements, for the HTTP listener's routes.
