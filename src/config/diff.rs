@@ -86,6 +86,7 @@ pub fn station_change(old: &StationConfig, new: &StationConfig) -> StationChange
         multicast,
         unicast: _,
         announcement: _,
+        auth: _,
     } = old;
     if *source != new.source {
         StationChange::Restart("source")

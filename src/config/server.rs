@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub web: crate::ops::web::WebConfig,
     /// The control API's credentials (its listener is `listen.api`).
     pub api: super::api::ApiSettings,
+    /// Defaults for the stations' `auth:` ([`super::auth`]).
+    pub auth: super::auth::AuthDefaults,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +59,7 @@ impl Default for ServerConfig {
             log: LogConfig::default(),
             web: crate::ops::web::WebConfig::default(),
             api: super::api::ApiSettings::default(),
+            auth: super::auth::AuthDefaults::default(),
         }
     }
 }
@@ -230,6 +233,7 @@ struct ServerFile {
     status: Option<StatusFile>,
     metrics: Option<MetricsFile>,
     api: Option<super::api::ApiFile>,
+    auth: Option<super::auth::AuthFile>,
 }
 
 #[derive(Deserialize)]
@@ -400,6 +404,8 @@ fn build(path: &Path, text: &str, file: ServerFile) -> Result<ServerConfig, Vec<
             .unwrap_or(d.web.metrics),
     };
 
+    let auth = super::auth::build_server(path, text, base, file.auth, &mut errors);
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -413,6 +419,7 @@ fn build(path: &Path, text: &str, file: ServerFile) -> Result<ServerConfig, Vec<
         log,
         web,
         api,
+        auth,
     })
 }
 

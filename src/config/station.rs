@@ -55,6 +55,8 @@ pub struct StationConfig {
     pub unicast: Unicast,
     /// The .nsc and .asx files.
     pub announcement: Announcement,
+    /// Who may watch: `None` for everyone ([`super::auth`]).
+    pub auth: Option<super::auth::StationAuth>,
 }
 
 impl PartialEq for StationConfig {
@@ -68,8 +70,10 @@ impl PartialEq for StationConfig {
             multicast,
             unicast,
             announcement,
+            auth,
         } = self;
         *name == other.name
+            && *auth == other.auth
             && *description == other.description
             && *source == other.source
             && *multicast == other.multicast
@@ -190,6 +194,7 @@ struct StationFile {
     multicast: Option<MulticastFile>,
     unicast: Option<UnicastFile>,
     announcement: Option<AnnouncementFile>,
+    auth: Option<super::auth::AuthFile>,
 }
 
 #[derive(Deserialize)]
@@ -429,6 +434,8 @@ fn build(path: &Path, text: &str, file: StationFile) -> Result<StationConfig, Ve
         },
     };
 
+    let auth = super::auth::build_station(path, text, base, file.auth, &mut errors);
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -440,6 +447,7 @@ fn build(path: &Path, text: &str, file: StationFile) -> Result<StationConfig, Ve
         multicast,
         unicast,
         announcement,
+        auth,
     })
 }
 
