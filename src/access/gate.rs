@@ -52,6 +52,14 @@ pub struct Refusal {
     pub reason: String,
 }
 
+/// A request that passed: who, and how (for the log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorized {
+    pub user: String,
+    /// `digest qop=auth`, `digest rfc2069` or `basic`.
+    pub scheme: &'static str,
+}
+
 /// The request being authorized.
 #[derive(Debug, Clone, Copy)]
 pub struct Attempt<'a> {
@@ -68,7 +76,7 @@ pub fn authorize(
     key: &NonceKey,
     attempt: Attempt<'_>,
     uri_matches: impl Fn(&str) -> bool,
-) -> Result<String, Refusal> {
+) -> Result<Authorized, Refusal> {
     let now = attempt.now;
     let refuse = |status: u16, stale: bool, reason: String| {
         let challenges = if status == 401 {
@@ -100,15 +108,14 @@ pub fn authorize(
     let (scheme, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
     if scheme.eq_ignore_ascii_case("digest") {
         let result = DigestCredentials::parse(rest).and_then(|c| {
-            digest::verify(
-                &c,
-                &p.users,
-                &p.realm,
-                attempt.method,
-                &uri_matches,
-                key,
-                now,
-            )
+            let scheme = if c.qop.is_some() {
+                "digest qop=auth"
+            } else {
+                "digest rfc2069"
+            };
+            let realm = &p.realm;
+            digest::verify(&c, &p.users, realm, attempt.method, &uri_matches, key, now)
+                .map(|user| Authorized { user, scheme })
         });
         return result.map_err(|e| {
             let stale = e == DigestError::Stale;
@@ -117,6 +124,10 @@ pub fn authorize(
     }
     if scheme.eq_ignore_ascii_case("basic") && schemes == Schemes::DigestOrBasic {
         return basic::verify(rest, &p.users, &p.realm)
+            .map(|user| Authorized {
+                user,
+                scheme: "basic",
+            })
             .map_err(|e| refuse(e.status(), false, format!("basic: {e}")));
     }
     Err(refuse(
@@ -175,8 +186,8 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode("alice:pw")
         );
         assert_eq!(
-            run(Schemes::DigestOrBasic, Some(&basic_ok)),
-            Ok("alice".into())
+            run(Schemes::DigestOrBasic, Some(&basic_ok)).map(|a| (a.user, a.scheme)),
+            Ok(("alice".into(), "basic"))
         );
         // RTSP takes no Basic.
         assert_eq!(
@@ -217,7 +228,10 @@ mod tests {
             "Digest username=\"alice\", realm=\"tv\", nonce=\"{nonce}\", uri=\"/x\", qop=\"auth\", nc=00000001, cnonce=\"ab\", response=\"{}\"",
             c.response
         );
-        assert_eq!(run(Schemes::Digest, Some(&header)), Ok("alice".into()));
+        assert_eq!(
+            run(Schemes::Digest, Some(&header)).map(|a| (a.user, a.scheme)),
+            Ok(("alice".into(), "digest qop=auth"))
+        );
         // The same again is a replay: 401 with a fresh, not stale, nonce.
         let r = run(Schemes::Digest, Some(&header)).unwrap_err();
         assert_eq!(r.status, 401);

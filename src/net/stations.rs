@@ -47,6 +47,11 @@ impl StationView for StationsView<'_> {
         self.1.get(station).map_or(0, Vec::len) < max
     }
 
+    fn protection(&self, station: &str) -> Option<crate::access::gate::Protection> {
+        let s = self.0.get(station)?;
+        s.config.auth.as_ref().map(|a| a.protection())
+    }
+
     fn serves(&self, station: &str, protocol: Protocol) -> bool {
         self.0.get(station).is_some_and(|s| {
             let u = &s.config.unicast;
@@ -60,6 +65,10 @@ impl StationView for StationsView<'_> {
 }
 
 impl AnnouncementCatalog for StationsView<'_> {
+    fn is_protected(&self, name: &str) -> bool {
+        self.0.get(name).is_some_and(|s| s.config.auth.is_some())
+    }
+
     fn is_ops_path(&self, path: &str) -> bool {
         crate::ops::web::route(path, &self.2.ops.web).is_some()
     }

@@ -37,6 +37,11 @@ pub trait AnnouncementCatalog {
     fn is_log_path(&self, path: &str) -> bool {
         path.eq_ignore_ascii_case(crate::ops::wmlog_client::ISAPI_LOG_PATH)
     }
+    /// Does station `name` require credentials? Its .nsc/.asx are then left to the session,
+    /// which checks them ([`crate::access`]). Default: no.
+    fn is_protected(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 impl AnnouncementCatalog for [StationEntry] {
