@@ -545,3 +545,17 @@ fn check_names_a_missing_users_file_with_its_position() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn the_documented_example_is_a_protected_station() {
+    let c = asfcast::config::load(&[support::repo_root().join("station-configs/examples")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let news = c.station("news").expect("news");
+    let auth = news.auth.as_ref().expect("news has auth");
+    assert_eq!(auth.realm, "news");
+    assert!(auth.users.check_password("viewer", "news", "change-me"));
+    assert_eq!(c.server.auth.realm.as_deref(), Some("asfcast"));
+    // Debug output of the whole config names no hash.
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("6ee2083a"), "{dbg}");
+}
