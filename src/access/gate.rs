@@ -238,4 +238,44 @@ mod tests {
         assert!(!r.challenges[0].contains("stale"));
         assert!(!format!("{p:?}").contains("a1"));
     }
+
+    #[test]
+    fn an_expired_nonce_with_a_right_response_is_stale() {
+        let t0 = Instant::now();
+        let key = NonceKey::new([4; 32], t0).with_lifetime(std::time::Duration::from_secs(30));
+        let p = protection();
+        let nonce = key.issue("tv", t0);
+        let mut c = DigestCredentials {
+            username: "alice".into(),
+            realm: "tv".into(),
+            nonce: nonce.clone(),
+            uri: "/x".into(),
+            response: String::new(),
+            algorithm: None,
+            qop: None,
+            nc: None,
+            cnonce: None,
+        };
+        c.response = expected_response(&ha1("alice", "tv", "pw"), "PLAY", &c).unwrap();
+        let header = format!(
+            "Digest username=\"alice\", realm=\"tv\", nonce=\"{nonce}\", uri=\"/x\", response=\"{}\"",
+            c.response
+        );
+        let at = |now| {
+            let a = Attempt {
+                method: "PLAY",
+                authorization: Some(header.as_str()),
+                now,
+            };
+            authorize(&p, Schemes::Digest, &key, a, |u| u == "/x")
+        };
+        assert_eq!(at(t0).map(|a| a.scheme), Ok("digest rfc2069"));
+        let r = at(t0 + std::time::Duration::from_secs(31)).unwrap_err();
+        assert_eq!(r.status, 401);
+        assert!(r.challenges[0].ends_with(", stale=true"), "{r:?}");
+        assert!(
+            !r.challenges[0].contains(&nonce),
+            "the stale nonce was reissued"
+        );
+    }
 }

@@ -95,3 +95,41 @@ pub fn authorize_request(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtsp_types::{Method, Version};
+
+    fn req(uri: &str) -> Request<Vec<u8>> {
+        Request::builder(Method::Describe, Version::V1_0)
+            .request_uri(Url::parse(uri).unwrap())
+            .build(Vec::new())
+    }
+
+    #[test]
+    fn digest_uri_must_name_the_request_target() {
+        let r = req("rtsp://127.0.0.1:5540/demo");
+        for (uri, ok) in [
+            ("rtsp://127.0.0.1:5540/demo", true),
+            ("RTSP://127.0.0.1:5540/demo/", true),
+            ("/demo", true),
+            ("rtsp://127.0.0.1:5540/other", false),
+            ("rtsp://127.0.0.1:554/demo", false),
+            ("rtsp://10.0.0.1:5540/demo", false),
+            ("", false),
+            ("not a url", false),
+        ] {
+            assert_eq!(uri_matches(&r, uri), ok, "{uri}");
+        }
+        assert_eq!(station_of(&r, None).as_deref(), Some("demo"));
+    }
+
+    #[test]
+    fn logged_urls_carry_no_user_information() {
+        let u = Url::parse("rtsp://alice:s3cret@127.0.0.1:5540/demo").unwrap();
+        let t = redacted(&u);
+        assert!(!t.contains("s3cret") && !t.contains("alice"), "{t}");
+        assert_eq!(t, "rtsp://127.0.0.1:5540/demo");
+    }
+}
