@@ -50,6 +50,7 @@ struct Station {
     daemon: Daemon,
     http: SocketAddr,
     rtsp_port: u16,
+    mms: SocketAddr,
     users_hash: String,
 }
 
@@ -71,10 +72,11 @@ fn start(dir: &Path, multicast: bool) -> Station {
 
     let http = support::free_tcp_port();
     let rtsp = support::free_tcp_port();
+    let mms = support::free_tcp_port();
     std::fs::write(
         dir.join("server.yaml"),
         format!(
-            "listen:\n  http: 127.0.0.1:{http}\n  mms: false\n  rtsp: 127.0.0.1:{rtsp}\n\
+            "listen:\n  http: 127.0.0.1:{http}\n  mms: 127.0.0.1:{mms}\n  rtsp: 127.0.0.1:{rtsp}\n\
              announce_dir: {}\nlimits:\n  request_max_bytes: 16384\n\
              auth:\n  realm: {REALM}\n",
             dir.join("announce").display()
@@ -91,7 +93,7 @@ fn start(dir: &Path, multicast: bool) -> Station {
         dir.join("demo.yaml"),
         format!(
             "name: demo\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n{mcast}\
-             unicast:\n  mms: false\n  mmsh: true\n  rtsp: true\n\
+             unicast:\n  mms: true\n  mmsh: true\n  rtsp: true\n\
              auth:\n  users_file: users.digest\n",
             support::demo_media().display()
         ),
@@ -107,10 +109,13 @@ fn start(dir: &Path, multicast: bool) -> Station {
         format!("127.0.0.1:{rtsp}").parse().unwrap(),
         Duration::from_secs(10),
     );
+    let mms: SocketAddr = format!("127.0.0.1:{mms}").parse().unwrap();
+    daemon.wait_for_tcp(mms, Duration::from_secs(10));
     Station {
         daemon,
         http: http_addr,
         rtsp_port: rtsp,
+        mms,
         users_hash,
     }
 }
@@ -489,6 +494,11 @@ fn raw_rtsp_gets_a_digest_challenge_and_huge_headers_get_400() {
         &format!("OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
     );
     assert!(r.starts_with("RTSP/1.0 200"), "{r}");
+    // mms:// cannot ask for credentials: the protected station is not served there.
+    let mut m = TcpStream::connect(s.mms).unwrap();
+    m.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let played = support::raw::mms_play_tcp(&mut m, "demo");
+    assert!(played.is_err(), "MMS played a protected station");
     assert!(s.daemon.is_running());
     s.assert_log_clean();
 }

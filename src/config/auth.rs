@@ -8,6 +8,10 @@
 //!   users_file: users.digest  # optional: the server's users_file; relative to this file
 //! ```
 //!
+//! A protected station is served on RTSP (Digest) and HTTP (Digest or Basic) only: MMS has no
+//! HTTP authentication, so the shell does not serve it there whatever `unicast.mms` says.
+//! Its multicast (if any) stays open to whoever joins the group.
+//!
 //! A station is protected when its file has an `auth:` mapping (`auth: {}` takes both values
 //! from the server file). The server file's `auth: {realm, users_file}` only supplies
 //! defaults; it protects nothing by itself, so adding it never locks players out of stations

@@ -56,7 +56,8 @@ impl StationView for StationsView<'_> {
         self.0.get(station).is_some_and(|s| {
             let u = &s.config.unicast;
             match protocol {
-                Protocol::Mms => u.mms,
+                // MMS carries no HTTP authentication: a protected station is not served on it.
+                Protocol::Mms => u.mms && s.config.auth.is_none(),
                 Protocol::Mmsh => u.mmsh,
                 Protocol::Rtsp => u.rtsp,
             }
