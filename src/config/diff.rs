@@ -69,7 +69,8 @@ impl ServerChanges {
 pub enum StationChange {
     /// Equal: nothing to do.
     Unchanged,
-    /// Only announcement or unicast settings differ: apply in place.
+    /// Only announcement, unicast or auth settings differ: apply in place (a changed users
+    /// file applies to the next request; clients already playing go on).
     InPlace,
     /// The stream differs; the field named is the first that does.
     Restart(&'static str),
