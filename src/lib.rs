@@ -16,7 +16,8 @@
 //! - [`net`]: the shell, the only place with sockets and clocks: the mio loop, listeners,
 //!   connections, UDP and multicast sockets, timers, signals, systemd;
 //! - command-line tools with a small shell of their own: [`probe`], [`recv`], [`ctl`] (the
-//!   control API's client).
+//!   control API's client), [`passwd`] (the users file of protected stations);
+//! - [`access`]: who may watch: Digest and Basic authentication, pure.
 
 pub mod access;
 pub mod asf;
@@ -28,6 +29,7 @@ pub mod msb;
 pub mod net;
 pub mod nsc;
 pub mod ops;
+pub mod passwd;
 pub mod probe;
 pub mod recv;
 pub mod rtsp;

@@ -16,6 +16,7 @@ Examples:
   asfcast nsc decode /tmp/asfcast-demo/demo.nsc       every .nsc key decoded and checked
   asfcast recv http://127.0.0.1:8080/demo.nsc -o out.asf --seconds 10
   asfcast ctl clients                                 clients of the running daemon (listen.api)
+  asfcast passwd /etc/asfcast/users alice --realm tv  set a viewer's password (read from stdin)
 ";
 
 #[derive(Parser)]
@@ -74,6 +75,9 @@ enum Command {
     },
     /// Operate the running daemon through its control API (`listen.api` in server.yaml).
     Ctl(asfcast::ctl::CtlArgs),
+    /// Set a user's password in a users file (`auth.users_file`); the password is read from
+    /// stdin, or asked for without echo on a terminal, never taken from the arguments.
+    Passwd(asfcast::passwd::PasswdArgs),
 }
 
 #[derive(Subcommand)]
@@ -149,6 +153,7 @@ fn main() -> ExitCode {
             drop_one_per_span,
         } => recv(nsc, output, seconds, interface, drop_one_per_span),
         Command::Ctl(args) => asfcast::ctl::run(&args),
+        Command::Passwd(args) => asfcast::passwd::run(&args),
     }
 }
 

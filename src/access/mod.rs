@@ -3,6 +3,14 @@
 //!
 //! - [`ip_rules`]: allow/deny lists of addresses and subnets, first match wins.
 //!
+//! Authentication of players (`asfcast passwd` ([`crate::passwd`]) writes the users file):
+//! - [`users`]: the users file (`user:realm:HA1` lines, RFC 7616 §3.4.2 A1) and HA1 itself;
+//! - [`digest`]: HTTP Digest (RFC 7616 / RFC 2617, MD5, `qop=auth` and the RFC 2069 form),
+//!   server nonces (an HMAC of the issue time under a secret from the caller), `nc` replay;
+//! - [`basic`]: HTTP Basic (RFC 7617), checked against the same HA1;
+//! - [`gate`]: one decision per request for a protected station (which scheme, which status,
+//!   which challenges), shared by RTSP and the HTTP routes.
+//!
 //! Where the lists apply (the config shape is [`crate::config::access`]):
 //! - the server's `watch` list at accept on the HTTP, MMS and RTSP listeners, before a byte is
 //!   read (a denied connection is closed at once and counted in the refusal log);
@@ -13,11 +21,22 @@
 //! - `publish` (server and station) for pushing a live stream: [`may_publish`], for the ingest
 //!   path to call.
 
+pub mod basic;
+pub mod digest;
+pub mod gate;
 pub mod ip_rules;
+pub mod users;
 
 use std::net::IpAddr;
 
 pub use ip_rules::{Action, Cidr, CidrError, IpRules, Rule};
+
+/// Compares two secrets in time that depends only on their lengths (RFC 7616 §5.x: response
+/// comparison must not leak how many leading bytes match).
+pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
 
 /// The server's lists (`access:` in the server file).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -71,7 +71,8 @@ impl ServerChanges {
 pub enum StationChange {
     /// Equal: nothing to do.
     Unchanged,
-    /// Only announcement or unicast settings differ: apply in place.
+    /// Only announcement, unicast or auth settings differ: apply in place (a changed users
+    /// file applies to the next request; clients already playing go on).
     InPlace,
     /// The stream differs; the field named is the first that does.
     Restart(&'static str),
@@ -89,6 +90,7 @@ pub fn station_change(old: &StationConfig, new: &StationConfig) -> StationChange
         unicast: _,
         announcement: _,
         access: _,
+        auth: _,
     } = old;
     if *source != new.source {
         StationChange::Restart("source")

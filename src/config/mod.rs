@@ -25,6 +25,7 @@
 
 pub mod access;
 pub mod api;
+pub mod auth;
 pub mod diff;
 pub mod error;
 pub mod locate;
@@ -241,6 +242,19 @@ pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
         ));
     }
 
+    let auth_defaults = server.as_ref().map(|s| s.auth.clone()).unwrap_or_default();
+    for l in &mut loaded {
+        if let Some(a) = l.station.auth.as_mut() {
+            let read = |p: &Path| read_text(p).map_err(|e| e.message);
+            errors.extend(auth::resolve(
+                &l.station.file,
+                &l.text,
+                a,
+                &auth_defaults,
+                read,
+            ));
+        }
+    }
     errors.extend(cross_checks(&loaded));
     if server.as_ref().is_some_and(|s| s.web.metrics) {
         errors.extend(metrics_path_check(&loaded));

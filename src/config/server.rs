@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub api: super::api::ApiSettings,
     /// Who may connect, by address (`access:`; see [`crate::access`]).
     pub access: crate::access::ServerAccess,
+    /// Defaults for the stations' `auth:` ([`super::auth`]).
+    pub auth: super::auth::AuthDefaults,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +62,7 @@ impl Default for ServerConfig {
             web: crate::ops::web::WebConfig::default(),
             api: super::api::ApiSettings::default(),
             access: crate::access::ServerAccess::default(),
+            auth: super::auth::AuthDefaults::default(),
         }
     }
 }
@@ -221,7 +224,7 @@ impl ClientLogConfig {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of server settings (listen, announce_dir, public_host, limits, rtsp, log, status, metrics, api, access)"
+    expecting = "a mapping of server settings (listen, announce_dir, public_host, limits, rtsp, log, status, metrics, api, access, auth)"
 )]
 struct ServerFile {
     listen: Option<ListenFile>,
@@ -234,6 +237,7 @@ struct ServerFile {
     metrics: Option<MetricsFile>,
     api: Option<super::api::ApiFile>,
     access: Option<super::access::ServerAccessFile>,
+    auth: Option<super::auth::AuthFile>,
 }
 
 #[derive(Deserialize)]
@@ -404,6 +408,8 @@ fn build(path: &Path, text: &str, file: ServerFile) -> Result<ServerConfig, Vec<
             .unwrap_or(d.web.metrics),
     };
 
+    let auth = super::auth::build_server(path, text, base, file.auth, &mut errors);
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -418,6 +424,7 @@ fn build(path: &Path, text: &str, file: ServerFile) -> Result<ServerConfig, Vec<
         web,
         api,
         access: super::access::server(file.access),
+        auth,
     })
 }
 

@@ -57,6 +57,8 @@ pub struct StationConfig {
     pub announcement: Announcement,
     /// Who may watch and publish, by address (`access:`; see [`crate::access`]).
     pub access: crate::access::StationAccess,
+    /// Who may watch: `None` for everyone ([`super::auth`]).
+    pub auth: Option<super::auth::StationAuth>,
 }
 
 impl PartialEq for StationConfig {
@@ -71,8 +73,10 @@ impl PartialEq for StationConfig {
             unicast,
             announcement,
             access,
+            auth,
         } = self;
         *name == other.name
+            && *auth == other.auth
             && *description == other.description
             && *source == other.source
             && *multicast == other.multicast
@@ -195,6 +199,7 @@ struct StationFile {
     unicast: Option<UnicastFile>,
     announcement: Option<AnnouncementFile>,
     access: Option<super::access::StationAccessFile>,
+    auth: Option<super::auth::AuthFile>,
 }
 
 #[derive(Deserialize)]
@@ -434,6 +439,8 @@ fn build(path: &Path, text: &str, file: StationFile) -> Result<StationConfig, Ve
         },
     };
 
+    let auth = super::auth::build_station(path, text, base, file.auth, &mut errors);
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -446,6 +453,7 @@ fn build(path: &Path, text: &str, file: StationFile) -> Result<StationConfig, Ve
         unicast,
         announcement,
         access: super::access::station(file.access),
+        auth,
     })
 }
 

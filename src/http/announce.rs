@@ -36,8 +36,19 @@ pub enum Routed {
     NotAnnouncement,
 }
 
-/// Routes one request.
+/// Routes one request. The .nsc/.asx of a protected station are left to the session, which
+/// checks credentials first ([`super::auth`]) and then calls [`route_authorized`].
 pub fn route(request: &Request, catalog: &dyn AnnouncementCatalog) -> Routed {
+    route_files(request, catalog, true)
+}
+
+/// Routes a request whose credentials the session has checked.
+pub fn route_authorized(request: &Request, catalog: &dyn AnnouncementCatalog) -> Routed {
+    route_files(request, catalog, false)
+}
+
+fn route_files(request: &Request, catalog: &dyn AnnouncementCatalog, guard: bool) -> Routed {
+    let guarded = |station: &str| guard && catalog.is_protected(station);
     if request.path == "*" {
         // OPTIONS * (RFC 9110 §9.3.7) and anything else in asterisk-form.
         return Routed::Response(Response::method_not_allowed(ALLOW));
@@ -71,6 +82,9 @@ pub fn route(request: &Request, catalog: &dyn AnnouncementCatalog) -> Routed {
         if !catalog.may_serve(&s.name) {
             return answer(forbidden());
         }
+        if guarded(&s.name) {
+            return Routed::NotAnnouncement;
+        }
         return answer(station_file(
             s.nsc.as_deref(),
             NSC_CONTENT_TYPE,
@@ -83,6 +97,9 @@ pub fn route(request: &Request, catalog: &dyn AnnouncementCatalog) -> Routed {
     {
         if !catalog.may_serve(&s.name) {
             return answer(forbidden());
+        }
+        if guarded(&s.name) {
+            return Routed::NotAnnouncement;
         }
         return answer(station_file(
             s.asx.as_deref(),

@@ -47,6 +47,7 @@
 //!   which are ignored.
 
 pub mod announce;
+pub mod auth;
 pub mod client_log;
 pub mod conn;
 pub mod dialect;

@@ -37,6 +37,7 @@ use super::mmsh::{self, MmshRequest};
 use super::plain_stream::{self, PlainStream};
 use super::request::Request;
 use super::response::Response;
+use crate::access::digest::NonceKey;
 use crate::config::Limits;
 use crate::ops::wmlog_client::ClientReport;
 use crate::station::feed::FeedConfig;
@@ -91,6 +92,8 @@ pub struct HttpSession {
     carry: Vec<u8>,
     /// Logs the player sent on this connection (at most [`MAX_CLIENT_LOGS`]).
     client_logs: Vec<ClientReport>,
+    /// The daemon's Digest nonce key ([`super::auth`]); None: protected stations refused.
+    nonce_key: Option<Arc<NonceKey>>,
 }
 
 /// Most client logs one connection keeps (later ones are dropped).
@@ -111,7 +114,15 @@ impl HttpSession {
             user_agent: None,
             carry: Vec::new(),
             client_logs: Vec::new(),
+            nonce_key: None,
         }
+    }
+
+    /// The same session checking credentials with the daemon's nonce `key`, for stations
+    /// that require them.
+    pub fn with_nonce_key(mut self, key: Arc<NonceKey>) -> Self {
+        self.nonce_key = Some(key);
+        self
     }
 
     /// The `client-id` this session announces.
@@ -190,6 +201,25 @@ impl HttpSession {
             }
             let logged = client_log::agent(request);
             return self.logged(logged, request, now);
+        }
+        match super::auth::check(request, self.nonce_key.as_deref(), now, stations) {
+            super::auth::Checked::Open => {}
+            super::auth::Checked::Passed { file: false, .. } => {}
+            super::auth::Checked::Passed { file: true, .. } => {
+                return match super::announce::route_authorized(request, stations.catalog()) {
+                    super::announce::Routed::Response(r) => {
+                        self.answer(r.for_request(request), now)
+                    }
+                    super::announce::Routed::NotAnnouncement => {
+                        self.refuse(request, 404, "not found")
+                    }
+                };
+            }
+            super::auth::Checked::Refused(r, why) => {
+                info!(peer = %self.peer, path = %request.path, status = r.status, reason = %why, "http request refused: not authorized");
+                self.out.push_owned(r.to_bytes());
+                return Step::close(format!("{} for {}: {why}", r.status, request.path));
+            }
         }
         if !stations.serves(&name, Protocol::Mmsh) {
             return self.refuse(request, 404, "station not served over HTTP");

@@ -8,7 +8,10 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
+use std::sync::Arc;
+
+use crate::access::digest::NonceKey;
 
 use crate::config::ServerConfig;
 use crate::http::session::{HttpSession, SessionLimits};
@@ -22,13 +25,19 @@ use super::connections::ListenerKind;
 pub struct SessionFactory {
     rng: StdRng,
     next_client_id: u32,
+    /// The Digest nonce key of every RTSP and HTTP session (one, so a nonce from one
+    /// connection is good on the next); its secret drawn from `rng`.
+    nonce_key: Arc<NonceKey>,
 }
 
 impl SessionFactory {
     pub fn new() -> Self {
+        let mut rng = StdRng::from_os_rng();
+        let secret: [u8; 32] = rng.random();
         SessionFactory {
-            rng: StdRng::from_os_rng(),
+            rng,
             next_client_id: 1,
+            nonce_key: Arc::new(NonceKey::new(secret, Instant::now())),
         }
     }
 
@@ -48,22 +57,23 @@ impl SessionFactory {
                 MmsConfig::from_server(server, udp),
                 now,
             )),
-            ListenerKind::Rtsp => Box::new(RtspSession::new(
-                RtspConfig::from_server(server),
-                peer,
-                udp,
-                StdRng::from_rng(&mut self.rng),
-                now,
-            )),
+            ListenerKind::Rtsp => Box::new(
+                RtspSession::new(
+                    RtspConfig::from_server(server),
+                    peer,
+                    udp,
+                    StdRng::from_rng(&mut self.rng),
+                    now,
+                )
+                .with_nonce_key(self.nonce_key.clone()),
+            ),
             ListenerKind::Http => {
                 let id = self.next_client_id;
                 self.next_client_id = self.next_client_id.checked_add(1).unwrap_or(1);
-                Box::new(HttpSession::new(
-                    SessionLimits::from_limits(limits),
-                    peer,
-                    id,
-                    now,
-                ))
+                Box::new(
+                    HttpSession::new(SessionLimits::from_limits(limits), peer, id, now)
+                        .with_nonce_key(self.nonce_key.clone()),
+                )
             }
             ListenerKind::Api => Box::new(crate::ops::api_session::ApiSession::new(
                 peer,

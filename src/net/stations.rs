@@ -59,11 +59,17 @@ impl StationView for StationsView<'_> {
         self.3.log_agent.allows(ip)
     }
 
+    fn protection(&self, station: &str) -> Option<crate::access::gate::Protection> {
+        let s = self.0.get(station)?;
+        s.config.auth.as_ref().map(|a| a.protection())
+    }
+
     fn serves(&self, station: &str, protocol: Protocol) -> bool {
         self.0.get(station).is_some_and(|s| {
             let u = &s.config.unicast;
             match protocol {
-                Protocol::Mms => u.mms,
+                // MMS carries no HTTP authentication: a protected station is not served on it.
+                Protocol::Mms => u.mms && s.config.auth.is_none(),
                 Protocol::Mmsh => u.mmsh,
                 Protocol::Rtsp => u.rtsp,
             }
@@ -72,6 +78,10 @@ impl StationView for StationsView<'_> {
 }
 
 impl AnnouncementCatalog for StationsView<'_> {
+    fn is_protected(&self, name: &str) -> bool {
+        self.0.get(name).is_some_and(|s| s.config.auth.is_some())
+    }
+
     fn is_ops_path(&self, path: &str) -> bool {
         crate::ops::web::route(path, &self.2.ops.web).is_some()
     }

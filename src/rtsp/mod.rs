@@ -10,11 +10,14 @@
 //! - [`transport`]: SETUP transport negotiation (UDP, TCP interleaved, 461 otherwise);
 //! - [`rtp`]: RTP header, x-asf-pf packetizer with MTU fragmentation, RTCP sender reports;
 //! - [`rtcp`]: the client's RTCP (receiver reports, BYE) parsed for liveness and loss figures;
+//! - [`auth`]: Digest credentials of DESCRIBE/SETUP/PLAY on protected stations
+//!   ([`crate::access`]), 401 with a challenge otherwise;
 //! - [`session`]: the per-connection state machine on the session contract
 //!   ([`crate::station::sink`]), delivering by the station's per-client rules
 //!   ([`crate::station::delivery`]); the shell writes its TCP output and sends its RTP/RTCP
 //!   datagrams, and routes the client's RTCP to it.
 
+pub mod auth;
 pub mod client_log;
 pub mod message;
 pub mod rtcp;

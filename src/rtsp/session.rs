@@ -65,11 +65,13 @@ use crate::station::sink::{
 };
 use crate::station::{StationHeader, StationPacket};
 
+use super::auth::authorize_request;
 use super::message::{header, Incoming, ReadError, Reader, Reply, PUBLIC};
 use super::rtcp::{self, ReportBlock};
 use super::rtp::{self, SenderInfo};
 use super::sdp::{self, Layout, Track};
 use super::transport::{self, Dest};
+use crate::access::digest::NonceKey;
 
 /// How often RTCP sender reports go out on each RTP session.
 pub const RTCP_INTERVAL: Duration = Duration::from_secs(5);
@@ -231,6 +233,8 @@ pub struct RtspSession {
     /// The client UDP addresses of the set-up streams (RTP and RTCP ports), for routing.
     udp_peers: Vec<SocketAddr>,
     stats: EndStats,
+    /// The daemon's Digest nonce key ([`crate::access`]); None: protected stations refused.
+    nonce_key: Option<Arc<NonceKey>>,
 }
 
 /// What the end-of-session line reports.
@@ -316,7 +320,15 @@ impl RtspSession {
                 end: "connection closed",
                 ..EndStats::default()
             },
+            nonce_key: None,
         }
+    }
+
+    /// The same session checking Digest credentials with the daemon's nonce `key` (its
+    /// secret from the shell's generator), for stations that require them.
+    pub fn with_nonce_key(mut self, key: Arc<NonceKey>) -> Self {
+        self.nonce_key = Some(key);
+        self
     }
 
     /// Stops delivery, keeping the feed's skip counts for the end line.
@@ -441,7 +453,7 @@ impl RtspSession {
             self.user_agent = header(&req, &headers::USER_AGENT).map(|ua| clip(ua, 200));
         }
         let method = req.method().clone();
-        debug!(peer = %self.peer, method = ?method, uri = ?req.request_uri().map(Url::as_str), "rtsp request");
+        debug!(peer = %self.peer, method = ?method, uri = ?req.request_uri().map(super::auth::redacted), "rtsp request");
         let Some(cseq) = header(&req, &headers::CSEQ).map(|c| c.trim().to_string()) else {
             self.reply(Reply::new(400).reason("Missing CSeq"), None, false);
             return Step::Continue;
@@ -467,6 +479,16 @@ impl RtspSession {
         if !session_ok && !matches!(method, Method::Options) {
             self.reply(Reply::new(454), cseq, false);
             return Step::Continue;
+        }
+        if matches!(method, Method::Describe | Method::Setup | Method::Play) {
+            let played = self.station.as_deref();
+            if let Err(r) =
+                authorize_request(&req, played, self.nonce_key.as_deref(), now, stations)
+            {
+                info!(peer = %self.peer, method = ?method, status = r.status(), "rtsp request refused: not authorized");
+                self.reply(r, cseq, false);
+                return Step::Continue;
+            }
         }
         match method {
             Method::Options => {

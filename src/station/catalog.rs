@@ -42,6 +42,11 @@ pub trait AnnouncementCatalog {
     fn may_serve(&self, _station: &str) -> bool {
         true
     }
+    /// Does station `name` require credentials? Its .nsc/.asx are then left to the session,
+    /// which checks them ([`crate::access`]). Default: no.
+    fn is_protected(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 impl AnnouncementCatalog for [StationEntry] {

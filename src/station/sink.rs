@@ -306,6 +306,10 @@ pub trait StationView {
     }
     /// The stations' announcements, for the HTTP listener's routes.
     fn catalog(&self) -> &dyn AnnouncementCatalog;
+    /// Who may watch the station: None when everyone may ([`crate::access`]).
+    fn protection(&self, _station: &str) -> Option<crate::access::gate::Protection> {
+        None
+    }
     /// The operators' view of stations and clients (status page, metrics), as of the shell's
     /// last housekeeping tick; None where there is none (tests).
     fn snapshot(&self) -> Option<&crate::ops::Snapshot> {
