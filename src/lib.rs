@@ -17,6 +17,7 @@
 //! - command-line tools with a small shell of their own: [`probe`], [`recv`], [`ctl`] (the
 //!   control API's client).
 
+pub mod access;
 pub mod asf;
 pub mod config;
 pub mod ctl;
