@@ -26,6 +26,7 @@
 pub mod api;
 pub mod diff;
 pub mod error;
+pub mod limits;
 pub mod locate;
 pub mod server;
 pub mod station;
