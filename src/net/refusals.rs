@@ -26,6 +26,8 @@ pub enum Reason {
     PerIpLimit,
     /// The process is out of file descriptors.
     NoDescriptors,
+    /// `limits.max_connection_rate` exceeded (new connections per second).
+    ConnectionRate,
 }
 
 impl Reason {
@@ -34,6 +36,7 @@ impl Reason {
             Reason::ClientLimit => "client limit",
             Reason::PerIpLimit => "per-IP limit",
             Reason::NoDescriptors => "out of file descriptors",
+            Reason::ConnectionRate => "connection rate limit",
         }
     }
 }

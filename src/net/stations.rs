@@ -17,6 +17,9 @@ pub struct StationsView<'a>(
     pub &'a HashMap<String, Vec<usize>>,
     /// The operators' snapshot as of the last housekeeping tick.
     pub &'a crate::ops::Snapshot,
+    /// The clients admitted under the limits, and the server's limits.
+    pub &'a super::admitted::Admitted,
+    pub &'a crate::access::limits::LimitSet,
 );
 
 impl StationView for StationsView<'_> {
@@ -45,6 +48,29 @@ impl StationView for StationsView<'_> {
             .get(station)
             .map_or(0, |s| s.config.unicast.max_clients as usize);
         self.1.get(station).map_or(0, Vec::len) < max
+    }
+
+    fn admit(
+        &self,
+        station: &str,
+        admission: &crate::access::limits::Admission,
+    ) -> Result<crate::access::limits::Grant, crate::access::limits::Refusal> {
+        let rt = self.0.get(station);
+        let bitrate = rt
+            .and_then(|s| s.hub.header())
+            .map_or(0, |h| u64::from(h.header.file.max_bitrate));
+        let station_limits = rt.map(|s| s.config.unicast.limits).unwrap_or_default();
+        let server_load = if self.4.is_empty() {
+            crate::access::limits::Load::default()
+        } else {
+            self.3.server_load(self.0)
+        };
+        crate::access::limits::admit(
+            (self.4, &server_load),
+            (&station_limits, &self.3.station_load(station, bitrate)),
+            bitrate,
+            admission,
+        )
     }
 
     fn serves(&self, station: &str, protocol: Protocol) -> bool {
