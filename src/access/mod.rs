@@ -3,6 +3,9 @@
 //! answer.
 //!
 //! - [`limits`]: the server's and each station's limits (players, distribution connections,
-//!   aggregate and per-player bandwidth, connection rate, fast-start bandwidth).
+//!   aggregate and per-player bandwidth, connection rate, fast-start bandwidth);
+//! - [`amplification`]: RTP over UDP goes to a client's port in earnest only once the client
+//!   has sent something from it.
 
+pub mod amplification;
 pub mod limits;

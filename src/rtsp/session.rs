@@ -232,6 +232,8 @@ pub struct RtspSession {
     announced_bps: Option<u64>,
     /// What the client was admitted as under the limits, from its first PLAY on.
     admitted: Option<crate::access::limits::Kind>,
+    /// Anti-amplification: UDP sends are capped until a datagram comes from the client.
+    udp_gate: crate::access::amplification::ReturnGate,
     /// The client UDP addresses of the set-up streams (RTP and RTCP ports), for routing.
     udp_peers: Vec<SocketAddr>,
     stats: EndStats,
@@ -317,6 +319,7 @@ impl RtspSession {
             user_agent: None,
             announced_bps: None,
             admitted: None,
+            udp_gate: Default::default(),
             udp_peers: Vec::new(),
             stats: EndStats {
                 end: "connection closed",
@@ -1144,7 +1147,17 @@ impl Session for RtspSession {
     }
 
     fn take_datagrams(&mut self, out: &mut Vec<Datagram>) {
-        out.append(&mut self.media.datagrams);
+        let before = self.udp_gate.dropped();
+        let gate = &mut self.udp_gate;
+        out.extend(
+            self.media
+                .datagrams
+                .drain(..)
+                .filter(|d| gate.pass(d.len())),
+        );
+        if before == 0 && self.udp_gate.dropped() > 0 {
+            info!(peer = %self.peer, "nothing heard from the client's UDP ports yet: RTP over UDP held back until it sends (anti-amplification)");
+        }
     }
 
     fn admitted(&self) -> Option<crate::access::limits::Kind> {
@@ -1162,6 +1175,10 @@ impl Session for RtspSession {
         bytes: &[u8],
         now: Instant,
     ) -> Step {
+        if !self.udp_gate.is_verified() {
+            debug!(peer = %self.peer, %from, "client UDP port verified");
+            self.udp_gate.heard();
+        }
         match via {
             UdpChannel::Rtcp => self.on_rtcp(bytes, now),
             // NAT punch packets to the RTP socket (FFmpeg sends one per stream) carry nothing.
