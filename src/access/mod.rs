@@ -20,11 +20,19 @@
 //!   multicast logging agent route;
 //! - `publish` (server and station) for pushing a live stream: [`may_publish`], for the ingest
 //!   path to call.
+//!
+//! Limits (who may still come in once the box is busy):
+//! - [`limits`]: the server's and each station's limits (players, distribution connections,
+//!   aggregate and per-player bandwidth, connection rate, fast-start bandwidth);
+//! - [`amplification`]: RTP over UDP goes to a client's port in earnest only once the client
+//!   has sent something from it.
 
+pub mod amplification;
 pub mod basic;
 pub mod digest;
 pub mod gate;
 pub mod ip_rules;
+pub mod limits;
 pub mod users;
 
 use std::net::IpAddr;

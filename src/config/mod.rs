@@ -28,6 +28,7 @@ pub mod api;
 pub mod auth;
 pub mod diff;
 pub mod error;
+pub mod limits;
 pub mod locate;
 pub mod server;
 pub mod station;

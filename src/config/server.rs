@@ -141,6 +141,9 @@ pub struct Limits {
     /// backlog); the kernel caps it at `net.core.somaxconn`. A long queue rides out bursts of
     /// connects instead of dropping SYNs. Sockets passed by systemd keep their unit's `Backlog=`.
     pub listen_backlog: u32,
+    /// Who may watch, server-wide: players, distribution connections, bandwidths, connection
+    /// rate ([`crate::access::limits`]; all off by default).
+    pub access: crate::access::limits::LimitSet,
 }
 
 impl Default for Limits {
@@ -155,6 +158,7 @@ impl Default for Limits {
             fast_start_rate: 4.0,
             write_interval: Duration::from_millis(250),
             listen_backlog: 65_535,
+            access: crate::access::limits::LimitSet::default(),
         }
     }
 }
@@ -293,6 +297,13 @@ struct LimitsFile {
     fast_start_rate: Option<Decimal<1000, 16_000>>,
     write_interval: Option<Seconds<0, 2000>>,
     listen_backlog: Option<Ranged<u32, 16, 65_535>>,
+    max_players: Option<super::limits::Count>,
+    max_distribution_connections: Option<super::limits::Count>,
+    max_player_bandwidth: Option<super::limits::Bitrate>,
+    max_distribution_bandwidth: Option<super::limits::Bitrate>,
+    max_bandwidth_per_player: Option<super::limits::Bitrate>,
+    max_connection_rate: Option<super::limits::Count>,
+    max_fast_start_bandwidth: Option<super::limits::Bitrate>,
 }
 
 #[derive(Deserialize)]
@@ -371,6 +382,15 @@ fn build(path: &Path, text: &str, file: ServerFile) -> Result<ServerConfig, Vec<
                 fast_start_rate: l.fast_start_rate.map_or(d.fast_start_rate, |v| v.0),
                 write_interval: l.write_interval.map_or(d.write_interval, |v| v.0),
                 listen_backlog: l.listen_backlog.map_or(d.listen_backlog, |v| v.0),
+                access: super::limits::build(super::limits::AccessLimitsFile {
+                    max_players: l.max_players,
+                    max_distribution_connections: l.max_distribution_connections,
+                    max_player_bandwidth: l.max_player_bandwidth,
+                    max_distribution_bandwidth: l.max_distribution_bandwidth,
+                    max_bandwidth_per_player: l.max_bandwidth_per_player,
+                    max_connection_rate: l.max_connection_rate,
+                    max_fast_start_bandwidth: l.max_fast_start_bandwidth,
+                }),
             }
         }
     };

@@ -148,6 +148,9 @@ pub struct Unicast {
     pub rtsp: bool,
     /// Most unicast clients of this station at once.
     pub max_clients: u32,
+    /// The station's own limits (`limits:` in the station file; [`crate::access::limits`]):
+    /// they apply to its unicast clients, in place on reload like `max_clients`.
+    pub limits: crate::access::limits::LimitSet,
 }
 
 impl Default for Unicast {
@@ -157,6 +160,7 @@ impl Default for Unicast {
             mmsh: true,
             rtsp: true,
             max_clients: DEFAULT_STATION_MAX_CLIENTS,
+            limits: crate::access::limits::LimitSet::default(),
         }
     }
 }
@@ -189,7 +193,7 @@ pub struct Announcement {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a station mapping (name, source, multicast, unicast, announcement, access)"
+    expecting = "a station mapping (name, source, multicast, unicast, announcement, access, auth, limits)"
 )]
 struct StationFile {
     name: StationName,
@@ -200,6 +204,7 @@ struct StationFile {
     announcement: Option<AnnouncementFile>,
     access: Option<super::access::StationAccessFile>,
     auth: Option<super::auth::AuthFile>,
+    limits: Option<super::limits::StationLimitsFile>,
 }
 
 #[derive(Deserialize)]
@@ -404,15 +409,18 @@ fn build(path: &Path, text: &str, file: StationFile) -> Result<StationConfig, Ve
         }
     }
 
-    let unicast = file.unicast.map_or_else(Unicast::default, |u| {
+    let limits = file.limits.map(|l| l.build()).unwrap_or_default();
+    let mut unicast = file.unicast.map_or_else(Unicast::default, |u| {
         let d = Unicast::default();
         Unicast {
             mms: u.mms.unwrap_or(d.mms),
             mmsh: u.mmsh.unwrap_or(d.mmsh),
             rtsp: u.rtsp.unwrap_or(d.rtsp),
             max_clients: u.max_clients.map_or(d.max_clients, |v| v.0),
+            ..d
         }
     });
+    unicast.limits = limits;
 
     if multicast.is_none() && !unicast.any() {
         let at = locate_key(text, &[Seg::Key("unicast")]).unwrap_or((1, 1));

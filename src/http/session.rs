@@ -94,6 +94,8 @@ pub struct HttpSession {
     client_logs: Vec<ClientReport>,
     /// The daemon's Digest nonce key ([`super::auth`]); None: protected stations refused.
     nonce_key: Option<Arc<NonceKey>>,
+    /// What the client was admitted as under the limits, once it streams.
+    admitted: Option<crate::access::limits::Kind>,
 }
 
 /// Most client logs one connection keeps (later ones are dropped).
@@ -115,6 +117,7 @@ impl HttpSession {
             carry: Vec::new(),
             client_logs: Vec::new(),
             nonce_key: None,
+            admitted: None,
         }
     }
 
@@ -254,6 +257,10 @@ impl HttpSession {
                 if !stations.has_room(&name) {
                     return self.refuse(request, 503, "station has its maximum of clients");
                 }
+                let config = match self.admit(request, &name, stations) {
+                    Ok(c) => c,
+                    Err(step) => return step,
+                };
                 self.out
                     .push_owned(mmsh::play_response_head(request, self.client_id));
                 let stream = MmshStream::start(
@@ -261,7 +268,7 @@ impl HttpSession {
                     header,
                     stations.join_backlog(&name),
                     switches,
-                    self.limits.stream,
+                    config,
                     now,
                     &mut self.out,
                 );
@@ -323,12 +330,16 @@ impl HttpSession {
         if !stations.has_room(name) {
             return self.refuse(request, 503, "station has its maximum of clients");
         }
+        let config = match self.admit(request, name, stations) {
+            Ok(c) => c,
+            Err(step) => return step,
+        };
         self.out.push_owned(plain_stream::response_head(request));
         let stream = PlainStream::start(
             name,
             header,
             stations.join_backlog(name),
-            self.limits.stream,
+            config,
             now,
             &mut self.out,
         );
@@ -378,6 +389,36 @@ impl HttpSession {
             }
         }
         self.answer(logged.response, now)
+    }
+
+    /// Asks the limits whether the client may stream `name` (its User-Agent tells a
+    /// distribution connection from a player; `Pragma: LinkBW=` is the bandwidth it
+    /// announces). Admitted: the stream settings with the fast start capped as granted.
+    /// Refused: `503` with `Retry-After`, and a line naming the rule.
+    fn admit(
+        &mut self,
+        request: &Request,
+        name: &str,
+        stations: &dyn StationView,
+    ) -> Result<StreamConfig, Step> {
+        use crate::access::limits::{announced_bandwidth, Admission};
+        let announced = request
+            .pragma("LinkBW")
+            .flatten()
+            .and_then(|v| announced_bandwidth(&v));
+        let admission = Admission::new(request.header("user-agent"), announced);
+        match stations.admit(name, &admission) {
+            Ok(grant) => {
+                let mut config = self.limits.stream;
+                config.feed.fast_start_rate = grant.fast_start_rate(config.feed.fast_start_rate);
+                self.admitted = Some(admission.kind);
+                Ok(config)
+            }
+            Err(r) => {
+                info!(station = %name, peer = %self.peer, protocol = "mmsh", client = admission.kind.as_str(), rule = r.rule(), reason = %r, "refused by limits");
+                Err(self.refuse(request, 503, &format!("refused by {}: {r}", r.rule())))
+            }
+        }
     }
 
     fn refuse(&mut self, request: &Request, status: u16, why: &str) -> Step {
@@ -473,6 +514,10 @@ impl Session for HttpSession {
 
     fn take_client_logs(&mut self, out: &mut Vec<ClientReport>) {
         out.append(&mut self.client_logs);
+    }
+
+    fn admitted(&self) -> Option<crate::access::limits::Kind> {
+        self.station().and(self.admitted)
     }
 
     fn info(&self) -> ClientInfo {

@@ -120,6 +120,8 @@ pub struct MmsSession {
     next_check: Instant,
     /// The player's subscriber string (e.g. `NSPlayer/7.0.0.1956; {guid}; Host: …`).
     user_agent: Option<String>,
+    /// What the client was admitted as under the limits, once it opened a station.
+    admitted: Option<crate::access::limits::Kind>,
     /// Skips to a clean point and packets skipped by feeds that ended, for the end-of-session
     /// log line.
     skips: u64,
@@ -179,6 +181,7 @@ impl MmsSession {
             last_input: now,
             next_check: now + CHECK_INTERVAL,
             user_agent: None,
+            admitted: None,
             skips: 0,
             skipped: 0,
         }
@@ -387,6 +390,23 @@ impl MmsSession {
                 format!("station {name} has no header yet"),
             );
         };
+        let admission = crate::access::limits::Admission::new(self.user_agent.as_deref(), None);
+        match stations.admit(name, &admission) {
+            // MMS has no busy answer of its own: the OpenFile report fails with Access Denied,
+            // as for a full station.
+            Err(r) => {
+                return refuse(
+                    self,
+                    hr::ACCESS_DENIED,
+                    format!("refused by {}: {r}", r.rule()),
+                )
+            }
+            Ok(grant) => {
+                self.cfg.feed.fast_start_rate =
+                    grant.fast_start_rate(self.cfg.feed.fast_start_rate);
+                self.admitted = Some(admission.kind);
+            }
+        }
         let packet_size = h.header.packet_size();
         if packet_size as usize > MAX_DATA_PAYLOAD {
             return refuse(
@@ -710,6 +730,10 @@ impl Session for MmsSession {
 
     /// The client's MMSU port: what it sends there (resend requests, punch packets) is
     /// routed here and ignored, so the shared data socket is drained.
+    fn admitted(&self) -> Option<crate::access::limits::Kind> {
+        self.admitted
+    }
+
     fn udp_peers(&self) -> &[SocketAddr] {
         self.media.udp_to.as_slice()
     }

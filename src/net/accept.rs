@@ -75,6 +75,11 @@ impl Daemon {
                 self.refusals.note(peer.ip(), Reason::ClientLimit, now);
                 continue;
             }
+            if kind != ListenerKind::Api && !self.connection_rate_allows(now) {
+                self.refusals.note(peer.ip(), Reason::ConnectionRate, now);
+                continue;
+            }
+            let limits = &self.config.server.limits;
             if !self.peers.try_add(peer, limits.max_clients_per_ip) {
                 self.refusals.note(peer.ip(), Reason::PerIpLimit, now);
                 continue;
@@ -117,6 +122,21 @@ impl Daemon {
             ListenerKind::Http | ListenerKind::Mms | ListenerKind::Rtsp => access.watch.allows(ip),
             ListenerKind::Api => access.api.allows(ip),
         }
+    }
+
+    /// `limits.max_connection_rate`: takes a token from the bucket (made anew when the limit
+    /// is set or changed by a reload); true when there is no limit.
+    fn connection_rate_allows(&mut self, now: Instant) -> bool {
+        use crate::access::limits::ConnectionRate;
+        let Some(rate) = self.config.server.limits.access.connection_rate else {
+            self.connection_rate = None;
+            return true;
+        };
+        let bucket = match &mut self.connection_rate {
+            Some(b) if b.per_second() == rate => b,
+            slot => slot.insert(ConnectionRate::new(rate)),
+        };
+        bucket.allow(now)
     }
 
     /// Out of descriptors: closes the spare, accepts one pending connection and closes it (the

@@ -98,6 +98,10 @@ pub struct Daemon {
     pub(super) log_level_hook: Option<LogLevelHook>,
     /// Refused connections, logged as aggregates by the housekeeping tick.
     pub(super) refusals: Refusals,
+    /// Clients admitted under the limits, per station and kind ([`super::admitted`]).
+    pub(super) admitted: super::admitted::Admitted,
+    /// `limits.max_connection_rate`'s token bucket (None: no limit).
+    pub(super) connection_rate: Option<crate::access::limits::ConnectionRate>,
     /// The spare descriptor spent to refuse connections when out of descriptors.
     pub(super) fd_reserve: FdReserve,
     /// A listener could not be drained (out of descriptors even with the spare, or an accept
@@ -213,6 +217,8 @@ impl Daemon {
             write_coalesce: limits_cfg.write_interval,
             log_level_hook: None,
             refusals: Refusals::default(),
+            admitted: Default::default(),
+            connection_rate: None,
             fd_reserve: FdReserve::open(),
             accept_starved: false,
             api,
@@ -441,6 +447,8 @@ impl Daemon {
             &self.clients,
             &self.ops_snapshot,
             &self.config.server.access,
+            &self.admitted,
+            &self.config.server.limits.access,
         );
         let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
             return;
@@ -470,6 +478,8 @@ impl Daemon {
             }
             c.counted_station = station;
         }
+        self.admitted
+            .update(idx, c.session.station(), c.session.admitted());
         // Sent in one batch per loop turn (`send_datagrams`).
         c.session.take_datagrams(&mut self.datagrams);
         if c.session.udp_peers() != c.udp_peers.as_slice() {
@@ -510,6 +520,7 @@ impl Daemon {
                 log.write(&r, unix);
             }
             self.udp_routes.update(idx, &c.udp_peers, &[]);
+            self.admitted.remove(idx);
             if let Some(station) = c.counted_station.take() {
                 unsubscribe(&mut self.clients, &station, idx);
             }

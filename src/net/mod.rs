@@ -21,6 +21,7 @@
 //! passes `now` to every call.
 
 pub mod accept;
+pub mod admitted;
 pub mod announce;
 pub mod api;
 pub mod client_log;

@@ -28,6 +28,8 @@ pub enum Reason {
     NoDescriptors,
     /// The listener's IP rules (`access.watch`, `access.api`) deny the address.
     AccessRule,
+    /// `limits.max_connection_rate` exceeded (new connections per second).
+    ConnectionRate,
 }
 
 impl Reason {
@@ -37,6 +39,7 @@ impl Reason {
             Reason::PerIpLimit => "per-IP limit",
             Reason::NoDescriptors => "out of file descriptors",
             Reason::AccessRule => "access rules",
+            Reason::ConnectionRate => "connection rate limit",
         }
     }
 }

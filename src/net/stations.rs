@@ -19,6 +19,9 @@ pub struct StationsView<'a>(
     pub &'a crate::ops::Snapshot,
     /// The server's IP rules (`access:`).
     pub &'a crate::access::ServerAccess,
+    /// The clients admitted under the limits, and the server's limits.
+    pub &'a super::admitted::Admitted,
+    pub &'a crate::access::limits::LimitSet,
 );
 
 impl StationView for StationsView<'_> {
@@ -62,6 +65,29 @@ impl StationView for StationsView<'_> {
     fn protection(&self, station: &str) -> Option<crate::access::gate::Protection> {
         let s = self.0.get(station)?;
         s.config.auth.as_ref().map(|a| a.protection())
+    }
+
+    fn admit(
+        &self,
+        station: &str,
+        admission: &crate::access::limits::Admission,
+    ) -> Result<crate::access::limits::Grant, crate::access::limits::Refusal> {
+        let rt = self.0.get(station);
+        let bitrate = rt
+            .and_then(|s| s.hub.header())
+            .map_or(0, |h| u64::from(h.header.file.max_bitrate));
+        let station_limits = rt.map(|s| s.config.unicast.limits).unwrap_or_default();
+        let server_load = if self.5.is_empty() {
+            crate::access::limits::Load::default()
+        } else {
+            self.4.server_load(self.0)
+        };
+        crate::access::limits::admit(
+            (self.5, &server_load),
+            (&station_limits, &self.4.station_load(station, bitrate)),
+            bitrate,
+            admission,
+        )
     }
 
     fn serves(&self, station: &str, protocol: Protocol) -> bool {

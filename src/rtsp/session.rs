@@ -230,6 +230,12 @@ pub struct RtspSession {
     warned_header_size: bool,
     /// The player's User-Agent, from its first request.
     user_agent: Option<String>,
+    /// The bandwidth the player announced (`Bandwidth:`), from its latest request with one.
+    announced_bps: Option<u64>,
+    /// What the client was admitted as under the limits, from its first PLAY on.
+    admitted: Option<crate::access::limits::Kind>,
+    /// Anti-amplification: UDP sends are capped until a datagram comes from the client.
+    udp_gate: crate::access::amplification::ReturnGate,
     /// The client UDP addresses of the set-up streams (RTP and RTCP ports), for routing.
     udp_peers: Vec<SocketAddr>,
     stats: EndStats,
@@ -315,6 +321,9 @@ impl RtspSession {
             next_report: None,
             warned_header_size: false,
             user_agent: None,
+            announced_bps: None,
+            admitted: None,
+            udp_gate: Default::default(),
             udp_peers: Vec::new(),
             stats: EndStats {
                 end: "connection closed",
@@ -451,6 +460,9 @@ impl RtspSession {
         self.last_heard = Some(now);
         if self.user_agent.is_none() {
             self.user_agent = header(&req, &headers::USER_AGENT).map(|ua| clip(ua, 200));
+        }
+        if let Some(bw) = header(&req, &headers::BANDWIDTH) {
+            self.announced_bps = crate::access::limits::announced_bandwidth(bw);
         }
         let method = req.method().clone();
         debug!(peer = %self.peer, method = ?method, uri = ?req.request_uri().map(super::auth::redacted), "rtsp request");
@@ -744,6 +756,12 @@ impl RtspSession {
             self.reply(Reply::new(455), cseq, false);
             return Step::Continue;
         };
+        if self.admitted.is_none() {
+            if let Err(reply) = self.admit(&station, stations) {
+                self.reply(reply, cseq, true);
+                return Step::Continue;
+            }
+        }
         let rtptime = self.media.clock.declare(now);
         let info: Vec<String> = self
             .setups
@@ -786,6 +804,30 @@ impl RtspSession {
             info!(peer = %self.peer, station = %station, transport = ?transports, streams = ?streams, "rtsp play");
         }
         self.pump(now)
+    }
+
+    /// Asks the limits whether the client may play `station` (first PLAY only). Refused:
+    /// `453 Not Enough Bandwidth` for a bandwidth rule, `503` with `Retry-After` for a count,
+    /// and a line naming the rule.
+    fn admit(&mut self, station: &str, stations: &dyn StationView) -> Result<(), Reply> {
+        use crate::access::limits::Admission;
+        let admission = Admission::new(self.user_agent.as_deref(), self.announced_bps);
+        match stations.admit(station, &admission) {
+            Ok(grant) => {
+                self.cfg.feed.fast_start_rate =
+                    grant.fast_start_rate(self.cfg.feed.fast_start_rate);
+                self.admitted = Some(admission.kind);
+                Ok(())
+            }
+            Err(r) => {
+                info!(peer = %self.peer, station = %station, protocol = "rtsp", client = admission.kind.as_str(), rule = r.rule(), reason = %r, "refused by limits");
+                Err(if r.is_bandwidth() {
+                    Reply::new(453)
+                } else {
+                    Reply::new(503).header(headers::RETRY_AFTER, "30")
+                })
+            }
+        }
     }
 
     /// Releases due fast-start packets and sends them; closes a stalled client.
@@ -1130,7 +1172,21 @@ impl Session for RtspSession {
     }
 
     fn take_datagrams(&mut self, out: &mut Vec<Datagram>) {
-        out.append(&mut self.media.datagrams);
+        let before = self.udp_gate.dropped();
+        let gate = &mut self.udp_gate;
+        out.extend(
+            self.media
+                .datagrams
+                .drain(..)
+                .filter(|d| gate.pass(d.len())),
+        );
+        if before == 0 && self.udp_gate.dropped() > 0 {
+            info!(peer = %self.peer, "nothing heard from the client's UDP ports yet: RTP over UDP held back until it sends (anti-amplification)");
+        }
+    }
+
+    fn admitted(&self) -> Option<crate::access::limits::Kind> {
+        self.admitted
     }
 
     fn udp_peers(&self) -> &[SocketAddr] {
@@ -1144,6 +1200,10 @@ impl Session for RtspSession {
         bytes: &[u8],
         now: Instant,
     ) -> Step {
+        if !self.udp_gate.is_verified() {
+            debug!(peer = %self.peer, %from, "client UDP port verified");
+            self.udp_gate.heard();
+        }
         match via {
             UdpChannel::Rtcp => self.on_rtcp(bytes, now),
             // NAT punch packets to the RTP socket (FFmpeg sends one per stream) carry nothing.

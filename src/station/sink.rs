@@ -304,6 +304,18 @@ pub trait StationView {
     fn may_send_logs(&self, _ip: IpAddr) -> bool {
         true
     }
+    /// May one more client of this kind play the station, under the server's and the station's
+    /// limits ([`crate::access::limits`])? Sessions ask when a client names a station, after
+    /// [`StationView::has_room`]; the refusal names the rule. Default: admitted, no caps.
+    fn admit(
+        &self,
+        _station: &str,
+        _admission: &crate::access::limits::Admission,
+    ) -> Result<crate::access::limits::Grant, crate::access::limits::Refusal> {
+        Ok(crate::access::limits::Grant {
+            fast_start_cap: None,
+        })
+    }
     /// The stations' announcements, for the HTTP listener's routes.
     fn catalog(&self) -> &dyn AnnouncementCatalog;
     /// Who may watch the station: None when everyone may ([`crate::access`]).
@@ -394,6 +406,11 @@ pub trait Session: Sink {
     /// SET_PARAMETER log, the multicast logging agent), taken by the shell when the connection
     /// ends and merged into its client log line. Default: none.
     fn take_client_logs(&mut self, _out: &mut Vec<crate::ops::wmlog_client::ClientReport>) {}
+    /// The kind of client the session was admitted as ([`StationView::admit`]), while it holds
+    /// its place on [`Session::station`]: the shell counts it against the limits. Default none.
+    fn admitted(&self) -> Option<crate::access::limits::Kind> {
+        None
+    }
     /// What the session knows about its client, for status, metrics and logs.
     fn info(&self) -> ClientInfo {
         ClientInfo {
