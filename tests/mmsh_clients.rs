@@ -651,46 +651,6 @@ fn mpv_plays_the_station_over_plain_http() {
     assert!(s.daemon.is_running());
 }
 
-/// Decoded (video, audio) buffers in `gst-launch-1.0 -v` output, from the fakesinks'
-/// `last-message = chain` lines: a 320x240 I420 frame is 115200 bytes; a decoded WMA2 frame
-/// lasts 2048 samples at 44.1 kHz (as in tests/rtsp_clients.rs).
-fn gst_counts(text: &str) -> (u64, u64) {
-    let chains = || {
-        text.lines()
-            .filter(|l| l.contains(": last-message = chain"))
-    };
-    let video = chains().filter(|l| l.contains("(115200 bytes")).count() as u64;
-    let audio = chains()
-        .filter(|l| l.contains("duration: 0:00:00.046439909"))
-        .count() as u64;
-    (video, audio)
-}
-
-/// Runs `gst-launch-1.0 -v ARGS` until its fakesinks have decoded 100 video and 80 audio
-/// buffers (about 4 s) or 45 s pass, then kills it: every buffer counted was decoded live.
-fn gstreamer(what: &str, args: &[String]) -> (u64, u64) {
-    let mut cmd = Command::new("gst-launch-1.0");
-    cmd.arg("-v").args(args).env("HOME", std::env::temp_dir());
-    let mut gst = Daemon::spawn("gst-launch", cmd);
-    let deadline = Instant::now() + Duration::from_secs(45);
-    let (video, audio) = loop {
-        let (v, a) = gst_counts(&gst.stdout());
-        if (v >= 100 && a >= 80) || !gst.is_running() || Instant::now() >= deadline {
-            break gst_counts(&gst.stdout());
-        }
-        thread::sleep(Duration::from_millis(200));
-    };
-    let _ = gst.signal("KILL");
-    eprintln!("GStreamer ({what}): {video} video and {audio} audio buffers decoded live");
-    assert!(
-        video >= 100 && audio >= 80,
-        "GStreamer ({what}) decoded {video} video / {audio} audio buffers\n{}\n{}",
-        gst.stdout().lines().take(40).collect::<Vec<_>>().join("\n"),
-        gst.stderr()
-    );
-    (video, audio)
-}
-
 #[test]
 fn gstreamer_plays_the_station_over_plain_http() {
     let mut s = start("plain-gst", "");
@@ -713,8 +673,8 @@ fn gstreamer_plays_the_station_over_plain_http() {
         pipeline.push(format!("name={sink}"));
         pipeline.push("silent=false".into());
     }
-    gstreamer("souphttpsrc ! decodebin", &pipeline);
-    gstreamer(
+    support::gst::gstreamer("souphttpsrc ! decodebin", &pipeline);
+    support::gst::gstreamer(
         "playbin",
         &[
             "playbin".into(),

@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+pub mod gst;
 pub mod raw;
 
 use std::ffi::OsStr;
