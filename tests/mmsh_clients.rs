@@ -171,12 +171,12 @@ fn nobody_dir(parent: &Path, name: &str) -> PathBuf {
     d
 }
 
-#[test]
-fn vlc_dumps_the_station_over_mmsh_and_ffprobe_decodes_it() {
-    let mut s = start("mmsh-vlc", "");
+/// VLC (as nobody) dumps `scheme://` for `secs` seconds; the dump must hold more than 100 kB.
+/// Returns its size and the (video, audio) frames ffprobe decodes from it.
+fn vlc_dump_and_probe(s: &Setup, scheme: &str, secs: u64) -> (u64, u64, u64) {
     let home = nobody_dir(&s.dir, "vlc");
     let out = home.join("out.asf");
-    vlc_dump(&url("mmsh", s.addr), &out, &home, 8);
+    vlc_dump(&url(scheme, s.addr), &out, &home, secs);
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     assert!(
         size > 100_000,
@@ -184,6 +184,13 @@ fn vlc_dumps_the_station_over_mmsh_and_ffprobe_decodes_it() {
         s.daemon.stderr()
     );
     let (video, audio) = ffprobe_frames(out.to_str().unwrap(), None);
+    (size, video, audio)
+}
+
+#[test]
+fn vlc_dumps_the_station_over_mmsh_and_ffprobe_decodes_it() {
+    let mut s = start("mmsh-vlc", "");
+    let (size, video, audio) = vlc_dump_and_probe(&s, "mmsh", 8);
     eprintln!("VLC mmsh:// dump ({size} bytes) decoded video={video} audio={audio}");
     assert!(video >= 100, "video frames {video}");
     assert!(audio >= 80, "audio frames {audio}");
@@ -198,16 +205,7 @@ fn vlc_dumps_the_station_over_mmsh_and_ffprobe_decodes_it() {
 #[test]
 fn vlc_mms_url_rolls_over_to_http() {
     let mut s = start("mmsh-vlc-rollover", "");
-    let home = nobody_dir(&s.dir, "vlc");
-    let out = home.join("out.asf");
-    vlc_dump(&url("mms", s.addr), &out, &home, 10);
-    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    assert!(
-        size > 100_000,
-        "VLC dumped {size} bytes\n{}",
-        s.daemon.stderr()
-    );
-    let (video, audio) = ffprobe_frames(out.to_str().unwrap(), None);
+    let (size, video, audio) = vlc_dump_and_probe(&s, "mms", 10);
     eprintln!("VLC mms:// (rolled over) dump ({size} bytes) decoded video={video} audio={audio}");
     assert!(video >= 75, "video frames {video}");
     assert!(audio >= 60, "audio frames {audio}");
@@ -691,16 +689,7 @@ fn gstreamer_plays_the_station_over_plain_http() {
 #[test]
 fn vlc_http_url_dumps_a_plain_stream_that_ffprobe_decodes() {
     let mut s = start("plain-vlc", "");
-    let home = nobody_dir(&s.dir, "vlc");
-    let out = home.join("out.asf");
-    vlc_dump(&url("http", s.addr), &out, &home, 8);
-    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    assert!(
-        size > 100_000,
-        "VLC dumped {size} bytes\n{}",
-        s.daemon.stderr()
-    );
-    let (video, audio) = ffprobe_frames(out.to_str().unwrap(), None);
+    let (size, video, audio) = vlc_dump_and_probe(&s, "http", 8);
     eprintln!("VLC http:// dump ({size} bytes) decoded video={video} audio={audio}");
     assert!(video >= 100, "video frames {video}");
     assert!(audio >= 80, "audio frames {audio}");
