@@ -218,3 +218,43 @@ fn missing_directory_is_an_error() {
     let e = errors(&["no-such-dir"]);
     assert_eq!(e, ["no-such-dir: no such file or directory"]);
 }
+
+/// A "billion laughs" station and server file (each 42 kB; expanded they would be
+/// gigabytes) are refused by `asfcast check` at their first alias, under a 256 MiB
+/// address-space cap that the expansion would blow through.
+#[test]
+fn alias_bombs_in_files_are_refused_at_the_first_alias() {
+    let dir = std::env::temp_dir().join(format!("asfcast-bomb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut bomb = format!("a: &a [{}]\n", vec!["x"; 2000].join(","));
+    let mut prev = "a".to_string();
+    for i in 0..5 {
+        let refs = vec![format!("*{prev}"); 2000].join(",");
+        bomb.push_str(&format!("l{i}: &l{i} [{refs}]\n"));
+        prev = format!("l{i}");
+    }
+    std::fs::write(dir.join("server.yaml"), &bomb).unwrap();
+    std::fs::write(dir.join("bomb.yaml"), format!("name: bomb\n{bomb}")).unwrap();
+    let out = std::process::Command::new("prlimit")
+        .arg("--as=268435456")
+        .arg(env!("CARGO_BIN_EXE_asfcast"))
+        .arg("check")
+        .arg(&dir)
+        .output()
+        .expect("prlimit runs asfcast check");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("server.yaml:2:10: YAML aliases"),
+        "the server file is refused at line 2: {text}"
+    );
+    assert!(
+        text.contains("bomb.yaml:3:10: YAML aliases"),
+        "the station file is refused at line 3: {text}"
+    );
+}

@@ -99,7 +99,11 @@ impl ConfigError {
 /// Checks that `text` is one well-formed YAML document, before any field is
 /// looked at, so that a syntax error is not reported against whatever field the
 /// reader happened to be in.
+///
+/// Aliases are refused first (see `aliases`): the syntax check itself walks every
+/// node and would expand them.
 pub(crate) fn syntax_check(file: &Path, text: &str) -> Result<(), ConfigError> {
+    super::aliases::refuse_aliases(file, text)?;
     let Err(e) = serde_norway::from_str::<serde::de::IgnoredAny>(text) else {
         return Ok(());
     };

@@ -24,6 +24,7 @@
 //! serde_yaml is archived). This module reads files but touches nothing else.
 
 pub mod access;
+mod aliases;
 pub mod api;
 pub mod auth;
 pub mod diff;
@@ -39,6 +40,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub(crate) use error::syntax_check;
 pub use error::{ConfigError, ConfigErrors};
 pub use server::{ClientLogConfig, Limits, Listen, LogConfig, LogFormat, LogLevel, ServerConfig};
 pub use station::{Announcement, Multicast, Playlist, Source, StationConfig, Unicast};

@@ -412,6 +412,11 @@ pub const BODY_FILE: &str = "<body>";
 
 /// A mapping without a `name` key is taken for a server file.
 fn looks_like_server(text: &str) -> bool {
+    // Only a text the loader would read is parsed here: an alias-laden body goes on to
+    // the station parse, which refuses it with its place, before anything expands.
+    if crate::config::syntax_check(std::path::Path::new(BODY_FILE), text).is_err() {
+        return false;
+    }
     match serde_norway::from_str::<serde_norway::Value>(text) {
         Ok(serde_norway::Value::Mapping(m)) => !m.contains_key("name"),
         Ok(serde_norway::Value::Null) => false,
