@@ -122,7 +122,8 @@ fn wait_records(
     what: &str,
     pred: impl Fn(&[HashMap<&'static str, String>]) -> bool,
 ) -> Vec<HashMap<&'static str, String>> {
-    let until = Instant::now() + Duration::from_secs(10);
+    // Generous: an MMSH session's record waits up to wmlog_join::HOLD for its player's log.
+    let until = Instant::now() + Duration::from_secs(25);
     loop {
         let r = if dir.exists() {
             records(dir)
@@ -429,4 +430,74 @@ fn client_logs_server_lines_and_player_reports() {
     assert!(s.daemon.is_running());
     let status = s.daemon.stop();
     assert!(status.success(), "{status}");
+}
+
+/// Plays MMSH on its own connection until `bytes` arrived and returns the `client-id` the
+/// server gave it (from the play response's `Pragma: client-id=<n>`).
+fn mmsh_play(addr: SocketAddr, bytes: usize) -> u32 {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(support::raw::mmsh_play_request("demo").as_bytes())
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16384];
+    while got.len() < bytes {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "stream closed after {} bytes", got.len());
+        got.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&got[..got.len().min(2048)]).into_owned();
+    head.lines()
+        .find_map(|l| l.strip_prefix("Pragma: client-id="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("a client-id in {head}"))
+}
+
+/// Windows Media Player posts its log after the stream stops, on a new connection that names
+/// the stream's client-id: the session is one record (the server's counts, the player's
+/// fields), not two. A session whose player posts nothing is written alone after the hold.
+#[test]
+fn a_player_log_on_a_new_connection_joins_its_session() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let s = start();
+    let id = mmsh_play(s.http, 60_000);
+    let body = format!(
+        "<XML><Summary>{}</Summary></XML>",
+        wmp_line("{JOINED}", "http", "TCP")
+    );
+    let resp = http(
+        s.http,
+        &format!(
+            "POST /demo HTTP/1.1\r\nUser-Agent: NSPlayer/12.0.7724.0\r\nPragma: client-id={id}\r\n\
+             Content-Type: application/x-wms-LogStats;charset=UTF-8\r\n"
+        ),
+        body.as_bytes(),
+    );
+    assert!(resp.starts_with("HTTP/1.1 204"), "{resp}");
+    let alone = mmsh_play(s.http, 60_000);
+    assert_ne!(alone, id);
+
+    let recs = wait_records(&s.logs, "the joined record and the lone session", |r| {
+        r.iter().any(|x| x["c-playerid"] == "{JOINED}") && r.iter().any(|x| x["c-playerid"] == "-")
+    });
+    // Past the hold, nothing more is written for either session.
+    std::thread::sleep(asfcast::ops::wmlog_join::HOLD + Duration::from_secs(1));
+    let recs_after = records(&s.logs);
+    assert_eq!(recs_after, recs, "no late second record");
+    assert_eq!(recs.len(), 2, "one record per session: {recs:#?}");
+    let joined = recs.iter().find(|x| x["c-playerid"] == "{JOINED}").unwrap();
+    let sent: u64 = joined["sc-bytes"].parse().unwrap();
+    assert!(
+        sent >= 50_000,
+        "the server's count of the stream: {joined:?}"
+    );
+    assert_eq!(joined["c-bytes"], "140000", "the player's count");
+    assert_eq!(joined["c-os"], "Windows_XP");
+    let lone = recs.iter().find(|x| x["c-playerid"] == "-").unwrap();
+    assert!(
+        lone["sc-bytes"].parse::<u64>().unwrap() >= 50_000,
+        "{lone:?}"
+    );
 }

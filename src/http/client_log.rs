@@ -58,6 +58,10 @@ pub fn station_post(request: &Request, station: &str) -> Logged {
                 form,
                 record,
                 station: Some(station.to_string()),
+                client_id: request
+                    .pragma("client-id")
+                    .flatten()
+                    .and_then(|id| id.parse().ok()),
             }),
         },
         Some(Err(e)) => refused(request, &e),
@@ -81,6 +85,7 @@ pub fn agent(request: &Request) -> Logged {
                     form: ClientForm::Multicast,
                     record,
                     station: None,
+                    client_id: None,
                 }),
             },
             Err(e) => refused(request, &e),

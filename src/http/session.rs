@@ -536,6 +536,7 @@ impl Session for HttpSession {
             bytes,
             skips,
             skipped,
+            client_id: matches!(self.phase, Phase::Streaming(_)).then_some(self.client_id),
         }
     }
 }

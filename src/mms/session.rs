@@ -725,6 +725,7 @@ impl Session for MmsSession {
             bytes: self.media.bytes_sent,
             skips,
             skipped,
+            client_id: None,
         }
     }
 

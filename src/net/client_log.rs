@@ -25,6 +25,7 @@ use crate::ops::wmlog::{
     days_of, file_day, file_header, merge, server_record, Record, ServerFacts,
 };
 use crate::ops::wmlog_client::{ClientForm, ClientReport};
+use crate::ops::wmlog_join::{Ended, LogJoiner};
 
 use super::connections::Connection;
 
@@ -43,6 +44,8 @@ pub struct ClientLog {
     current: Option<DayFile>,
     /// The last write failed (logged once until one succeeds).
     failing: bool,
+    /// MMSH sessions waiting for their player's log from another connection.
+    joiner: LogJoiner,
 }
 
 impl ClientLog {
@@ -58,7 +61,29 @@ impl ClientLog {
             cfg: cfg.clone(),
             current: None,
             failing: false,
+            joiner: LogJoiner::default(),
         })
+    }
+
+    /// A connection ended at `now`: writes its record, or holds it for its player's log.
+    pub fn ended(&mut self, ended: Ended, now: Instant, now_unix: u64) {
+        for r in self.joiner.on_end(ended, now) {
+            self.write(&r, now_unix);
+        }
+    }
+
+    /// Writes the held records whose wait is over (the housekeeping tick).
+    pub fn tick(&mut self, now: Instant, now_unix: u64) {
+        for r in self.joiner.expire(now) {
+            self.write(&r, now_unix);
+        }
+    }
+
+    /// Writes every held record (shutdown).
+    pub fn drain(&mut self, now_unix: u64) {
+        for r in self.joiner.drain() {
+            self.write(&r, now_unix);
+        }
     }
 
     pub fn config(&self) -> &ClientLogConfig {
@@ -167,13 +192,15 @@ pub fn unix_now() -> u64 {
 }
 
 /// The record of a connection that ends at `now` (None when there is nothing to log), and a
-/// journal summary line. `total_clients`: clients connected at that moment.
+/// journal summary line. `total_clients`: clients connected at that moment. An MMSH session
+/// that played without a log of its own, and a connection that only carried a player's log
+/// for a client-id, are marked so the [`LogJoiner`] can make them one record.
 pub fn session_record(
     conn: &mut Connection,
     total_clients: usize,
     now: Instant,
     now_unix: u64,
-) -> Option<Record> {
+) -> Option<Ended> {
     let info = conn.session.info();
     let mut reports: Vec<ClientReport> = Vec::new();
     conn.session.take_client_logs(&mut reports);
@@ -218,9 +245,10 @@ pub fn session_record(
         total_clients,
         status: 200,
     };
+    let server = server_record(&facts);
     let record = reports
         .iter()
-        .fold(server_record(&facts), |r, c| merge(&r, &c.record));
+        .fold(server.clone(), |r, c| merge(&r, &c.record));
     info!(
         peer = %conn.peer,
         protocol,
@@ -231,7 +259,18 @@ pub fn session_record(
         reason = conn.close_reason().unwrap_or("dropped"),
         "client session ended"
     );
-    Some(record)
+    let log_for = reports.first().and_then(|r| r.client_id).filter(|id| {
+        !info.playing && info.bytes == 0 && reports.iter().all(|r| r.client_id == Some(*id))
+    });
+    Some(match (info.client_id, log_for) {
+        (Some(client_id), _) if reports.is_empty() => Ended::Played { client_id, record },
+        (_, Some(client_id)) => Ended::LogFor {
+            client_id,
+            record,
+            reports: reports.into_iter().map(|r| r.record).collect(),
+        },
+        _ => Ended::Complete(record),
+    })
 }
 
 #[cfg(test)]

@@ -285,6 +285,9 @@ impl Daemon {
                 self.refusals.flush(now, false);
                 self.udp_routes.flush(now, false);
                 self.retry_starved_listeners(now);
+                if let Some(log) = self.client_log.as_mut() {
+                    log.tick(now, super::client_log::unix_now());
+                }
                 self.ops_snapshot = self.snapshot(now);
                 self.ops.sample(&mut self.ops_snapshot);
                 let status = self.status_line();
@@ -515,9 +518,10 @@ impl Daemon {
             self.ops.closed(&c.session.info(), c.close_reason());
             let clients = self.clients.values().map(Vec::len).sum();
             let unix = super::client_log::unix_now();
-            let record = super::client_log::session_record(&mut c, clients, Instant::now(), unix);
-            if let (Some(log), Some(r)) = (self.client_log.as_mut(), record) {
-                log.write(&r, unix);
+            let now = Instant::now();
+            let ended = super::client_log::session_record(&mut c, clients, now, unix);
+            if let (Some(log), Some(e)) = (self.client_log.as_mut(), ended) {
+                log.ended(e, now, unix);
             }
             self.udp_routes.update(idx, &c.udp_peers, &[]);
             self.admitted.remove(idx);
@@ -546,6 +550,9 @@ impl Daemon {
                 let _ = c.flush();
             }
             self.close(i);
+        }
+        if let Some(log) = self.client_log.as_mut() {
+            log.drain(super::client_log::unix_now());
         }
     }
 }

@@ -52,6 +52,7 @@ fn snapshot() -> Snapshot {
                 bytes: 12_345,
                 skips: 1,
                 skipped: 4,
+                client_id: None,
             },
         }],
         ops: Default::default(),

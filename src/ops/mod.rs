@@ -21,6 +21,7 @@ pub mod api;
 pub mod api_session;
 pub mod wmlog;
 pub mod wmlog_client;
+pub mod wmlog_join;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -204,6 +205,7 @@ pub(crate) mod test_support {
                 bytes: 1000,
                 skips: 1,
                 skipped: 5,
+                client_id: None,
             },
         }
     }

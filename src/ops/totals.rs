@@ -84,6 +84,7 @@ mod tests {
             bytes,
             skips: 1,
             skipped: 4,
+            client_id: None,
         }
     }
 

@@ -74,6 +74,9 @@ pub struct ClientReport {
     pub record: Record,
     /// The station the report was sent for (the POST's path), when the session has none.
     pub station: Option<String>,
+    /// The MMSH `client-id` the POST carried (`Pragma: client-id=<n>`): the session it reports
+    /// on, when that session's connection has already ended.
+    pub client_id: Option<u32>,
 }
 
 /// Why a client log was refused. [`LogError::status`] is the answer.

@@ -31,6 +31,7 @@ pub fn set_parameter(content_type: Option<&str>, body: &[u8]) -> SetParameter {
             form,
             record,
             station: None,
+            client_id: None,
         })),
         Err(e) => SetParameter::Refused(e),
     }

@@ -1136,6 +1136,7 @@ impl Session for RtspSession {
             bytes: self.media.bytes,
             skips: self.stats.skips + skips,
             skipped: self.stats.skipped + skipped,
+            client_id: None,
         }
     }
 

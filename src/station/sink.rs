@@ -367,6 +367,9 @@ pub struct ClientInfo {
     /// Times the client skipped to a clean point because it was behind, and packets skipped.
     pub skips: u64,
     pub skipped: u64,
+    /// The MMSH `client-id` the server gave a session that played, so a log the player posts
+    /// later on another connection (`Pragma: client-id=<n>`) joins this session's record.
+    pub client_id: Option<u32>,
 }
 
 /// A unicast client: a [`Sink`] with a connection the shell reads and writes.
