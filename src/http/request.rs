@@ -347,6 +347,10 @@ impl RequestReader {
             let value = String::from_utf8_lossy(f.value).trim().to_string();
             push_field(&mut headers, f.name, value);
         }
+        // FFmpeg's run-on lines are split into two fields: the split ones count too.
+        if headers.len() > MAX_HEADERS {
+            return Err(HttpError::TooManyHeaders { limit: MAX_HEADERS });
+        }
         let (path, query) = split_target(target)?;
         let request = Request {
             method: method.to_string(),
@@ -723,6 +727,19 @@ mod tests {
         let e = one(&head).unwrap_err();
         assert_eq!(e, HttpError::TooManyHeaders { limit: MAX_HEADERS });
         assert_eq!(e.status(), 431);
+    }
+
+    #[test]
+    fn run_on_lines_split_past_the_field_limit_are_refused() {
+        // Found by fuzzing (http_request): 64 fields, each a run-on `…=0Connection: x`, became
+        // 128 fields after the quirk split them.
+        let mut head = b"GET / HTTP/1.0\r\n".to_vec();
+        for _ in 0..MAX_HEADERS {
+            head.extend_from_slice(b"Pragma: stream-time=0Connection: Close\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        let e = one(&head).unwrap_err();
+        assert_eq!(e, HttpError::TooManyHeaders { limit: MAX_HEADERS });
     }
 
     #[test]
