@@ -342,3 +342,131 @@ impl Source for Fallback {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asf::AsfReader;
+    use crate::source::live::LiveSource;
+    use crate::station::live::LiveInput;
+
+    fn media(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("station-configs/media")
+            .join(name)
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Out {
+        Header(String),
+        Packet { send: u32, key: bool },
+    }
+
+    /// Runs the switch over simulated time; the encoder (demo.asf, from its 11th packet: not
+    /// a key frame) feeds the input between `live_from` and `live_until` seconds.
+    fn run(live_from: u64, live_until: u64, seconds: u64) -> Vec<(Duration, Out)> {
+        let input = LiveInput::new("t");
+        let settings = LiveSettings {
+            fallback: vec![media("slate.asf")],
+            stall_timeout: Duration::from_secs(3),
+            header_template: None,
+        };
+        let mut f = Fallback::new("t", Box::new(LiveSource::new(input.clone())), &settings);
+        let mut r = AsfReader::open(&media("demo.asf")).unwrap();
+        let header = Box::new(r.header().clone());
+        let data = r.data_head().clone();
+        let video = header.clean_point_streams()[0];
+        let mut packets = Vec::new();
+        while let Some(p) = r.next_packet() {
+            packets.push(p.unwrap().bytes);
+        }
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        let mut feeder = None;
+        let mut next_live = 10usize;
+        let mut now = t0;
+        let end = t0 + Duration::from_secs(seconds);
+        while now < end {
+            let el = now - t0;
+            if el >= Duration::from_secs(live_from) && el < Duration::from_secs(live_until) {
+                let id = *feeder.get_or_insert_with(|| {
+                    let id = input.claim("enc", None).unwrap();
+                    input.header(id, header.clone(), data.clone(), "enc".into());
+                    id
+                });
+                // 15.5 packets per second, like the file.
+                let due = (el.as_millis() as u64 - live_from * 1000) * 155 / 10_000 + 10;
+                while (next_live as u64) <= due && next_live < packets.len() {
+                    input.packet(id, packets[next_live].clone());
+                    next_live += 1;
+                }
+            }
+            let mut polls = 0;
+            let next = loop {
+                polls += 1;
+                assert!(polls < 1000, "tight loop");
+                match f.poll(now) {
+                    SourceEvent::Header { origin, .. } => out.push((el, Out::Header(origin))),
+                    SourceEvent::Packet(p) => {
+                        let key = Packet::parse(&p.bytes).unwrap().starts_key_frame_on(video);
+                        out.push((
+                            el,
+                            Out::Packet {
+                                send: p.send_time,
+                                key,
+                            },
+                        ));
+                    }
+                    SourceEvent::Idle(at) => break at,
+                    SourceEvent::Lost { retry_at, .. } => break retry_at,
+                    SourceEvent::Ended => panic!("ended"),
+                }
+            };
+            now = next
+                .min(now + Duration::from_millis(20))
+                .max(now + Duration::from_millis(1));
+        }
+        out
+    }
+
+    #[test]
+    fn slate_then_live_at_a_key_frame_then_slate_after_a_stall() {
+        let out = run(2, 6, 12);
+        let headers: Vec<_> = out
+            .iter()
+            .filter_map(|(t, o)| match o {
+                Out::Header(origin) => Some((t.as_secs(), origin.contains("slate"))),
+                _ => None,
+            })
+            .collect();
+        // Slate from the start; live once its key frame came (demo.asf: every 2 s); the slate
+        // again 3 s after the last live packet.
+        assert_eq!(headers.first(), Some(&(0, true)), "{headers:?}");
+        let live_at = headers
+            .iter()
+            .position(|h| !h.1)
+            .expect("live never played");
+        assert!((2..=5).contains(&headers[live_at].0), "{headers:?}");
+        let back = headers[live_at..]
+            .iter()
+            .find(|h| h.1)
+            .expect("no slate after the stall");
+        assert!((8..=10).contains(&back.0), "{headers:?}");
+        // The first packet after each header starts a key frame; time never goes back.
+        let mut last = 0;
+        let mut after_header = false;
+        for (t, o) in &out {
+            match o {
+                Out::Header(_) => after_header = true,
+                Out::Packet { send, key } => {
+                    if after_header {
+                        assert!(key, "a switch at {t:?} not at a key frame");
+                        after_header = false;
+                    }
+                    assert!(*send >= last, "send time back at {t:?}: {send} < {last}");
+                    last = *send;
+                }
+            }
+        }
+    }
+}

@@ -38,6 +38,28 @@ pub enum Layout {
     Wmsp,
 }
 
+/// One chunk as an encoder writes it (`kind` b'H', b'D', b'C', b'E' or b'F'): the framing,
+/// under [`Layout::Wmsp`] the pre-header with `location`, then `payload`. For tests and
+/// in-repo encoders; None when the payload does not fit the 16-bit length.
+pub fn write_chunk(layout: Layout, kind: u8, payload: &[u8], location: u32) -> Option<Vec<u8>> {
+    let extra = match layout {
+        Layout::Spec => 0,
+        Layout::Wmsp => PRE_HEADER,
+    };
+    let len = u16::try_from(payload.len() + extra).ok()?;
+    let mut out = Vec::with_capacity(4 + usize::from(len));
+    out.extend_from_slice(&[0x24, kind]);
+    out.extend_from_slice(&len.to_le_bytes());
+    if layout == Layout::Wmsp {
+        out.extend_from_slice(&location.to_le_bytes());
+        out.push(0);
+        out.push(if kind == b'H' { 0x0C } else { 0 });
+        out.extend_from_slice(&len.to_le_bytes());
+    }
+    out.extend_from_slice(payload);
+    Some(out)
+}
+
 /// What a chunk meant.
 #[derive(Debug)]
 pub enum Chunk {
@@ -280,7 +302,7 @@ impl Framing {
             .ok_or_else(|| bad("shorter than a Header Object".into()))?;
         let split = usize::try_from(size)
             .ok()
-            .filter(|&s| s + DATA_HEAD_LEN <= payload.len())
+            .filter(|&s| s.checked_add(DATA_HEAD_LEN).is_some_and(|end| end <= payload.len()))
             .ok_or_else(|| {
                 bad(format!(
                     "Header Object of {size} bytes does not fit the {}-byte chunk with its Data Object head",
