@@ -95,6 +95,9 @@ fn ffmpeg_end_chunk_and_filler_are_taken() {
     assert_eq!(f.skipped, 1);
 }
 
+/// (name, body, the error it must get).
+type HostileCase = (&'static str, Vec<u8>, fn(&FramingError) -> bool);
+
 #[test]
 fn hostile_bodies_are_refused_with_bounded_memory() {
     let (head, packets) = file_parts("demo.asf");
@@ -102,7 +105,7 @@ fn hostile_bodies_are_refused_with_bounded_memory() {
     let d = write_chunk(Layout::Spec, b'D', &packets[0], 0).unwrap();
     let mut too_big = packets[0].clone();
     too_big.resize(4000, 0);
-    let cases: Vec<(&str, Vec<u8>, fn(&FramingError) -> bool)> = vec![
+    let cases: Vec<HostileCase> = vec![
         ("garbage framing", b"GET / HTTP/1.1\r\n".to_vec(), |e| {
             matches!(e, FramingError::Garbage { .. })
         }),
