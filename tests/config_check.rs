@@ -273,3 +273,19 @@ fn alias_bombs_in_files_are_refused_at_the_first_alias() {
         "the station file is refused at line 3: {text}"
     );
 }
+
+#[test]
+fn push_station_template_and_users_file_are_checked() {
+    let e = errors(&["bad_push.yaml"]);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].starts_with("bad_push.yaml:7:17: source.auth.users_file: ")
+            && e[0].ends_with("no-such.digest: no such file or directory"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("bad_push.yaml:5:20: source.header_template: ")
+            && e[1].contains("not an ASF file"),
+        "{e:?}"
+    );
+}

@@ -392,6 +392,8 @@ fn ffmpeg_pushes_with_basic_and_digest_credentials_and_without_is_refused() {
         );
     }
     let log = b.daemon.stderr();
+    assert!(log.contains("scheme=\"basic\""), "{log}");
+    assert!(log.contains("scheme=\"digest qop=auth\""), "{log}");
     assert!(!log.contains(PASS), "a credential in the log");
     assert_no_panic(&b);
 }

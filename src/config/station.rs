@@ -901,3 +901,88 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod live_tests {
+    use super::*;
+
+    fn parse_at(text: &str) -> Result<StationConfig, Vec<String>> {
+        parse(Path::new("conf/s.yaml"), text)
+            .map_err(|e| e.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn push_sources_and_their_fields() {
+        let s = parse_at("name: live\nsource:\n  type: push\n").unwrap();
+        let Source::Push(p) = &s.source else {
+            panic!("{:?}", s.source)
+        };
+        assert_eq!(p.live, super::super::live::LiveSettings::default());
+        assert!(p.auth.is_none());
+        assert!(s.source.announced_files().is_empty());
+
+        let s = parse_at(
+            "name: live\nsource:\n  type: push\n  fallback: [slate.asf, b.asf]\n  stall_timeout: 1500ms\n  \
+             header_template: t.asf\n  auth:\n    realm: push\n    users_file: p.digest\n",
+        )
+        .unwrap();
+        let Source::Push(p) = &s.source else {
+            panic!("{:?}", s.source)
+        };
+        let conf = Path::new("conf");
+        assert_eq!(
+            p.live.fallback,
+            [conf.join("slate.asf"), conf.join("b.asf")]
+        );
+        assert_eq!(p.live.stall_timeout, Duration::from_millis(1500));
+        assert_eq!(p.live.header_template, Some(conf.join("t.asf")));
+        let a = p.auth.as_ref().unwrap();
+        assert_eq!(
+            (a.realm.as_str(), a.users_file.clone()),
+            ("push", Some(conf.join("p.digest")))
+        );
+        assert_eq!(
+            s.source.announced_files(),
+            [
+                conf.join("t.asf"),
+                conf.join("slate.asf"),
+                conf.join("b.asf")
+            ]
+        );
+    }
+
+    #[test]
+    fn live_fields_are_refused_where_they_do_not_belong() {
+        let cases = [
+            (
+                "name: a\nsource:\n  type: playlist\n  files: [a.asf]\n  fallback: [b.asf]\n",
+                "`fallback` is for a live source",
+            ),
+            (
+                "name: a\nsource:\n  type: push\n  files: [a.asf]\n",
+                "`files` and `loop` are for a playlist",
+            ),
+            (
+                "name: a\nsource:\n  type: push\n  stall_timeout: 500ms\n",
+                "conf/s.yaml:4:18: source.stall_timeout",
+            ),
+            (
+                "name: a\nsource:\n  type: push\n  fallback: []\n",
+                "conf/s.yaml:4:13: source.fallback",
+            ),
+            (
+                "name: a\nsource:\n  type: push\n  auth:\n    realm: \"a\\\"b\"\n",
+                "conf/s.yaml:5:12: source.auth.realm",
+            ),
+            (
+                "name: a\nsource:\n  type: push\n  fallback: [a.asf]\n  fallback: [b.asf]\n",
+                "duplicate field `fallback`",
+            ),
+            ("name: a\nsource:\n  type: pull\n", "unknown variant `pull`"),
+        ];
+        for (yaml, want) in cases {
+            let e = parse_at(yaml).expect_err(yaml);
+            assert!(e.iter().any(|m| m.contains(want)), "{yaml}: {e:?}");
+        }
+    }
+}

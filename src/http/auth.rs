@@ -59,8 +59,8 @@ pub fn check(
         return Checked::Open;
     };
     match authorize(request, &protection, key, now) {
-        Ok(user) => {
-            tracing::debug!(station = %station, user = %user, "http request authorized");
+        Ok((user, scheme)) => {
+            tracing::debug!(station = %station, user = %user, scheme, "http request authorized");
             Checked::Passed { station, file }
         }
         Err(refused) => Checked::Refused(refused.0, refused.1),
@@ -76,7 +76,7 @@ pub fn authorize(
     protection: &crate::access::gate::Protection,
     key: Option<&NonceKey>,
     now: Instant,
-) -> Result<String, Box<(Response, String)>> {
+) -> Result<(String, &'static str), Box<(Response, String)>> {
     let Some(key) = key else {
         let r = Response::text(503, "authentication is not available");
         return Err(Box::new((r, "no nonce key".into())));
@@ -90,10 +90,7 @@ pub fn authorize(
     match gate::authorize(protection, Schemes::DigestOrBasic, key, attempt, |u| {
         u == target.as_str()
     }) {
-        Ok(a) => {
-            tracing::debug!(scheme = a.scheme, "credentials accepted");
-            Ok(a.user.to_string())
-        }
+        Ok(a) => Ok((a.user.to_string(), a.scheme)),
         Err(refusal) => {
             let mut r = if refusal.status == 401 {
                 Response::text(401, "credentials required")

@@ -33,13 +33,16 @@ impl HttpSession {
             return self.push_refused(request, name, 403, "publishing closed to this address");
         }
         if let Some(p) = stations.push_protection(name) {
-            if let Err(refused) =
-                crate::http::auth::authorize(request, &p, self.nonce_key.as_deref(), now)
-            {
-                let (r, why) = *refused;
-                info!(station = %name, peer = %self.peer, status = r.status, reason = %why, "push refused: not authorized");
-                self.out.push_owned(r.to_bytes());
-                return Step::close(format!("{} for push to {name}: {why}", r.status));
+            match crate::http::auth::authorize(request, &p, self.nonce_key.as_deref(), now) {
+                Ok((user, scheme)) => {
+                    info!(station = %name, peer = %self.peer, %user, scheme, "push authorized")
+                }
+                Err(refused) => {
+                    let (r, why) = *refused;
+                    info!(station = %name, peer = %self.peer, status = r.status, reason = %why, "push refused: not authorized");
+                    self.out.push_owned(r.to_bytes());
+                    return Step::close(format!("{} for push to {name}: {why}", r.status));
+                }
             }
         }
         let peer = self.peer.to_string();
