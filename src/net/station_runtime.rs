@@ -339,6 +339,9 @@ impl StationRuntime {
 
     /// Stops the station: closes the open span so the last packets are protected.
     pub fn stop(&mut self, now: Instant) {
+        if let Some(input) = &self.live {
+            input.close();
+        }
         if let Some(m) = &mut self.msb {
             m.sink.on_station_end(now);
         }

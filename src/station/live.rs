@@ -85,6 +85,8 @@ struct Inner {
     dropped: u64,
     /// Headers handed in so far (a feeder's first one included).
     headers: u64,
+    /// The station stopped (removed or restarted by a reload): feeders must end.
+    closed: bool,
 }
 
 /// A station's live input, shared by the shell's feeder and the station's source; see the
@@ -102,6 +104,7 @@ impl LiveInput {
             next_id: 1,
             dropped: 0,
             headers: 0,
+            closed: false,
         })))
     }
 
@@ -113,6 +116,12 @@ impl LiveInput {
     /// Takes the input for a new feeder from `peer`, resumable with `key` when given.
     pub fn claim(&self, peer: &str, key: Option<String>) -> Result<FeederId, Busy> {
         let mut s = self.0.borrow_mut();
+        if s.closed {
+            return Err(Busy {
+                station: s.station.clone(),
+                holder: "nobody: the station stopped".into(),
+            });
+        }
         if let Some(f) = &s.feeder {
             return Err(Busy {
                 station: s.station.clone(),
@@ -249,6 +258,21 @@ impl LiveInput {
         !self.0.borrow().queue.is_empty()
     }
 
+    /// The station stopped: every claim ends, nothing more is taken, feeders end their
+    /// connections ([`LiveInput::is_closed`]).
+    pub fn close(&self) {
+        let mut s = self.0.borrow_mut();
+        s.closed = true;
+        s.feeder = None;
+        s.queue.clear();
+        s.queued_bytes = 0;
+    }
+
+    /// Whether the station stopped.
+    pub fn is_closed(&self) -> bool {
+        self.0.borrow().closed
+    }
+
     /// Packets dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.0.borrow().dropped
@@ -282,6 +306,18 @@ mod tests {
         assert!(matches!(input.pop(), Some(LiveEvent::Packet(_))));
         assert!(matches!(input.pop(), Some(LiveEvent::Gone { .. })));
         assert!(input.claim("10.0.0.2:1", None).is_ok());
+    }
+
+    #[test]
+    fn a_closed_input_takes_nothing_and_no_feeder() {
+        let input = LiveInput::new("live");
+        let id = input.claim("p", None).unwrap();
+        input.close();
+        assert!(input.is_closed());
+        assert!(!input.holds(id));
+        assert!(!input.packet(id, vec![1]));
+        assert!(input.claim("q", None).is_err());
+        assert!(!input.has_pending());
     }
 
     #[test]

@@ -142,6 +142,9 @@ impl Ingest {
         if let Err(e) = r {
             return self.fail(400, &e.to_string());
         }
+        if self.input.is_closed() {
+            return self.finish(503, "the station stopped", true, Vec::new(), now);
+        }
         if lost_claim {
             return self.finish(
                 409,
