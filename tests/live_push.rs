@@ -108,6 +108,26 @@ fn pusher(name: &str, url: &str, extra: &[&str]) -> Daemon {
     Daemon::spawn(name, cmd)
 }
 
+/// One FFmpeg push of the first `seconds` of demo.asf, to its end.
+fn ffmpeg_push_once(url: &str, seconds: u32) -> std::process::Output {
+    let mut cmd = bounded(Duration::from_secs(20), "ffmpeg");
+    cmd.args([
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-re",
+        "-t",
+    ])
+    .arg(seconds.to_string())
+    .arg("-i")
+    .arg(support::demo_media())
+    .args(["-c", "copy", "-f", "asf_stream"])
+    .args(["-content_type", "application/x-wms-pushstart"])
+    .arg(url);
+    cmd.output().unwrap()
+}
+
 fn push_url(b: &Box_, creds: Option<&str>) -> String {
     match creds {
         Some(c) => format!("http://{c}@{}/live", b.http),
@@ -185,20 +205,7 @@ fn vlc_dump(b: &Box_, url: &str, secs: u64) -> (u64, u64) {
 }
 
 fn libmms_read(b: &Box_, url: &str, bytes: u32) -> (u64, u64) {
-    let src = support::repo_root().join("tests/clients/libmms_read.c");
-    let bin = b.dir.join("libmms_read");
-    let cc = Command::new("gcc")
-        .arg(&src)
-        .arg("-o")
-        .arg(&bin)
-        .arg("-lmms")
-        .output()
-        .expect("gcc");
-    assert!(
-        cc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cc.stderr)
-    );
+    let bin = support::libmms_client(&b.dir);
     let out = b.dir.join("libmms.asf");
     let mut cmd = bounded(Duration::from_secs(60), &bin);
     cmd.arg(url).arg(&out).arg(bytes.to_string());
@@ -316,28 +323,7 @@ fn ffmpeg_pushes_with_basic_and_digest_credentials_and_without_is_refused() {
     let mut b = start("push-auth", &source, false);
 
     // No credentials: 401, FFmpeg gives up.
-    let mut cmd = bounded(Duration::from_secs(20), "ffmpeg");
-    cmd.args([
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-re",
-        "-t",
-        "2",
-        "-i",
-    ])
-    .arg(support::demo_media())
-    .args([
-        "-c",
-        "copy",
-        "-f",
-        "asf_stream",
-        "-content_type",
-        "application/x-wms-pushstart",
-    ])
-    .arg(push_url(&b, None));
-    let out = cmd.output().unwrap();
+    let out = ffmpeg_push_once(&push_url(&b, None), 2);
     eprintln!(
         "push without credentials: {}",
         String::from_utf8_lossy(&out.stderr).trim()
@@ -455,28 +441,7 @@ fn a_second_pusher_is_refused_and_the_first_goes_on() {
     let url = push_url(&b, None);
     let mut first = pusher("push-second-1", &url, &[]);
     wait_live(&mut b);
-    let mut cmd = bounded(Duration::from_secs(20), "ffmpeg");
-    cmd.args([
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-re",
-        "-t",
-        "3",
-        "-i",
-    ])
-    .arg(support::demo_media())
-    .args([
-        "-c",
-        "copy",
-        "-f",
-        "asf_stream",
-        "-content_type",
-        "application/x-wms-pushstart",
-    ])
-    .arg(&url);
-    let out = cmd.output().unwrap();
+    let out = ffmpeg_push_once(&url, 3);
     eprintln!(
         "second pusher: {}",
         String::from_utf8_lossy(&out.stderr).trim()

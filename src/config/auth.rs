@@ -134,13 +134,7 @@ pub(super) fn build_station(
     file: Option<AuthFile>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<StationAuth> {
-    let f = file?;
-    check_realm(path, text, &f.realm, errors);
-    Some(StationAuth {
-        realm: f.realm.unwrap_or_default(),
-        users_file: f.users_file.map(|p| base.join(p.0)),
-        users: Arc::new(Users::default()),
-    })
+    build_at(path, text, base, file, AuthAt::Top, errors)
 }
 
 /// A push station's `source.auth:` (who may push).
@@ -151,8 +145,19 @@ pub(super) fn build_push(
     file: Option<AuthFile>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<StationAuth> {
+    build_at(path, text, base, file, AuthAt::Source, errors)
+}
+
+fn build_at(
+    path: &Path,
+    text: &str,
+    base: &Path,
+    file: Option<AuthFile>,
+    at: AuthAt,
+    errors: &mut Vec<ConfigError>,
+) -> Option<StationAuth> {
     let f = file?;
-    check_realm_at(path, text, &f.realm, AuthAt::Source, errors);
+    check_realm_at(path, text, &f.realm, at, errors);
     Some(StationAuth {
         realm: f.realm.unwrap_or_default(),
         users_file: f.users_file.map(|p| base.join(p.0)),
