@@ -497,6 +497,11 @@ fn response_head(s: &mut TcpStream) -> String {
 fn push_start(addr: SocketAddr, push_id: &str) -> TcpStream {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write_push_start(&mut s, addr, push_id);
+    s
+}
+
+fn write_push_start(s: &mut TcpStream, addr: SocketAddr, push_id: &str) {
     write!(
         s,
         "POST /live HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: WMEncoder/12.0.7601.17514\r\n\
@@ -504,7 +509,6 @@ fn push_start(addr: SocketAddr, push_id: &str) -> TcpStream {
          Content-Length: 2147483647\r\nCache-Control: no-cache\r\n\r\n"
     )
     .unwrap();
-    s
 }
 
 /// Writes packets in real time (15.5 a second, like the file).
@@ -550,12 +554,12 @@ fn wmhttp_client_setup_start_header_change_drop_and_resume() {
         .trim()
         .to_string();
     assert!(push_id.len() >= 16 && push_id != "0", "{push_id}");
-    drop(s);
 
-    // PushStart: `$H` and 3 s of `$D` in the spec's 4-byte layout.
+    // PushStart on the same connection (§3.2.5.1: it stays open): `$H` and 3 s of `$D` in
+    // the spec's 4-byte layout.
     let (head_a, packets_a) = parts(&support::demo_media());
     let (head_b, packets_b) = parts(&support::demo_media_b());
-    let mut s = push_start(addr, &push_id);
+    write_push_start(&mut s, addr, &push_id);
     s.write_all(&write_chunk(Layout::Spec, b'H', &head_a, 0).unwrap())
         .unwrap();
     let mut at = send_packets(&mut s, &packets_a, 0, 48);
