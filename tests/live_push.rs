@@ -388,13 +388,24 @@ fn ffmpeg_pushes_with_basic_and_digest_credentials_and_without_is_refused() {
 // Failover
 
 #[test]
-fn encoder_killed_and_back_the_mmsh_player_stays_on_and_time_never_goes_back() {
+fn encoder_killed_and_back_players_stay_on_and_time_never_goes_back() {
     let mut b = start("push-failover", &with_slate(), false);
     let url = push_url(&b, None);
     let enc = pusher("push-failover-enc1", &url, &[]);
     wait_live(&mut b);
-    let play_url = format!("mmsh://{}/live", b.http);
-    let player = thread::spawn(move || ffmpeg_play(&play_url, 22, &[]));
+    // One player per protocol, connected through both switches.
+    let players: Vec<_> = [
+        ("mmsh", format!("mmsh://{}/live", b.http), vec![]),
+        ("mmst", format!("mmst://{}/live", b.mms), vec![]),
+        (
+            "rtsp",
+            format!("rtsp://{}/live", b.rtsp),
+            vec!["-rtsp_transport", "tcp"],
+        ),
+    ]
+    .into_iter()
+    .map(|(name, url, extra)| (name, thread::spawn(move || ffmpeg_play(&url, 22, &extra))))
+    .collect();
     thread::sleep(Duration::from_secs(6));
     // Killed mid-stream (its POST body ends wherever the kill finds it).
     enc.signal("KILL").unwrap();
@@ -407,17 +418,22 @@ fn encoder_killed_and_back_the_mmsh_player_stays_on_and_time_never_goes_back() {
     );
     thread::sleep(Duration::from_secs(5));
     let enc2 = pusher("push-failover-enc2", &url, &[]);
-    let frames = player.join().unwrap();
-    let (v, a) = counts(&frames);
-    eprintln!(
-        "one ffmpeg mmsh player over live → slate → live, -t 22: {v} video, {a} audio frames"
-    );
-    // 22 s of 25 fps video and ~21.5 audio frames/s, with no disconnect in between.
-    assert!(v >= 480, "video frames {v}");
-    assert!(a >= 400, "audio frames {a}");
-    for (stream, dts) in &frames {
-        let back = dts.windows(2).filter(|w| w[1] < w[0]).count();
-        assert_eq!(back, 0, "stream {stream}: {back} timestamps went back");
+    for (name, player) in players {
+        let frames = player.join().unwrap();
+        let (v, a) = counts(&frames);
+        eprintln!(
+            "ffmpeg {name} player over live → slate → live, -t 22: {v} video, {a} audio frames"
+        );
+        // 22 s of 25 fps video and ~21.5 audio frames/s, with no disconnect in between.
+        assert!(v >= 480, "{name}: video frames {v}");
+        assert!(a >= 400, "{name}: audio frames {a}");
+        for (stream, dts) in &frames {
+            let back = dts.windows(2).filter(|w| w[1] < w[0]).count();
+            assert_eq!(
+                back, 0,
+                "{name} stream {stream}: {back} timestamps went back"
+            );
+        }
     }
     let log = b.daemon.stderr();
     assert_eq!(
