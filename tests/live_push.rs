@@ -792,3 +792,50 @@ fn nsc_is_503_until_a_header_then_lists_it() {
     enc.signal("KILL").ok();
     assert_no_panic(&b);
 }
+
+#[test]
+fn a_stalled_encoder_gives_way_to_the_slate_and_comes_back_at_a_key_frame() {
+    // stall_timeout 2 s; the encoder keeps its connection but sends nothing for 5 s.
+    let mut b = start("push-stall", &with_slate(), false);
+    let (head, packets) = parts(&support::demo_media());
+    let mut s = push_start(b.http, "0");
+    s.write_all(&write_chunk(Layout::Spec, b'H', &head, 0).unwrap())
+        .unwrap();
+    let mut at = send_packets(&mut s, &packets, 0, 32);
+    wait_live(&mut b);
+    let url = format!("mmsh://{}/live", b.http);
+    let player = thread::spawn(move || ffmpeg_play(&url, 14, &[]));
+    at = send_packets(&mut s, &packets, at, 48);
+    // The stall: nothing for 5 s, the connection open.
+    thread::sleep(Duration::from_secs(5));
+    assert!(
+        b.daemon
+            .stderr()
+            .contains("sent nothing within stall_timeout"),
+        "{}",
+        b.daemon.stderr()
+    );
+    // Back from the next loop of the file: its first packet starts a key frame.
+    let next_loop = at.div_ceil(packets.len()) * packets.len();
+    send_packets(&mut s, &packets, next_loop, 112);
+    let frames = player.join().unwrap();
+    let (v, a) = counts(&frames);
+    eprintln!(
+        "ffmpeg mmsh player over live → stall → slate → live, -t 14: {v} video, {a} audio frames"
+    );
+    assert!(v >= 300 && a >= 250, "video {v}, audio {a}");
+    for (stream, dts) in &frames {
+        assert!(
+            dts.windows(2).all(|w| w[1] >= w[0]),
+            "stream {stream}: a timestamp went back"
+        );
+    }
+    let log = b.daemon.stderr();
+    assert_eq!(
+        log.matches("live source back at a key frame").count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(log.matches("MMSH play started").count(), 1, "{log}");
+    assert_no_panic(&b);
+}
