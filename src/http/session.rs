@@ -83,6 +83,8 @@ enum Phase {
 }
 
 mod push_phase;
+#[cfg(test)]
+mod push_tests;
 
 pub struct HttpSession {
     phase: Phase,
