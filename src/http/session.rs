@@ -585,8 +585,8 @@ impl Drop for HttpSession {
         if let Phase::Push(i) = &mut self.phase {
             // Closed without the peer's FIN (an error, the daemon stopping): as a drop, at the
             // push's last activity.
-            let last = i.deadline() - super::push::IDLE_TIMEOUT;
-            i.on_closed(last);
+            let last = i.deadline().checked_sub(super::push::IDLE_TIMEOUT);
+            i.on_closed(last.unwrap_or_else(|| i.deadline()));
         }
         if let Phase::Streaming(s) = &self.phase {
             info!(

@@ -309,3 +309,23 @@ fn classify_and_cookies() {
     assert_ne!(new_push_id(1), "0");
     assert_eq!(new_push_id(u128::MAX).len(), 32);
 }
+
+#[test]
+fn a_stopped_station_ends_its_push_with_503() {
+    let t0 = Instant::now();
+    let input = LiveInput::new("live");
+    let mut ing = ingest(&input, None, Body::Length(u64::MAX), t0);
+    let b = body(Layout::Wmsp, "demo.asf", 5);
+    assert_eq!(ing.on_bytes(&b[..2000], t0), IngestStep::Continue);
+    // A reload restarted the station (or it was stopped).
+    input.close();
+    match ing.on_bytes(&b[2000..], t0) {
+        IngestStep::Done {
+            response, close, ..
+        } => {
+            assert!(close);
+            assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 503"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
