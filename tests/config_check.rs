@@ -47,11 +47,24 @@ fn demo_directory_passes() {
     assert_eq!(c.server.listen.rtsp, [local(8554)]);
     assert_eq!(c.server.announce_dir, PathBuf::from("/tmp/asfcast-demo"));
 
-    assert_eq!(c.stations.len(), 1);
+    assert_eq!(c.stations.len(), 2);
+    let live = c
+        .station("live")
+        .unwrap_or_else(|| panic!("no live station"));
+    let Source::Push(push) = &live.source else {
+        panic!("live is not a push station: {:?}", live.source)
+    };
+    let slate = root().join("station-configs/media/slate.asf");
+    assert_eq!(push.live.fallback, std::slice::from_ref(&slate));
+    assert_eq!(push.live.header_template, Some(slate));
+    assert_eq!(push.live.stall_timeout, Duration::from_secs(3));
+    assert!(push.auth.is_none());
     let demo = c
         .station("demo")
         .unwrap_or_else(|| panic!("no demo station"));
-    let Source::Playlist(p) = &demo.source;
+    let Source::Playlist(p) = &demo.source else {
+        panic!("demo is not a playlist")
+    };
     assert_eq!(p.files, [root().join("station-configs/media/demo.asf")]);
     assert!(p.looping);
     let m = demo
@@ -95,7 +108,9 @@ fn box_example_passes() {
     assert_eq!(m.interface, Interface::Name("eth0".into()));
     assert_eq!((m.ttl, m.dscp, m.loopback), (16, 34, false));
     assert_eq!(m.send_buffer, Some(1 << 20));
-    let Source::Playlist(p) = &news.source;
+    let Source::Playlist(p) = &news.source else {
+        panic!("news is not a playlist")
+    };
     assert!(p.files.iter().all(|f| f.starts_with("/srv/asfcast/media")));
     assert_eq!(news.unicast.max_clients, 500);
     assert_eq!(
@@ -256,5 +271,21 @@ fn alias_bombs_in_files_are_refused_at_the_first_alias() {
     assert!(
         text.contains("bomb.yaml:3:10: YAML aliases"),
         "the station file is refused at line 3: {text}"
+    );
+}
+
+#[test]
+fn push_station_template_and_users_file_are_checked() {
+    let e = errors(&["bad_push.yaml"]);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].starts_with("bad_push.yaml:7:17: source.auth.users_file: ")
+            && e[0].ends_with("no-such.digest: no such file or directory"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("bad_push.yaml:5:20: source.header_template: ")
+            && e[1].contains("not an ASF file"),
+        "{e:?}"
     );
 }

@@ -217,20 +217,7 @@ fn vlc_mms_url_rolls_over_to_http() {
 #[test]
 fn libmms_reads_the_station_and_ffprobe_decodes_it() {
     let mut s = start("mmsh-libmms", "");
-    let src = support::repo_root().join("tests/clients/libmms_read.c");
-    let bin = s.dir.join("libmms_read");
-    let cc = Command::new("gcc")
-        .arg(&src)
-        .arg("-o")
-        .arg(&bin)
-        .arg("-lmms")
-        .output()
-        .expect("gcc");
-    assert!(
-        cc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cc.stderr)
-    );
+    let bin = support::libmms_client(&s.dir);
     let out = s.dir.join("libmms.asf");
     let mut cmd = bounded(Duration::from_secs(60), &bin);
     cmd.arg(url("mmsh", s.addr)).arg(&out).arg("400000");

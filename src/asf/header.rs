@@ -750,6 +750,34 @@ impl AsfHeader {
         h
     }
 
+    /// Pads the Header Object with a Padding Object (\[ASF\] §3.14) to a whole number of
+    /// `step` bytes (at least one Padding Object head more when it is short of it). Headers of
+    /// different sources in one format then have the same length, which MMSH clients need to
+    /// take a mid-stream header change ([`crate::http::mmsh_stream`]: a new header may not be
+    /// longer than the first). Padding Objects already there are dropped first.
+    pub fn pad_to_step(&mut self, step: usize) {
+        const OBJECT_HEAD: usize = 24;
+        self.objects.retain(|o| o.guid != guid::PADDING);
+        let len = self.to_bytes().len();
+        let step = step.max(OBJECT_HEAD);
+        let mut target = len.div_ceil(step) * step;
+        if target - len < OBJECT_HEAD && target != len {
+            target += step;
+        }
+        if target == len {
+            return;
+        }
+        let pad = target - len;
+        let mut bytes = Vec::with_capacity(pad);
+        bytes.extend_from_slice(&guid::PADDING.0);
+        bytes.extend_from_slice(&(pad as u64).to_le_bytes());
+        bytes.resize(pad, 0);
+        self.objects.push(HeaderObject {
+            guid: guid::PADDING,
+            bytes,
+        });
+    }
+
     /// Header Object + 50-byte Data Object head: the "ASF header" every streaming protocol
     /// sends (MS-MMSP 2.2.2, MSB .nsc Format, MMSH `$H`, RTSP `pgmpu`).
     pub fn stream_header_bytes(&self, data: &DataHead) -> Vec<u8> {

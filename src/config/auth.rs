@@ -77,13 +77,49 @@ pub(super) struct AuthFile {
     users_file: Option<FilePath>,
 }
 
+/// Where an `auth:` mapping sits in its file: `auth` (a station's players, the server's
+/// defaults) or `source.auth` (a push station's pushers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AuthAt {
+    Top,
+    Source,
+}
+
+impl AuthAt {
+    fn keys(self, last: Option<&'static str>) -> Vec<Seg<'static>> {
+        let mut v = match self {
+            AuthAt::Top => vec![Seg::Key("auth")],
+            AuthAt::Source => vec![Seg::Key("source"), Seg::Key("auth")],
+        };
+        v.extend(last.map(Seg::Key));
+        v
+    }
+
+    fn field(self, last: &str) -> String {
+        match self {
+            AuthAt::Top => format!("auth.{last}"),
+            AuthAt::Source => format!("source.auth.{last}"),
+        }
+    }
+}
+
 fn check_realm(path: &Path, text: &str, realm: &Option<String>, errors: &mut Vec<ConfigError>) {
+    check_realm_at(path, text, realm, AuthAt::Top, errors)
+}
+
+fn check_realm_at(
+    path: &Path,
+    text: &str,
+    realm: &Option<String>,
+    at: AuthAt,
+    errors: &mut Vec<ConfigError>,
+) {
     if let Some(r) = realm {
         if !valid_realm(r) {
             errors.push(ConfigError::at(
                 path,
-                locate_nearest(text, &[Seg::Key("auth"), Seg::Key("realm")], false),
-                "auth.realm",
+                locate_nearest(text, &at.keys(Some("realm")), false),
+                at.field("realm"),
                 "a realm must be 1–255 characters without `\"`, `\\` or control characters",
             ));
         }
@@ -98,8 +134,30 @@ pub(super) fn build_station(
     file: Option<AuthFile>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<StationAuth> {
+    build_at(path, text, base, file, AuthAt::Top, errors)
+}
+
+/// A push station's `source.auth:` (who may push).
+pub(super) fn build_push(
+    path: &Path,
+    text: &str,
+    base: &Path,
+    file: Option<AuthFile>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<StationAuth> {
+    build_at(path, text, base, file, AuthAt::Source, errors)
+}
+
+fn build_at(
+    path: &Path,
+    text: &str,
+    base: &Path,
+    file: Option<AuthFile>,
+    at: AuthAt,
+    errors: &mut Vec<ConfigError>,
+) -> Option<StationAuth> {
     let f = file?;
-    check_realm(path, text, &f.realm, errors);
+    check_realm_at(path, text, &f.realm, at, errors);
     Some(StationAuth {
         realm: f.realm.unwrap_or_default(),
         users_file: f.users_file.map(|p| base.join(p.0)),
@@ -135,14 +193,27 @@ pub(super) fn resolve(
     defaults: &AuthDefaults,
     read: impl Fn(&Path) -> Result<String, String>,
 ) -> Vec<ConfigError> {
+    resolve_at(station_file, text, auth, defaults, AuthAt::Top, read)
+}
+
+/// [`resolve`] for the `auth:` mapping at `place`.
+pub(super) fn resolve_at(
+    station_file: &Path,
+    text: &str,
+    auth: &mut StationAuth,
+    defaults: &AuthDefaults,
+    place: AuthAt,
+    read: impl Fn(&Path) -> Result<String, String>,
+) -> Vec<ConfigError> {
     if auth.realm.is_empty() {
         auth.realm = defaults
             .realm
             .clone()
             .unwrap_or_else(|| DEFAULT_REALM.to_string());
     }
-    let own = locate_value(text, &[Seg::Key("auth"), Seg::Key("users_file")]);
-    let at = own.unwrap_or_else(|| locate_key(text, &[Seg::Key("auth")]).unwrap_or((1, 1)));
+    let own = locate_value(text, &place.keys(Some("users_file")));
+    let at = own.unwrap_or_else(|| locate_key(text, &place.keys(None)).unwrap_or((1, 1)));
+    let field = place.field("users_file");
     let Some(users_file) = auth
         .users_file
         .clone()
@@ -151,19 +222,12 @@ pub(super) fn resolve(
         return vec![ConfigError::at(
             station_file,
             at,
-            "auth.users_file",
-            "a protected station needs a users file: give auth.users_file here or in server.yaml",
+            &field,
+            format!("a protected station needs a users file: give {field} here or auth.users_file in server.yaml"),
         )];
     };
     auth.users_file = Some(users_file.clone());
-    let err = |message: String| {
-        vec![ConfigError::at(
-            station_file,
-            at,
-            "auth.users_file",
-            message,
-        )]
-    };
+    let err = |message: String| vec![ConfigError::at(station_file, at, &field, message)];
     let content = match read(&users_file) {
         Ok(t) => t,
         Err(e) => return err(format!("{}: {e}", users_file.display())),

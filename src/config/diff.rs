@@ -235,16 +235,18 @@ mod tests {
         (
             "playlist files",
             |s| {
-                let Source::Playlist(p) = &mut s.source;
-                p.files.push("/media/b.asf".into());
+                if let Source::Playlist(p) = &mut s.source {
+                    p.files.push("/media/b.asf".into());
+                }
             },
             StationChange::Restart("source"),
         ),
         (
             "playlist loop",
             |s| {
-                let Source::Playlist(p) = &mut s.source;
-                p.looping = !p.looping;
+                if let Source::Playlist(p) = &mut s.source {
+                    p.looping = !p.looping;
+                }
             },
             StationChange::Restart("source"),
         ),
@@ -302,8 +304,9 @@ mod tests {
             "description and source",
             |s| {
                 s.description = Some("News".into());
-                let Source::Playlist(p) = &mut s.source;
-                p.looping = !p.looping;
+                if let Source::Playlist(p) = &mut s.source {
+                    p.looping = !p.looping;
+                }
             },
             StationChange::Restart("source"),
         ),

@@ -30,6 +30,7 @@ pub mod auth;
 pub mod diff;
 pub mod error;
 pub mod limits;
+pub mod live;
 pub mod locate;
 pub mod server;
 pub mod station;
@@ -257,6 +258,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
                 read,
             ));
         }
+        errors.extend(resolve_live(l, &auth_defaults));
     }
     errors.extend(cross_checks(&loaded));
     if server.as_ref().is_some_and(|s| s.web.metrics) {
@@ -270,6 +272,44 @@ pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
         server: server.unwrap_or_default(),
         stations: loaded.into_iter().map(|l| l.station).collect(),
     })
+}
+
+/// A push station's `source.auth` users file, and its `source.header_template` (which must be
+/// an ASF file: the `.nsc` lists its Format before the encoder connects).
+fn resolve_live(l: &mut Loaded, defaults: &auth::AuthDefaults) -> Vec<ConfigError> {
+    use locate::{locate_value, Seg};
+    let mut errors = Vec::new();
+    if let Source::Push(p) = &mut l.station.source {
+        if let Some(a) = p.auth.as_mut() {
+            let read = |p: &Path| read_text(p).map_err(|e| e.message);
+            errors.extend(auth::resolve_at(
+                &l.station.file,
+                &l.text,
+                a,
+                defaults,
+                auth::AuthAt::Source,
+                read,
+            ));
+        }
+    }
+    if let Some(t) = l
+        .station
+        .source
+        .live()
+        .and_then(|s| s.header_template.clone())
+    {
+        if let Err(e) = crate::asf::AsfReader::open(&t) {
+            let at = locate_value(&l.text, &[Seg::Key("source"), Seg::Key("header_template")])
+                .unwrap_or((1, 1));
+            errors.push(ConfigError::at(
+                &l.station.file,
+                at,
+                "source.header_template",
+                format!("{}: {e}", t.display()),
+            ));
+        }
+    }
+    errors
 }
 
 /// With `metrics.enabled`, `/metrics` is the metrics page: no station may be named `metrics`

@@ -24,8 +24,8 @@ use serde::Deserialize;
 use super::error::{syntax_check, ConfigError};
 use super::locate::{locate_key, locate_nearest, locate_value, Seg};
 use super::values::{
-    AnnounceName, Bytes, Interface, MulticastGroup, PlaylistFiles, Ranged, Seconds, StationName,
-    Text, Url,
+    AnnounceName, Bytes, FilePath, Interface, MulticastGroup, PlaylistFiles, Ranged, Seconds,
+    StationName, Text, Url,
 };
 
 /// Default multicast TTL (one subnet; MS-MSB defines none).
@@ -94,6 +94,26 @@ impl Eq for StationConfig {}
 pub enum Source {
     /// A list of ASF files played in order.
     Playlist(Playlist),
+    /// An encoder pushes to the station ([`super::live`]).
+    Push(super::live::Push),
+}
+
+impl Source {
+    /// The settings a live source shares (None for a playlist).
+    pub fn live(&self) -> Option<&super::live::LiveSettings> {
+        match self {
+            Source::Playlist(_) => None,
+            Source::Push(p) => Some(&p.live),
+        }
+    }
+
+    /// The files whose headers the station announces from the start.
+    pub fn announced_files(&self) -> Vec<PathBuf> {
+        match self {
+            Source::Playlist(p) => p.files.clone(),
+            Source::Push(p) => p.live.announced_files(),
+        }
+    }
 }
 
 /// A playlist source.
@@ -256,20 +276,57 @@ struct SourceFile {
     kind: SourceKind,
     files: Option<PlaylistFiles>,
     looping: Option<bool>,
+    live: LiveFile,
+}
+
+/// The live sources' fields ([`super::live`]).
+#[derive(Default)]
+struct LiveFile {
+    fallback: Option<PlaylistFiles>,
+    stall_timeout: Option<Seconds<1000, 120_000>>,
+    header_template: Option<FilePath>,
+    auth: Option<super::auth::AuthFile>,
+}
+
+impl LiveFile {
+    /// The first live field set, for "not for a playlist".
+    fn first_set(&self) -> Option<&'static str> {
+        [
+            ("fallback", self.fallback.is_some()),
+            ("stall_timeout", self.stall_timeout.is_some()),
+            ("header_template", self.header_template.is_some()),
+            ("auth", self.auth.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(k, set)| set.then_some(k))
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum SourceKind {
     Playlist,
+    Push,
 }
 
-const SOURCE_FIELDS: &[&str] = &["type", "files", "loop"];
+const SOURCE_FIELDS: &[&str] = &[
+    "type",
+    "files",
+    "loop",
+    "fallback",
+    "stall_timeout",
+    "header_template",
+    "auth",
+];
 
 enum SourceKey {
     Type,
     Files,
     Loop,
+    Fallback,
+    StallTimeout,
+    HeaderTemplate,
+    Auth,
 }
 
 impl<'de> Deserialize<'de> for SourceKey {
@@ -285,6 +342,10 @@ impl<'de> Deserialize<'de> for SourceKey {
                     "type" => Ok(SourceKey::Type),
                     "files" => Ok(SourceKey::Files),
                     "loop" => Ok(SourceKey::Loop),
+                    "fallback" => Ok(SourceKey::Fallback),
+                    "stall_timeout" => Ok(SourceKey::StallTimeout),
+                    "header_template" => Ok(SourceKey::HeaderTemplate),
+                    "auth" => Ok(SourceKey::Auth),
                     other => Err(E::unknown_field(other, SOURCE_FIELDS)),
                 }
             }
@@ -305,8 +366,29 @@ impl<'de> Deserialize<'de> for SourceFile {
                 let mut kind = None;
                 let mut files = None;
                 let mut looping = None;
+                let mut live = LiveFile::default();
                 while let Some(key) = map.next_key::<SourceKey>()? {
                     match key {
+                        SourceKey::Fallback if live.fallback.is_none() => {
+                            live.fallback = Some(map.next_value()?)
+                        }
+                        SourceKey::StallTimeout if live.stall_timeout.is_none() => {
+                            live.stall_timeout = Some(map.next_value()?)
+                        }
+                        SourceKey::HeaderTemplate if live.header_template.is_none() => {
+                            live.header_template = Some(map.next_value()?)
+                        }
+                        SourceKey::Auth if live.auth.is_none() => {
+                            live.auth = Some(map.next_value()?)
+                        }
+                        SourceKey::Fallback => return Err(de::Error::duplicate_field("fallback")),
+                        SourceKey::StallTimeout => {
+                            return Err(de::Error::duplicate_field("stall_timeout"))
+                        }
+                        SourceKey::HeaderTemplate => {
+                            return Err(de::Error::duplicate_field("header_template"))
+                        }
+                        SourceKey::Auth => return Err(de::Error::duplicate_field("auth")),
                         SourceKey::Type if kind.is_none() => kind = Some(map.next_value()?),
                         SourceKey::Files if files.is_none() => files = Some(map.next_value()?),
                         SourceKey::Loop if looping.is_none() => looping = Some(map.next_value()?),
@@ -324,10 +406,28 @@ impl<'de> Deserialize<'de> for SourceFile {
                     SourceKind::Playlist if files.is_none() => Err(de::Error::custom(
                         "missing field `files` (a playlist needs a list of ASF files)",
                     )),
-                    SourceKind::Playlist => Ok(SourceFile {
+                    SourceKind::Playlist => match live.first_set() {
+                        Some(k) => Err(de::Error::custom(format!(
+                            "`{k}` is for a live source (type: push); a playlist takes files and loop"
+                        ))),
+                        None => Ok(SourceFile {
+                            kind,
+                            files,
+                            looping,
+                            live,
+                        }),
+                    },
+                    SourceKind::Push if files.is_some() || looping.is_some() => {
+                        Err(de::Error::custom(
+                            "`files` and `loop` are for a playlist; a push source takes \
+                             fallback, stall_timeout, header_template and auth",
+                        ))
+                    }
+                    SourceKind::Push => Ok(SourceFile {
                         kind,
                         files,
                         looping,
+                        live,
                     }),
                 }
             }
@@ -373,6 +473,18 @@ fn build(path: &Path, text: &str, file: StationFile) -> Result<StationConfig, Ve
                 .collect(),
             looping: file.source.looping.unwrap_or(true),
         }),
+        SourceKind::Push => {
+            let l = file.source.live;
+            Source::Push(super::live::Push {
+                live: super::live::build_settings(
+                    base,
+                    l.fallback.map(|f| f.0),
+                    l.stall_timeout.map(|v| v.0),
+                    l.header_template.map(|p| p.0),
+                ),
+                auth: super::auth::build_push(path, text, base, l.auth, &mut errors),
+            })
+        }
     };
 
     let multicast = file.multicast.map(|m| Multicast {
@@ -787,5 +899,90 @@ mod tests {
             e[0].starts_with("s.yaml:1:1: invalid type: sequence"),
             "{e:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod live_tests {
+    use super::*;
+
+    fn parse_at(text: &str) -> Result<StationConfig, Vec<String>> {
+        parse(Path::new("conf/s.yaml"), text)
+            .map_err(|e| e.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn push_sources_and_their_fields() {
+        let s = parse_at("name: live\nsource:\n  type: push\n").unwrap();
+        let Source::Push(p) = &s.source else {
+            panic!("{:?}", s.source)
+        };
+        assert_eq!(p.live, super::super::live::LiveSettings::default());
+        assert!(p.auth.is_none());
+        assert!(s.source.announced_files().is_empty());
+
+        let s = parse_at(
+            "name: live\nsource:\n  type: push\n  fallback: [slate.asf, b.asf]\n  stall_timeout: 1500ms\n  \
+             header_template: t.asf\n  auth:\n    realm: push\n    users_file: p.digest\n",
+        )
+        .unwrap();
+        let Source::Push(p) = &s.source else {
+            panic!("{:?}", s.source)
+        };
+        let conf = Path::new("conf");
+        assert_eq!(
+            p.live.fallback,
+            [conf.join("slate.asf"), conf.join("b.asf")]
+        );
+        assert_eq!(p.live.stall_timeout, Duration::from_millis(1500));
+        assert_eq!(p.live.header_template, Some(conf.join("t.asf")));
+        let a = p.auth.as_ref().unwrap();
+        assert_eq!(
+            (a.realm.as_str(), a.users_file.clone()),
+            ("push", Some(conf.join("p.digest")))
+        );
+        assert_eq!(
+            s.source.announced_files(),
+            [
+                conf.join("t.asf"),
+                conf.join("slate.asf"),
+                conf.join("b.asf")
+            ]
+        );
+    }
+
+    #[test]
+    fn live_fields_are_refused_where_they_do_not_belong() {
+        let cases = [
+            (
+                "name: a\nsource:\n  type: playlist\n  files: [a.asf]\n  fallback: [b.asf]\n",
+                "`fallback` is for a live source",
+            ),
+            (
+                "name: a\nsource:\n  type: push\n  files: [a.asf]\n",
+                "`files` and `loop` are for a playlist",
+            ),
+            (
+                "name: a\nsource:\n  type: push\n  stall_timeout: 500ms\n",
+                "conf/s.yaml:4:18: source.stall_timeout",
+            ),
+            (
+                "name: a\nsource:\n  type: push\n  fallback: []\n",
+                "conf/s.yaml:4:13: source.fallback",
+            ),
+            (
+                "name: a\nsource:\n  type: push\n  auth:\n    realm: \"a\\\"b\"\n",
+                "conf/s.yaml:5:12: source.auth.realm",
+            ),
+            (
+                "name: a\nsource:\n  type: push\n  fallback: [a.asf]\n  fallback: [b.asf]\n",
+                "duplicate field `fallback`",
+            ),
+            ("name: a\nsource:\n  type: pull\n", "unknown variant `pull`"),
+        ];
+        for (yaml, want) in cases {
+            let e = parse_at(yaml).expect_err(yaml);
+            assert!(e.iter().any(|m| m.contains(want)), "{yaml}: {e:?}");
+        }
     }
 }

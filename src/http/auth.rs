@@ -58,9 +58,28 @@ pub fn check(
     let Some(protection) = stations.protection(&station) else {
         return Checked::Open;
     };
+    match authorize(request, &protection, key, now) {
+        Ok((user, scheme)) => {
+            tracing::debug!(station = %station, user = %user, scheme, "http request authorized");
+            Checked::Passed { station, file }
+        }
+        Err(refused) => Checked::Refused(refused.0, refused.1),
+    }
+}
+
+/// Checks `request`'s credentials against `protection` (Digest or Basic): the user, or the
+/// answer to send (401 with both challenges, 400, or 503 without a nonce key) and the reason
+/// for the log (no secret). Also what a pusher's request is checked with
+/// ([`super::push`]).
+pub fn authorize(
+    request: &Request,
+    protection: &crate::access::gate::Protection,
+    key: Option<&NonceKey>,
+    now: Instant,
+) -> Result<(String, &'static str), Box<(Response, String)>> {
     let Some(key) = key else {
         let r = Response::text(503, "authentication is not available");
-        return Checked::Refused(r, "no nonce key".into());
+        return Err(Box::new((r, "no nonce key".into())));
     };
     let attempt = Attempt {
         method: &request.method,
@@ -68,13 +87,10 @@ pub fn check(
         now,
     };
     let target = &request.target;
-    match gate::authorize(&protection, Schemes::DigestOrBasic, key, attempt, |u| {
+    match gate::authorize(protection, Schemes::DigestOrBasic, key, attempt, |u| {
         u == target.as_str()
     }) {
-        Ok(a) => {
-            tracing::debug!(station = %station, user = %a.user, scheme = a.scheme, "http request authorized");
-            Checked::Passed { station, file }
-        }
+        Ok(a) => Ok((a.user.to_string(), a.scheme)),
         Err(refusal) => {
             let mut r = if refusal.status == 401 {
                 Response::text(401, "credentials required")
@@ -86,7 +102,7 @@ pub fn check(
             }
             let mut r = r.for_request(request);
             r.keep_alive = false;
-            Checked::Refused(r, refusal.reason)
+            Err(Box::new((r, refusal.reason)))
         }
     }
 }

@@ -16,6 +16,7 @@
 //! - [`dialect`]: whether a client on a station path speaks MMS over HTTP or plain HTTP.
 //! - [`mmsh`]: MMS over HTTP ([MS-WMSP]); [`plain_stream`]: the plain ASF stream for players
 //!   that fetch `http://box/<station>` without it (mpv, GStreamer, VLC `http://`).
+//! - [`push`]: an encoder pushing a live station's stream ([MS-WMHTTP], FFmpeg's POST).
 //!
 //! HTTP rules followed (RFC 9112 unless said otherwise):
 //! - §2.2: empty lines before a request line are ignored; a bare LF is accepted as a line
@@ -27,7 +28,9 @@
 //! - §3.2: an HTTP/1.1 request without exactly one `Host` field gets 400.
 //! - §5.1/§5.2: whitespace before the colon and obs-fold line folding are refused (400), as
 //!   httparse does for requests.
-//! - §6.1/§6.3: request bodies are read only when framed by `Content-Length` (at most the
+//! - §6.1/§6.3: a push's body (a PushStart, or FFmpeg's chunked POST: [`push`]) is left to
+//!   the push session, which reads it as it streams, chunked or not; other request bodies are
+//!   read only when framed by `Content-Length` (at most the
 //!   reader's byte limit, else 413); a `Transfer-Encoding` gets 501 (400 when it comes with a
 //!   `Content-Length`: a smuggling shape), and the connection is closed after either.
 //! - §9.3: persistence: HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0
@@ -55,6 +58,7 @@ pub mod follow;
 pub mod mmsh;
 pub mod peer_catalog;
 pub mod plain_stream;
+pub mod push;
 pub mod request;
 pub mod response;
 pub mod session;

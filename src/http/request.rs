@@ -379,10 +379,15 @@ impl RequestReader {
             .flat_map(|v| v.split(','))
             .map(str::trim)
             .peekable();
+        if te.is_some() && lengths.peek().is_some() {
+            return Err(HttpError::AmbiguousLength);
+        }
+        // A push's body streams for as long as the encoder runs: the push session reads it
+        // (`super::push`), not this reader.
+        if super::push::streams_body(request) {
+            return Ok(0);
+        }
         if let Some(coding) = te {
-            if lengths.peek().is_some() {
-                return Err(HttpError::AmbiguousLength);
-            }
             return Err(HttpError::UnsupportedTransferCoding {
                 coding: quote(coding),
             });

@@ -78,7 +78,13 @@ enum Phase {
     Http(Box<HttpConn>),
     Streaming(Box<MmshStream>),
     Plain(Box<PlainStream>),
+    /// An encoder pushing to a live station ([`super::push`], `session/push_phase.rs`).
+    Push(Box<super::push::ingest::Ingest>),
 }
+
+mod push_phase;
+#[cfg(test)]
+mod push_tests;
 
 pub struct HttpSession {
     phase: Phase,
@@ -96,6 +102,8 @@ pub struct HttpSession {
     nonce_key: Option<Arc<NonceKey>>,
     /// What the client was admitted as under the limits, once it streams.
     admitted: Option<crate::access::limits::Kind>,
+    /// Random bits for a push-id, should this connection be an encoder's PushSetup.
+    push_token: u128,
 }
 
 /// Most client logs one connection keeps (later ones are dropped).
@@ -118,7 +126,15 @@ impl HttpSession {
             client_logs: Vec::new(),
             nonce_key: None,
             admitted: None,
+            push_token: 0,
         }
+    }
+
+    /// The random bits this session makes a push-id of (drawn by the shell: a push-id must be
+    /// unguessable, [MS-WMHTTP] §5.1).
+    pub fn with_push_token(mut self, token: u128) -> Self {
+        self.push_token = token;
+        self
     }
 
     /// The same session checking credentials with the daemon's nonce `key`, for stations
@@ -137,7 +153,7 @@ impl HttpSession {
     pub fn stream(&self) -> Option<&MmshStream> {
         match &self.phase {
             Phase::Streaming(s) => Some(s),
-            Phase::Http(_) | Phase::Plain(_) => None,
+            Phase::Http(_) | Phase::Plain(_) | Phase::Push(_) => None,
         }
     }
 
@@ -145,7 +161,7 @@ impl HttpSession {
     pub fn plain_stream(&self) -> Option<&PlainStream> {
         match &self.phase {
             Phase::Plain(s) => Some(s),
-            Phase::Http(_) | Phase::Streaming(_) => None,
+            Phase::Http(_) | Phase::Streaming(_) | Phase::Push(_) => None,
         }
     }
 
@@ -195,6 +211,9 @@ impl HttpSession {
             .and_then(|p| p.strip_prefix('/'))
             .unwrap_or_default()
             .to_string();
+        if let Some(kind) = super::push::classify(request) {
+            return self.push(kind, request, &name, now, stations);
+        }
         if stations
             .catalog()
             .is_log_path(request.safe_path().unwrap_or_default())
@@ -433,7 +452,7 @@ impl Sink for HttpSession {
         match &mut self.phase {
             Phase::Streaming(s) => s.on_header(header, &mut self.out, now),
             Phase::Plain(s) => s.on_header(header, &mut self.out, now),
-            Phase::Http(_) => Step::Continue,
+            Phase::Http(_) | Phase::Push(_) => Step::Continue,
         }
     }
 
@@ -441,7 +460,7 @@ impl Sink for HttpSession {
         match &mut self.phase {
             Phase::Streaming(s) => s.on_packet(packet, &mut self.out, now),
             Phase::Plain(s) => s.on_packet(packet, &mut self.out, now),
-            Phase::Http(_) => Step::Continue,
+            Phase::Http(_) | Phase::Push(_) => Step::Continue,
         }
     }
 
@@ -449,6 +468,7 @@ impl Sink for HttpSession {
         match &mut self.phase {
             Phase::Streaming(s) => s.on_timeout(&mut self.out, now),
             Phase::Plain(s) => s.on_timeout(&mut self.out, now),
+            Phase::Push(_) => self.push_timeout(now),
             Phase::Http(conn) => match conn.on_timeout(now) {
                 Some(ConnAction::Close { reason }) => Step::close(format!("{reason}")),
                 Some(_) | None => Step::Continue,
@@ -460,6 +480,7 @@ impl Sink for HttpSession {
         match &self.phase {
             Phase::Streaming(s) => s.deadline(),
             Phase::Plain(s) => s.deadline(),
+            Phase::Push(i) => Some(i.deadline()),
             Phase::Http(conn) => Some(conn.deadline()),
         }
     }
@@ -469,7 +490,7 @@ impl Sink for HttpSession {
         match &mut self.phase {
             Phase::Streaming(s) => s.end(&mut self.out),
             Phase::Plain(s) => s.end(),
-            Phase::Http(_) => {}
+            Phase::Http(_) | Phase::Push(_) => {}
         }
         Step::close("station stopped")
     }
@@ -480,6 +501,7 @@ impl Session for HttpSession {
         match self.phase {
             Phase::Http(_) => "http",
             Phase::Streaming(_) | Phase::Plain(_) => "mmsh",
+            Phase::Push(_) => "push",
         }
     }
 
@@ -487,12 +509,16 @@ impl Session for HttpSession {
         match &self.phase {
             Phase::Streaming(s) => Some(s.station()),
             Phase::Plain(s) => Some(s.station()),
-            Phase::Http(_) => None,
+            Phase::Http(_) | Phase::Push(_) => None,
         }
     }
 
     fn on_bytes(&mut self, input: &[u8], now: Instant, stations: &dyn StationView) -> Step {
-        let mut step = self.feed_http(input, now, stations);
+        let mut step = if matches!(self.phase, Phase::Push(_)) {
+            self.feed_push(input, now)
+        } else {
+            self.feed_http(input, now, stations)
+        };
         // Pipelined requests held back, and bytes that followed an MMSH answer, in order.
         while step == Step::Continue {
             let pending = matches!(&self.phase, Phase::Http(c) if c.has_pending());
@@ -512,6 +538,14 @@ impl Session for HttpSession {
         &mut self.out
     }
 
+    fn on_peer_closed(&mut self, now: Instant) -> Step {
+        if let Phase::Push(i) = &mut self.phase {
+            i.on_closed(now);
+            return Step::close("the encoder closed its connection");
+        }
+        Step::close("peer closed")
+    }
+
     fn take_client_logs(&mut self, out: &mut Vec<ClientReport>) {
         out.append(&mut self.client_logs);
     }
@@ -523,6 +557,7 @@ impl Session for HttpSession {
     fn info(&self) -> ClientInfo {
         let (transport, packets, bytes, (skips, skipped)) = match &self.phase {
             Phase::Http(_) => ("-", 0, 0, (0, 0)),
+            Phase::Push(i) => ("push", i.counts.packets, i.counts.body_bytes, (0, 0)),
             Phase::Streaming(s) => ("http", s.stats().packets, s.stats().bytes, s.skip_counts()),
             Phase::Plain(s) => ("http", s.stats().packets, s.stats().bytes, s.skip_counts()),
         };
@@ -548,6 +583,12 @@ fn clip_agent(ua: &str) -> String {
 
 impl Drop for HttpSession {
     fn drop(&mut self) {
+        if let Phase::Push(i) = &mut self.phase {
+            // Closed without the peer's FIN (an error, the daemon stopping): as a drop, at the
+            // push's last activity.
+            let last = i.deadline().checked_sub(super::push::IDLE_TIMEOUT);
+            i.on_closed(last.unwrap_or_else(|| i.deadline()));
+        }
         if let Phase::Streaming(s) = &self.phase {
             info!(
                 station = %s.station(),

@@ -401,7 +401,7 @@ impl Daemon {
         let mut events = std::mem::take(&mut self.events_buf);
         for (name, rt) in self.stations.iter_mut() {
             let due = self.due.get(name).copied().unwrap_or(now);
-            if due <= now {
+            if due <= now || rt.has_input() {
                 let next = rt.service(now);
                 self.due.insert(name.clone(), next);
             }

@@ -72,7 +72,8 @@ impl SessionFactory {
                 self.next_client_id = self.next_client_id.checked_add(1).unwrap_or(1);
                 Box::new(
                     HttpSession::new(SessionLimits::from_limits(limits), peer, id, now)
-                        .with_nonce_key(self.nonce_key.clone()),
+                        .with_nonce_key(self.nonce_key.clone())
+                        .with_push_token(self.rng.random()),
                 )
             }
             ListenerKind::Api => Box::new(crate::ops::api_session::ApiSession::new(

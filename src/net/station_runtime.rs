@@ -17,6 +17,7 @@ use crate::asf::{AsfReader, Packet};
 use crate::config::{self, ServerConfig, StationConfig};
 use crate::msb::MsbSink;
 use crate::source::PlaylistSource;
+use crate::station::live::LiveInput;
 use crate::station::sink::Sink;
 use crate::station::source::{Source, SourceEvent, SourceState};
 use crate::station::{Station, StationHeader, StationPacket};
@@ -52,6 +53,8 @@ pub struct StationRuntime {
     pacing_lateness: crate::ops::histogram::Histogram,
     /// Times the source reported itself lost.
     source_lost: u64,
+    /// A live station's input, fed by the shell ([`crate::station::live`]).
+    live: Option<LiveInput>,
 }
 
 /// Something new at a station, fanned out to its unicast sessions.
@@ -67,13 +70,33 @@ impl StationRuntime {
         config: &StationConfig,
         now: Instant,
     ) -> std::io::Result<Self> {
-        let config::Source::Playlist(pl) = &config.source;
-        let source: Box<dyn Source> = Box::new(PlaylistSource::new(
-            &config.name,
-            pl.files.clone(),
-            pl.looping,
-        ));
-        Self::with_source(server, config, source, now)
+        let mut live = None;
+        let source: Box<dyn Source> = match &config.source {
+            config::Source::Playlist(pl) => Box::new(PlaylistSource::new(
+                &config.name,
+                pl.files.clone(),
+                pl.looping,
+            )),
+            config::Source::Push(p) => {
+                let input = LiveInput::new(&config.name);
+                live = Some(input.clone());
+                crate::source::live::station_source(&config.name, input, &p.live)
+            }
+        };
+        let mut rt = Self::with_source(server, config, source, now)?;
+        rt.live = live;
+        Ok(rt)
+    }
+
+    /// The live input the shell feeds (a live station's).
+    pub fn live_input(&self) -> Option<&LiveInput> {
+        self.live.as_ref()
+    }
+
+    /// Whether the station has work now although its deadline is later (its live input has
+    /// something).
+    pub fn has_input(&self) -> bool {
+        self.live.as_ref().is_some_and(LiveInput::has_pending)
     }
 
     /// A station playing `source` (the config's own source in [`StationRuntime::start`]).
@@ -83,7 +106,6 @@ impl StationRuntime {
         source: Box<dyn Source>,
         now: Instant,
     ) -> std::io::Result<Self> {
-        let config::Source::Playlist(pl) = &config.source;
         let msb = match &config.multicast {
             Some(m) => {
                 let opts = MulticastOptions {
@@ -111,12 +133,18 @@ impl StationRuntime {
             None => None,
         };
         let mut announcer = Announcer::new(server, config);
-        // Announce every header the playlist will play, so receivers accept each Format ID
-        // from the first minute on (MS-MSB §3.2.5.2: unknown Format IDs are ignored).
-        for file in &pl.files {
+        // Announce every header the playlist will play (a live station: its header template
+        // and fallback), so receivers accept each Format ID from the first minute on (MS-MSB
+        // §3.2.5.2: unknown Format IDs are ignored).
+        for file in &config.source.announced_files() {
             match AsfReader::open(file) {
                 Ok(r) => {
-                    let h = StationHeader::live(0, r.header(), r.data_head(), 0);
+                    let mut header = r.header().clone();
+                    if config.source.live().is_some() {
+                        // As the fallback switch emits it.
+                        header.pad_to_step(crate::source::fallback::HEADER_STEP);
+                    }
+                    let h = StationHeader::live(0, &header, r.data_head(), 0);
                     if let Err(e) = announcer.format_for(&h.bytes) {
                         warn!(station = %config.name, error = %e, "cannot assign a format id");
                     }
@@ -143,6 +171,7 @@ impl StationRuntime {
                 crate::ops::histogram::LATENESS_BOUNDS,
             ),
             source_lost: 0,
+            live: None,
         })
     }
 
@@ -310,6 +339,9 @@ impl StationRuntime {
 
     /// Stops the station: closes the open span so the last packets are protected.
     pub fn stop(&mut self, now: Instant) {
+        if let Some(input) = &self.live {
+            input.close();
+        }
         if let Some(m) = &mut self.msb {
             m.sink.on_station_end(now);
         }

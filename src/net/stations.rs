@@ -67,6 +67,23 @@ impl StationView for StationsView<'_> {
         s.config.auth.as_ref().map(|a| a.protection())
     }
 
+    fn live_input(&self, station: &str) -> Option<crate::station::live::LiveInput> {
+        self.0.get(station)?.live_input().cloned()
+    }
+
+    fn push_protection(&self, station: &str) -> Option<crate::access::gate::Protection> {
+        match &self.0.get(station)?.config.source {
+            crate::config::Source::Push(p) => p.auth.as_ref().map(|a| a.protection()),
+            _ => None,
+        }
+    }
+
+    fn may_publish(&self, station: &str, ip: std::net::IpAddr) -> bool {
+        self.0
+            .get(station)
+            .is_some_and(|s| crate::access::may_publish(self.3, &s.config.access, ip))
+    }
+
     fn admit(
         &self,
         station: &str,

@@ -327,6 +327,19 @@ pub trait StationView {
     fn snapshot(&self) -> Option<&crate::ops::Snapshot> {
         None
     }
+    /// A live station's input, for a feeder the shell hands a connection to (an encoder's
+    /// push); None for a station that takes no live feed.
+    fn live_input(&self, _station: &str) -> Option<super::live::LiveInput> {
+        None
+    }
+    /// Who may push to the station: None when no credentials are needed.
+    fn push_protection(&self, _station: &str) -> Option<crate::access::gate::Protection> {
+        None
+    }
+    /// May `ip` publish to the station (the server's and the station's `access.publish`)?
+    fn may_publish(&self, _station: &str, _ip: IpAddr) -> bool {
+        false
+    }
 }
 
 /// What every delivery of a station implements: the station's side of the contract.

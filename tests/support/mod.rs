@@ -323,6 +323,25 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<Output, ToolErr
     }
 }
 
+/// Compiles the libmms test client (`tests/clients/libmms_read.c`) into `dir`; its path.
+pub fn libmms_client(dir: &Path) -> PathBuf {
+    let src = repo_root().join("tests/clients/libmms_read.c");
+    let bin = dir.join("libmms_read");
+    let cc = Command::new("gcc")
+        .arg(&src)
+        .arg("-o")
+        .arg(&bin)
+        .arg("-lmms")
+        .output()
+        .expect("gcc");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    bin
+}
+
 /// Frames ffprobe decodes from one stream of a file or URL, e.g.
 /// `ffprobe_count_frames(&demo_media(), "v:0")` or `("mmsh://127.0.0.1:8080/demo", "a:0")`.
 pub fn ffprobe_count_frames(
