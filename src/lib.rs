@@ -31,6 +31,7 @@ pub mod nsc;
 pub mod ops;
 pub mod passwd;
 pub mod probe;
+pub mod pull;
 pub mod recv;
 pub mod rtsp;
 pub mod source;

@@ -51,7 +51,9 @@ fn demo_directory_passes() {
     let demo = c
         .station("demo")
         .unwrap_or_else(|| panic!("no demo station"));
-    let Source::Playlist(p) = &demo.source;
+    let Source::Playlist(p) = &demo.source else {
+        panic!("demo is a playlist station")
+    };
     assert_eq!(p.files, [root().join("station-configs/media/demo.asf")]);
     assert!(p.looping);
     let m = demo
@@ -95,7 +97,9 @@ fn box_example_passes() {
     assert_eq!(m.interface, Interface::Name("eth0".into()));
     assert_eq!((m.ttl, m.dscp, m.loopback), (16, 34, false));
     assert_eq!(m.send_buffer, Some(1 << 20));
-    let Source::Playlist(p) = &news.source;
+    let Source::Playlist(p) = &news.source else {
+        panic!("news is a playlist station")
+    };
     assert!(p.files.iter().all(|f| f.starts_with("/srv/asfcast/media")));
     assert_eq!(news.unicast.max_clients, 500);
     assert_eq!(

@@ -235,7 +235,9 @@ mod tests {
         (
             "playlist files",
             |s| {
-                let Source::Playlist(p) = &mut s.source;
+                let Source::Playlist(p) = &mut s.source else {
+                    unreachable!("the test station is a playlist")
+                };
                 p.files.push("/media/b.asf".into());
             },
             StationChange::Restart("source"),
@@ -243,7 +245,9 @@ mod tests {
         (
             "playlist loop",
             |s| {
-                let Source::Playlist(p) = &mut s.source;
+                let Source::Playlist(p) = &mut s.source else {
+                    unreachable!("the test station is a playlist")
+                };
                 p.looping = !p.looping;
             },
             StationChange::Restart("source"),
@@ -302,7 +306,9 @@ mod tests {
             "description and source",
             |s| {
                 s.description = Some("News".into());
-                let Source::Playlist(p) = &mut s.source;
+                let Source::Playlist(p) = &mut s.source else {
+                    unreachable!("the test station is a playlist")
+                };
                 p.looping = !p.looping;
             },
             StationChange::Restart("source"),

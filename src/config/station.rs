@@ -94,6 +94,49 @@ impl Eq for StationConfig {}
 pub enum Source {
     /// A list of ASF files played in order.
     Playlist(Playlist),
+    /// Pulled from a WMSP server: an encoder, VLC, FFmpeg, another station ([`Pull`]).
+    Pull(Pull),
+    /// Received from another station's MSB multicast ([`MulticastSource`]).
+    Multicast(MulticastSource),
+}
+
+/// Default first wait before a pull source connects again.
+pub const DEFAULT_RECONNECT_MIN: Duration = Duration::from_secs(1);
+/// Default longest wait between pull attempts.
+pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// Default silence after which a live upstream counts as lost.
+pub const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pull source ([`crate::pull`]): asfcast connects to `url` as a WMSP client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pull {
+    /// `mmsh://` or `http://` URL of the upstream.
+    pub url: String,
+    /// Wait after the first failure; doubles per failure in a row.
+    pub reconnect_min: Duration,
+    /// Longest wait between attempts.
+    pub reconnect_max: Duration,
+    /// No data for this long (connecting, waiting for the answer, streaming): lost.
+    pub timeout: Duration,
+}
+
+/// Where a multicast source's `.nsc` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NscLocation {
+    /// Fetched over HTTP (the upstream station's `/<name>.nsc`).
+    Url(String),
+    /// A file, relative paths resolved against the station file's directory.
+    File(PathBuf),
+}
+
+/// A multicast relay source: another station's MSB multicast, as its `.nsc` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MulticastSource {
+    pub nsc: NscLocation,
+    /// The interface to join the group on (default: the routing table's choice).
+    pub interface: Option<Interface>,
+    /// No data packet for this long: lost (beacons alone do not count).
+    pub timeout: Duration,
 }
 
 /// A playlist source.
@@ -256,20 +299,75 @@ struct SourceFile {
     kind: SourceKind,
     files: Option<PlaylistFiles>,
     looping: Option<bool>,
+    live: LiveSourceFields,
+}
+
+/// The fields of the `pull` and `multicast` source types.
+#[derive(Default)]
+struct LiveSourceFields {
+    url: Option<PullUrlValue>,
+    reconnect_min: Option<Seconds<100, 600_000>>,
+    reconnect_max: Option<Seconds<100, 3_600_000>>,
+    timeout: Option<Seconds<1000, 600_000>>,
+    nsc: Option<NscValue>,
+    interface: Option<Interface>,
+}
+
+/// A pull source URL, checked by [`crate::pull::PullUrl::parse`].
+struct PullUrlValue(String);
+
+impl<'de> Deserialize<'de> for PullUrlValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = String::deserialize(d)?;
+        crate::pull::PullUrl::parse(&v).map_err(de::Error::custom)?;
+        Ok(PullUrlValue(v))
+    }
+}
+
+/// A multicast source's `.nsc`: an `http://` URL or a file path.
+struct NscValue(NscLocation);
+
+impl<'de> Deserialize<'de> for NscValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = String::deserialize(d)?;
+        if v.contains("://") {
+            super::values::check_url(&v, &["http"]).map_err(de::Error::custom)?;
+            return Ok(NscValue(NscLocation::Url(v)));
+        }
+        if v.trim().is_empty() || v.contains('\0') || v.len() > 4096 {
+            return Err(de::Error::custom(
+                "an .nsc file path or http:// URL is expected",
+            ));
+        }
+        Ok(NscValue(NscLocation::File(PathBuf::from(v))))
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum SourceKind {
     Playlist,
+    Pull,
+    Multicast,
 }
 
-const SOURCE_FIELDS: &[&str] = &["type", "files", "loop"];
+const SOURCE_FIELDS: &[&str] = &[
+    "type",
+    "files",
+    "loop",
+    "url",
+    "reconnect_min",
+    "reconnect_max",
+    "timeout",
+    "nsc",
+    "interface",
+];
 
 enum SourceKey {
     Type,
     Files,
     Loop,
+    Live(&'static str),
 }
 
 impl<'de> Deserialize<'de> for SourceKey {
@@ -285,7 +383,10 @@ impl<'de> Deserialize<'de> for SourceKey {
                     "type" => Ok(SourceKey::Type),
                     "files" => Ok(SourceKey::Files),
                     "loop" => Ok(SourceKey::Loop),
-                    other => Err(E::unknown_field(other, SOURCE_FIELDS)),
+                    other => match SOURCE_FIELDS[3..].iter().find(|f| **f == other) {
+                        Some(f) => Ok(SourceKey::Live(f)),
+                        None => Err(E::unknown_field(other, SOURCE_FIELDS)),
+                    },
                 }
             }
         }
@@ -305,8 +406,24 @@ impl<'de> Deserialize<'de> for SourceFile {
                 let mut kind = None;
                 let mut files = None;
                 let mut looping = None;
+                let mut live = LiveSourceFields::default();
+                let mut seen_live: Vec<&'static str> = Vec::new();
                 while let Some(key) = map.next_key::<SourceKey>()? {
                     match key {
+                        SourceKey::Live(f) if seen_live.contains(&f) => {
+                            return Err(de::Error::duplicate_field(f))
+                        }
+                        SourceKey::Live(f) => {
+                            seen_live.push(f);
+                            match f {
+                                "url" => live.url = Some(map.next_value()?),
+                                "reconnect_min" => live.reconnect_min = Some(map.next_value()?),
+                                "reconnect_max" => live.reconnect_max = Some(map.next_value()?),
+                                "timeout" => live.timeout = Some(map.next_value()?),
+                                "nsc" => live.nsc = Some(map.next_value()?),
+                                _ => live.interface = Some(map.next_value()?),
+                            }
+                        }
                         SourceKey::Type if kind.is_none() => kind = Some(map.next_value()?),
                         SourceKey::Files if files.is_none() => files = Some(map.next_value()?),
                         SourceKey::Loop if looping.is_none() => looping = Some(map.next_value()?),
@@ -320,14 +437,43 @@ impl<'de> Deserialize<'de> for SourceFile {
                         "missing field `type` (the source type, such as `type: playlist`)",
                     )
                 })?;
+                // Fields that belong to another source type are refused by name.
+                let (allowed, name): (&[&str], &str) = match kind {
+                    SourceKind::Playlist => (&["files", "loop"], "playlist"),
+                    SourceKind::Pull => (
+                        &["url", "reconnect_min", "reconnect_max", "timeout"],
+                        "pull",
+                    ),
+                    SourceKind::Multicast => (&["nsc", "interface", "timeout"], "multicast"),
+                };
+                let present = [("files", files.is_some()), ("loop", looping.is_some())];
+                let stray = present
+                    .iter()
+                    .filter(|(_, p)| *p)
+                    .map(|(f, _)| *f)
+                    .chain(seen_live.iter().copied())
+                    .find(|f| !allowed.contains(f));
+                if let Some(f) = stray {
+                    return Err(de::Error::custom(format!(
+                        "`{f}` does not belong to a {name} source (its fields: {})",
+                        allowed.join(", ")
+                    )));
+                }
                 match kind {
                     SourceKind::Playlist if files.is_none() => Err(de::Error::custom(
                         "missing field `files` (a playlist needs a list of ASF files)",
                     )),
-                    SourceKind::Playlist => Ok(SourceFile {
+                    SourceKind::Pull if live.url.is_none() => Err(de::Error::custom(
+                        "missing field `url` (a pull source needs the mmsh:// or http:// URL of its upstream)",
+                    )),
+                    SourceKind::Multicast if live.nsc.is_none() => Err(de::Error::custom(
+                        "missing field `nsc` (a multicast source needs the upstream's .nsc file or http:// URL)",
+                    )),
+                    _ => Ok(SourceFile {
                         kind,
                         files,
                         looping,
+                        live,
                     }),
                 }
             }
@@ -373,6 +519,46 @@ fn build(path: &Path, text: &str, file: StationFile) -> Result<StationConfig, Ve
                 .collect(),
             looping: file.source.looping.unwrap_or(true),
         }),
+        SourceKind::Pull => {
+            let live = file.source.live;
+            let reconnect_min = live.reconnect_min.map_or(DEFAULT_RECONNECT_MIN, |v| v.0);
+            let reconnect_max = live.reconnect_max.map_or(DEFAULT_RECONNECT_MAX, |v| v.0);
+            if reconnect_min > reconnect_max {
+                let at = locate_nearest(
+                    text,
+                    &[Seg::Key("source"), Seg::Key("reconnect_max")],
+                    false,
+                );
+                errors.push(ConfigError::at(
+                    path,
+                    at,
+                    "source.reconnect_max",
+                    format!(
+                        "{} is shorter than reconnect_min ({})",
+                        super::values::human_duration(reconnect_max),
+                        super::values::human_duration(reconnect_min)
+                    ),
+                ));
+            }
+            Source::Pull(Pull {
+                url: live.url.map(|u| u.0).unwrap_or_default(),
+                reconnect_min,
+                reconnect_max,
+                timeout: live.timeout.map_or(DEFAULT_SOURCE_TIMEOUT, |v| v.0),
+            })
+        }
+        SourceKind::Multicast => {
+            let live = file.source.live;
+            Source::Multicast(MulticastSource {
+                nsc: match live.nsc.map(|n| n.0) {
+                    Some(NscLocation::File(f)) => NscLocation::File(base.join(f)),
+                    Some(u) => u,
+                    None => NscLocation::File(PathBuf::new()),
+                },
+                interface: live.interface,
+                timeout: live.timeout.map_or(DEFAULT_SOURCE_TIMEOUT, |v| v.0),
+            })
+        }
     };
 
     let multicast = file.multicast.map(|m| Multicast {

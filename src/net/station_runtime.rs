@@ -65,14 +65,20 @@ impl StationRuntime {
     pub fn start(
         server: &ServerConfig,
         config: &StationConfig,
+        upstream: super::upstream::UpstreamIo,
         now: Instant,
     ) -> std::io::Result<Self> {
-        let config::Source::Playlist(pl) = &config.source;
-        let source: Box<dyn Source> = Box::new(PlaylistSource::new(
-            &config.name,
-            pl.files.clone(),
-            pl.looping,
-        ));
+        let source: Box<dyn Source> = match &config.source {
+            config::Source::Playlist(pl) => Box::new(PlaylistSource::new(
+                &config.name,
+                pl.files.clone(),
+                pl.looping,
+            )),
+            config::Source::Pull(p) => super::upstream::pull_source(config, p, upstream, now)?,
+            config::Source::Multicast(m) => {
+                super::mcast_source::multicast_source(server, config, m, upstream, now)?
+            }
+        };
         Self::with_source(server, config, source, now)
     }
 
@@ -83,7 +89,6 @@ impl StationRuntime {
         source: Box<dyn Source>,
         now: Instant,
     ) -> std::io::Result<Self> {
-        let config::Source::Playlist(pl) = &config.source;
         let msb = match &config.multicast {
             Some(m) => {
                 let opts = MulticastOptions {
@@ -113,7 +118,11 @@ impl StationRuntime {
         let mut announcer = Announcer::new(server, config);
         // Announce every header the playlist will play, so receivers accept each Format ID
         // from the first minute on (MS-MSB §3.2.5.2: unknown Format IDs are ignored).
-        for file in &pl.files {
+        let files = match &config.source {
+            config::Source::Playlist(pl) => pl.files.as_slice(),
+            _ => &[],
+        };
+        for file in files {
             match AsfReader::open(file) {
                 Ok(r) => {
                     let h = StationHeader::live(0, r.header(), r.data_head(), 0);

@@ -5,8 +5,10 @@
 //! feeds the hub.
 
 pub mod bad_packets;
+pub mod mcast;
 pub mod pacer;
 pub mod playlist;
+pub mod pull;
 
 pub use pacer::Pacer;
 pub use playlist::PlaylistSource;
