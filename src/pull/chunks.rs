@@ -270,10 +270,7 @@ mod tests {
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("station-configs/media/demo.asf");
         let r = crate::asf::AsfReader::open(&path).unwrap_or_else(|e| panic!("{e}"));
-        let h = r
-            .header()
-            .to_broadcast()
-            .stream_header_bytes(r.data_head());
+        let h = r.header().to_broadcast().stream_header_bytes(r.data_head());
         for piece in [1usize, 100, 4096, h.len()] {
             let mut a = HeaderAssembler::new();
             let mut got = None;

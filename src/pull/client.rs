@@ -433,3 +433,7 @@ fn stream_numbers(header: &[u8]) -> Vec<u8> {
         .map(|h| h.streams.iter().map(|s| s.number).collect())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

@@ -20,7 +20,7 @@
 
 use std::time::Instant;
 
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::asf::retime::Retimer;
 use crate::asf::{AsfHeader, DataHead, Packet};
@@ -81,6 +81,7 @@ impl PullSource {
                         self.retimer.new_entry();
                         let origin = self.client.url().to_string();
                         self.counters.started += 1;
+                        info!(station = %self.station, upstream = %origin, server = self.client.server.as_deref().unwrap_or("-"), "pull stream started");
                         self.state = SourceState::Playing {
                             origin: origin.clone(),
                         };
