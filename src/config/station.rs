@@ -318,9 +318,18 @@ struct PullUrlValue(String);
 
 impl<'de> Deserialize<'de> for PullUrlValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = String::deserialize(d)?;
-        crate::pull::PullUrl::parse(&v).map_err(de::Error::custom)?;
-        Ok(PullUrlValue(v))
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = PullUrlValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an mmsh:// or http:// URL")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PullUrlValue, E> {
+                crate::pull::PullUrl::parse(v).map_err(E::custom)?;
+                Ok(PullUrlValue(v.to_string()))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -329,17 +338,24 @@ struct NscValue(NscLocation);
 
 impl<'de> Deserialize<'de> for NscValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = String::deserialize(d)?;
-        if v.contains("://") {
-            super::values::check_url(&v, &["http"]).map_err(de::Error::custom)?;
-            return Ok(NscValue(NscLocation::Url(v)));
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = NscValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an .nsc file path or http:// URL")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<NscValue, E> {
+                if v.contains("://") {
+                    super::values::check_url(v, &["http"]).map_err(E::custom)?;
+                    return Ok(NscValue(NscLocation::Url(v.to_string())));
+                }
+                if v.trim().is_empty() || v.contains('\0') || v.len() > 4096 {
+                    return Err(E::custom("an .nsc file path or http:// URL is expected"));
+                }
+                Ok(NscValue(NscLocation::File(PathBuf::from(v))))
+            }
         }
-        if v.trim().is_empty() || v.contains('\0') || v.len() > 4096 {
-            return Err(de::Error::custom(
-                "an .nsc file path or http:// URL is expected",
-            ));
-        }
-        Ok(NscValue(NscLocation::File(PathBuf::from(v))))
+        d.deserialize_str(V)
     }
 }
 
@@ -794,6 +810,66 @@ mod tests {
             e[0].starts_with("s.yaml:6:3: unicast.mmsx: unknown field `mmsx`"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn live_sources_get_defaults_and_check_their_fields() {
+        let c = ok("name: e\nsource:\n  type: pull\n  url: mmsh://127.0.0.1:8080/live\n");
+        assert_eq!(
+            c.source,
+            Source::Pull(Pull {
+                url: "mmsh://127.0.0.1:8080/live".into(),
+                reconnect_min: DEFAULT_RECONNECT_MIN,
+                reconnect_max: DEFAULT_RECONNECT_MAX,
+                timeout: DEFAULT_SOURCE_TIMEOUT,
+            })
+        );
+        let c = ok("name: e\nsource:\n  type: pull\n  url: http://enc:8080\n  reconnect_min: 250ms\n  reconnect_max: 1m\n  timeout: 3s\n");
+        let Source::Pull(p) = &c.source else {
+            panic!("{:?}", c.source)
+        };
+        assert_eq!(
+            (p.reconnect_min, p.reconnect_max, p.timeout),
+            (
+                Duration::from_millis(250),
+                Duration::from_secs(60),
+                Duration::from_secs(3)
+            )
+        );
+        let c = ok("name: r\nsource:\n  type: multicast\n  nsc: up/news.nsc\n  interface: lo\n");
+        assert_eq!(
+            c.source,
+            Source::Multicast(MulticastSource {
+                nsc: NscLocation::File(PathBuf::from("conf/up/news.nsc")),
+                interface: Some(Interface::Name("lo".into())),
+                timeout: DEFAULT_SOURCE_TIMEOUT,
+            })
+        );
+        let c = ok("name: r\nsource:\n  type: multicast\n  nsc: http://origin/news.nsc\n");
+        let Source::Multicast(m) = &c.source else {
+            panic!("{:?}", c.source)
+        };
+        assert_eq!(m.nsc, NscLocation::Url("http://origin/news.nsc".into()));
+        #[rustfmt::skip]
+        let cases = [
+            ("name: a\nsource:\n  type: pull\n", "s.yaml:3:3: source: missing field `url`"),
+            ("name: a\nsource:\n  type: pull\n  url: mms://h/x\n", "s.yaml:4:8: source.url: `mms://h/x` is not an mmsh:// or http:// URL"),
+            ("name: a\nsource:\n  type: pull\n  url: http://u:p@h/x\n", "s.yaml:4:8: source.url: `http://u:p@h/x` carries a user name"),
+            ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  files: [a.asf]\n", "`files` does not belong to a pull source"),
+            ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  nsc: a.nsc\n", "`nsc` does not belong to a pull source"),
+            ("name: a\nsource:\n  type: playlist\n  files: [a.asf]\n  url: http://h/x\n", "`url` does not belong to a playlist source"),
+            ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  url: http://h/y\n", "duplicate field `url`"),
+            ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  reconnect_min: 5s\n  reconnect_max: 1s\n", "s.yaml:6:18: source.reconnect_max: 1s is shorter than reconnect_min (5s)"),
+            ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  timeout: 50ms\n", "s.yaml:5:12: source.timeout: 50ms is out of range 1s–10m"),
+            ("name: a\nsource:\n  type: multicast\n", "missing field `nsc`"),
+            ("name: a\nsource:\n  type: multicast\n  nsc: ftp://h/a.nsc\n", "s.yaml:4:8: source.nsc: `ftp://h/a.nsc` has scheme `ftp`"),
+            ("name: a\nsource:\n  type: multicast\n  nsc: a.nsc\n  interface: 239.1.1.1\n", "s.yaml:5:14: source.interface:"),
+            ("name: a\nsource:\n  type: multicast\n  nsc: a.nsc\n  reconnect_min: 1s\n", "`reconnect_min` does not belong to a multicast source"),
+        ];
+        for (text, want) in cases {
+            let e = err(text);
+            assert!(e[0].contains(want), "{text:?}: {e:?}");
+        }
     }
 
     #[test]

@@ -272,3 +272,158 @@ impl McastSource {
         SourceEvent::Idle(silent_until)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asf::rewrite::strip_padding;
+    use crate::asf::AsfReader;
+    use crate::msb::{MsbSender, MsbSenderConfig};
+    use crate::nsc::StationFile;
+
+    fn demo() -> (Vec<u8>, Vec<Vec<u8>>) {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("station-configs/media/demo.asf");
+        let mut r = AsfReader::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let header = r.header().to_broadcast().stream_header_bytes(r.data_head());
+        let mut packets = Vec::new();
+        while let Some(Ok(p)) = r.next_packet() {
+            let parsed = p.parse().unwrap_or_else(|e| panic!("{e}"));
+            packets.push(strip_padding(&parsed));
+        }
+        (header, packets)
+    }
+
+    fn nsc_text(formats: Vec<Format>) -> String {
+        StationFile {
+            name: Some("box, news".into()),
+            multicast_adapter: None,
+            ip_address: "239.255.1.2".into(),
+            ip_port: 5000,
+            time_to_live: Some(1),
+            default_ecc: Some(10),
+            log_url: None,
+            unicast_url: None,
+            formats,
+        }
+        .to_nsc()
+    }
+
+    /// Datagrams of `packets` sent as Format `id` (one sender for the whole test: packet ids
+    /// go on across format changes, as a station's do).
+    fn datagrams(s: &mut MsbSender, id: u16, packets: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        s.set_format(id, &mut out).unwrap_or_else(|e| panic!("{e}"));
+        for p in packets {
+            s.push(p, &mut out).unwrap_or_else(|e| panic!("{e}"));
+        }
+        s.flush(&mut out);
+        out
+    }
+
+    fn events(src: &mut McastSource, now: Instant) -> (usize, usize, Vec<String>) {
+        let (mut headers, mut packets, mut lost) = (0, 0, Vec::new());
+        loop {
+            match src.next_event(now) {
+                SourceEvent::Header { .. } => headers += 1,
+                SourceEvent::Packet(_) => packets += 1,
+                SourceEvent::Lost { reason, .. } => lost.push(reason),
+                SourceEvent::Idle(_) | SourceEvent::Ended => return (headers, packets, lost),
+            }
+        }
+    }
+
+    #[test]
+    fn relays_announced_formats_drops_unknown_ones_and_reports_silence() {
+        let (header, packets) = demo();
+        let from: SocketAddr = "127.0.0.1:5000".parse().unwrap_or_else(|e| panic!("{e}"));
+        let text = nsc_text(vec![Format {
+            id: 77,
+            header: header.clone(),
+            description: None,
+        }]);
+        let announced = read_nsc(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            announced.group,
+            "239.255.1.2:5000".parse().unwrap_or_else(|e| panic!("{e}"))
+        );
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(5);
+        let mut src = McastSource::new("relay", "news.nsc", announced, timeout, t0);
+        let mut tx = MsbSender::new(MsbSenderConfig {
+            fec_span: 10,
+            first_packet_id: 0,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        // An announced Format: its header, then every packet, one of each span lost and rebuilt.
+        for (i, d) in datagrams(&mut tx, 77, &packets[..40]).iter().enumerate() {
+            if i % 11 != 3 {
+                src.on_datagram(d, from, t0);
+            }
+        }
+        assert_eq!(events(&mut src, t0), (1, 40, vec![]));
+        assert!(src.receiver().counters().repaired >= 3);
+        // A Format the .nsc does not announce: dropped, the station asks for the .nsc again.
+        for d in datagrams(&mut tx, 78, &packets[40..50]) {
+            src.on_datagram(&d, from, t0);
+        }
+        assert_eq!(events(&mut src, t0), (0, 0, vec![]));
+        assert_eq!(src.unknown_format_packets, 10);
+        assert!(!src.wants_nsc(t0));
+        assert!(src.wants_nsc(t0 + NSC_REFRESH));
+        // Silence past the timeout: one loss; data again brings the header again.
+        let later = t0 + timeout;
+        let (_, _, lost) = events(&mut src, later);
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        assert!(
+            lost[0].contains("no multicast data from news.nsc"),
+            "{lost:?}"
+        );
+        assert_eq!(
+            events(&mut src, later + timeout),
+            (0, 0, vec![]),
+            "reported once"
+        );
+        let back = later + timeout;
+        src.update_formats(
+            read_nsc(&nsc_text(vec![Format {
+                id: 78,
+                header,
+                description: None,
+            }]))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .formats,
+            back,
+        );
+        for d in datagrams(&mut tx, 78, &packets[50..60]) {
+            src.on_datagram(&d, from, back);
+        }
+        assert_eq!(events(&mut src, back), (1, 10, vec![]));
+    }
+
+    #[test]
+    fn a_bad_nsc_is_refused() {
+        let (header, _) = demo();
+        assert!(read_nsc("not an nsc").is_err());
+        assert!(read_nsc(&nsc_text(vec![])).is_err());
+        let unicast_group = StationFile {
+            name: None,
+            multicast_adapter: None,
+            ip_address: "10.0.0.1".into(),
+            ip_port: 5000,
+            time_to_live: None,
+            default_ecc: None,
+            log_url: None,
+            unicast_url: None,
+            formats: vec![Format {
+                id: 1,
+                header,
+                description: None,
+            }],
+        };
+        assert!(matches!(
+            read_nsc(&unicast_group.to_nsc()),
+            Err(McastError::Group(_))
+        ));
+    }
+}
