@@ -9,7 +9,8 @@
 //! - nothing panics, in any split;
 //! - every header handed on is a complete ASF header no larger than `MAX_HEADER`, and every
 //!   packet fits in one chunk (at most 65 535 bytes);
-//! - events stay bounded by the bytes fed (no event out of nothing);
+//! - headers and packets stay bounded by the bytes fed, losses by the connections (no event
+//!   out of nothing);
 //! - after a loss the client waits (no connection open) and each loss names the upstream.
 #![no_main]
 
@@ -39,6 +40,8 @@ fuzz_target!(|data: &[u8]| {
     let mut c = WmspClient::new(config, now);
     let mut fed = 0usize;
     let mut events = 0usize;
+    let mut losses = 0usize;
+    let mut connections = 0usize;
     for item in common::length_prefixed(data) {
         // Wait until the client connects (after a loss, at its retry time).
         let mut connect = false;
@@ -54,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
         if !connect {
             continue;
         }
+        connections += 1;
         c.on_connected(now);
         let close = item.first().is_some_and(|b| b % 2 == 1);
         for piece in common::chunks(item, &mut rng) {
@@ -72,14 +76,18 @@ fuzz_target!(|data: &[u8]| {
             c.on_timeout(now);
         }
         while let Some(ev) = c.next_event() {
-            events += 1;
             match ev {
                 ClientEvent::Header(h) => {
+                    events += 1;
                     assert!(h.len() <= MAX_HEADER);
                     assert!(h.len() >= 80, "a header is at least its objects' heads");
                 }
-                ClientEvent::Packet(p) => assert!(p.len() <= 65_535),
+                ClientEvent::Packet(p) => {
+                    events += 1;
+                    assert!(p.len() <= 65_535);
+                }
                 ClientEvent::Lost { reason, retry_at } => {
+                    losses += 1;
                     assert!(reason.contains("127.0.0.1:8080"));
                     assert!(retry_at > t0);
                     assert!(!c.connected());
@@ -87,6 +95,9 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    // One event per 4 bytes at most (a `$D` chunk is at least 12), plus losses.
-    assert!(events <= fed / 4 + 64, "{events} events from {fed} bytes");
+    // A packet per 12 bytes at most (a `$D` chunk is at least 12) and a header per connection
+    // (a Play may repeat the Describe's header), at most one loss per connection (plus one
+    // for a stall timeout after the last).
+    assert!(events <= fed / 12 + connections, "{events} events from {fed} bytes");
+    assert!(losses <= connections + 1, "{losses} losses from {connections} connections");
 });

@@ -1,8 +1,9 @@
 //! Station sources: the implementations of the [`crate::station::source::Source`] contract.
-//! Today a playlist of ASF files ([`playlist`]), paced by the packets' send times and a rate
-//! floor from the header's bit rate ([`pacer`]), its bad packets counted and logged at a
-//! bounded rate ([`bad_packets`]). Their events go to the station runtime in the shell, which
-//! feeds the hub.
+//! A playlist of ASF files ([`playlist`]), paced by the packets' send times and a rate floor
+//! from the header's bit rate ([`pacer`]), its bad packets counted and logged at a bounded
+//! rate ([`bad_packets`]); and the network-fed cores, whose sockets the shell owns: [`pull`]
+//! (a WMSP server upstream, through [`crate::pull`]) and [`mcast`] (another station's MSB
+//! multicast). Their events go to the station runtime in the shell, which feeds the hub.
 
 pub mod bad_packets;
 pub mod mcast;
