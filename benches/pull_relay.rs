@@ -108,9 +108,11 @@ impl Node {
     }
 
     fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .arg(self.child.id().to_string())
+                .status();
+        }
         let _ = self.child.wait();
     }
 }
