@@ -643,3 +643,92 @@ fn bad_upstreams_cost_a_log_line_and_nothing_else() {
         s.store(true, Ordering::Relaxed);
     }
 }
+
+#[test]
+fn a_multicast_with_formats_the_nsc_does_not_announce_costs_a_log_line() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let dir = TempDir::new("mcast-unknown");
+    let port = support::free_udp_port();
+    // The sender: a playlist station multicasting the demo.
+    let sender_yaml = format!(
+        "{}multicast:\n  group: 239.255.42.9\n  port: {port}\n  interface: lo\n  ttl: 0\n  beacon_interval: 1s\n",
+        playlist("demo")
+    );
+    let sender = start_box(dir.path(), "sender", false, &[("demo", sender_yaml)]);
+    // A .nsc for that group whose only Format is another header (demo-b's) under an ID the
+    // sender does not use.
+    let other = asfcast::asf::AsfReader::open(&support::demo_media_b()).unwrap();
+    let other_header = other
+        .header()
+        .to_broadcast()
+        .stream_header_bytes(other.data_head());
+    let sent_id = asfcast::nsc::format_id(&describe_header(sender.http, "demo"));
+    let nsc = asfcast::nsc::StationFile {
+        name: Some("test, demo".into()),
+        multicast_adapter: None,
+        ip_address: "239.255.42.9".into(),
+        ip_port: port,
+        time_to_live: Some(0),
+        default_ecc: Some(10),
+        log_url: None,
+        unicast_url: None,
+        formats: vec![asfcast::nsc::Format {
+            id: sent_id % 0x7FF + 1,
+            header: other_header,
+            description: None,
+        }],
+    };
+    let nsc_path = dir.path().join("stale.nsc");
+    std::fs::write(&nsc_path, nsc.to_nsc()).unwrap();
+    let relay_yaml = format!(
+        "name: relay\nsource:\n  type: multicast\n  nsc: {}\n  interface: lo\n  timeout: 3s\n",
+        nsc_path.display()
+    );
+    let mut b = start_box(
+        dir.path(),
+        "relay",
+        false,
+        &[("relay", relay_yaml), ("good", playlist("good"))],
+    );
+    assert!(
+        b.daemon
+            .wait_for_stderr("does not announce", Duration::from_secs(20)),
+        "{}",
+        b.daemon.stderr()
+    );
+    let log = b.daemon.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("does not announce"))
+        .unwrap_or_default();
+    assert!(line.contains("station=relay"), "{line}");
+    assert!(line.contains("sender=127.0.0.1:"), "{line}");
+    assert!(line.contains(&format!("format_id={sent_id}")), "{line}");
+    // One line per unknown Format ID, however many packets carry it.
+    thread::sleep(Duration::from_secs(4));
+    let log = b.daemon.stderr();
+    assert_eq!(log.matches("does not announce").count(), 1, "{log}");
+    // The relay station is lost, not gone: it answers; the other station plays.
+    assert!(log.contains("station=relay reason="), "{log}");
+    let mut s = TcpStream::connect(b.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /relay HTTP/1.0\r\nUser-Agent: NSPlayer/7.10.0.3059\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert!(
+        head.starts_with(b"HTTP/1."),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+    let (video, audio, _) = ffmpeg_frames(&format!("mmsh://{}/good", b.http), 5);
+    assert!(video >= 110 && audio >= 90, "video {video} audio {audio}");
+    assert!(b.daemon.is_running());
+    assert_no_panic(&b.daemon);
+    assert_no_panic(&sender.daemon);
+}
