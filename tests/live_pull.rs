@@ -460,7 +460,14 @@ fn an_upstream_restart_is_ridden_through_by_a_connected_player() {
     let edge_http = edge.http;
     let player = thread::spawn(move || ffmpeg_frames(&format!("mmsh://{edge_http}/demo"), 20));
     thread::sleep(Duration::from_secs(5));
-    // The origin goes away (its clients get the clean end), then comes back on the same port.
+    // The origin is killed (no clean end: the kernel closes its sockets), then comes back on
+    // the same port.
+    let mut origin = origin;
+    origin.daemon.signal("KILL").unwrap();
+    let dead = Instant::now() + Duration::from_secs(10);
+    while origin.daemon.is_running() && Instant::now() < dead {
+        thread::sleep(Duration::from_millis(20));
+    }
     drop(origin);
     assert!(
         wait_count(&mut edge.daemon, "source lost", 1, Duration::from_secs(10)),
