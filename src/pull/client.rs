@@ -251,6 +251,8 @@ impl WmspClient {
     /// The stream's header or data cannot be used (the caller found it invalid): the same as
     /// a failure of the connection.
     pub fn reject(&mut self, reason: String, now: Instant) {
+        // What the connection queued after the rejected header is not played either.
+        self.events.clear();
         self.fail(reason, now);
     }
 
