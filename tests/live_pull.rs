@@ -739,3 +739,91 @@ fn a_multicast_with_formats_the_nsc_does_not_announce_costs_a_log_line() {
     assert_no_panic(&b.daemon);
     assert_no_panic(&sender.daemon);
 }
+
+/// The Format IDs a station's `.nsc` lists.
+fn nsc_format_ids(path: &Path) -> Vec<u32> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    asfcast::nsc::parse(&text)
+        .map(|p| p.formats().iter().map(|f| f.key).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_format_id_follows_the_upstream_header() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let dir = TempDir::new("pull-format");
+    let mut origin = start_box(dir.path(), "origin", false, &[("demo", playlist("demo"))]);
+    let port = support::free_udp_port();
+    let edge_yaml = format!(
+        "{}multicast:\n  group: 239.255.42.10\n  port: {port}\n  interface: lo\n  ttl: 0\n",
+        pull(
+            "demo",
+            &format!("mmsh://{}/demo", origin.http),
+            "  reconnect_min: 200ms\n  reconnect_max: 1s\n"
+        )
+    );
+    let mut edge = start_box(dir.path(), "edge", false, &[("demo", edge_yaml)]);
+    let nsc = edge.dir.join("announce").join("demo.nsc");
+    let restart = |origin: &mut Box_, edge: &mut Box_, media: PathBuf, round: usize| {
+        origin.daemon.signal("KILL").unwrap();
+        let dead = Instant::now() + Duration::from_secs(10);
+        while origin.daemon.is_running() && Instant::now() < dead {
+            thread::sleep(Duration::from_millis(20));
+        }
+        std::fs::write(
+            origin.dir.join("demo.yaml"),
+            format!(
+                "name: demo\nsource:\n  type: playlist\n  files: [{}]\n",
+                media.display()
+            ),
+        )
+        .unwrap();
+        origin.daemon = Daemon::asfcast(["run", "--config", origin.dir.to_str().unwrap()]);
+        origin
+            .daemon
+            .wait_for_tcp(origin.http, Duration::from_secs(10));
+        assert!(
+            wait_count(
+                &mut edge.daemon,
+                "pull stream started",
+                round,
+                Duration::from_secs(15)
+            ),
+            "{}",
+            edge.daemon.stderr()
+        );
+    };
+    assert!(wait_count(
+        &mut edge.daemon,
+        "pull stream started",
+        1,
+        Duration::from_secs(20)
+    ));
+    let first = nsc_format_ids(&nsc);
+    assert_eq!(first.len(), 1, "{first:?}");
+    // The same header again: the same Format ID, nothing added.
+    restart(&mut origin, &mut edge, support::demo_media(), 2);
+    assert_eq!(nsc_format_ids(&nsc), first);
+    assert_eq!(
+        describe_header(edge.http, "demo"),
+        describe_header(origin.http, "demo")
+    );
+    // Another header: a new Format ID beside the first, and the edge serves the new header.
+    restart(&mut origin, &mut edge, support::demo_media_b(), 3);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while nsc_format_ids(&nsc).len() < 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let ids = nsc_format_ids(&nsc);
+    eprintln!("Format IDs in the edge's .nsc: {first:?}, then {ids:?}");
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(ids[0], first[0]);
+    assert_ne!(ids[1], first[0]);
+    assert_eq!(
+        describe_header(edge.http, "demo"),
+        describe_header(origin.http, "demo")
+    );
+    assert_no_panic(&edge.daemon);
+}
