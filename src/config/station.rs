@@ -300,6 +300,8 @@ struct SourceFile {
     files: Option<PlaylistFiles>,
     looping: Option<bool>,
     live: LiveSourceFields,
+    /// A field of another source type, and why it is refused.
+    stray: Option<(&'static str, String)>,
 }
 
 /// The fields of the `pull` and `multicast` source types.
@@ -469,12 +471,16 @@ impl<'de> Deserialize<'de> for SourceFile {
                     .map(|(f, _)| *f)
                     .chain(seen_live.iter().copied())
                     .find(|f| !allowed.contains(f));
-                if let Some(f) = stray {
-                    return Err(de::Error::custom(format!(
-                        "`{f}` does not belong to a {name} source (its fields: {})",
-                        allowed.join(", ")
-                    )));
-                }
+                // Reported by `build`, at the field's own position.
+                let stray = stray.map(|f| {
+                    (
+                        f,
+                        format!(
+                            "does not belong to a {name} source (its fields: {})",
+                            allowed.join(", ")
+                        ),
+                    )
+                });
                 match kind {
                     SourceKind::Playlist if files.is_none() => Err(de::Error::custom(
                         "missing field `files` (a playlist needs a list of ASF files)",
@@ -490,6 +496,7 @@ impl<'de> Deserialize<'de> for SourceFile {
                         files,
                         looping,
                         live,
+                        stray,
                     }),
                 }
             }
@@ -523,6 +530,15 @@ fn build(path: &Path, text: &str, file: StationFile) -> Result<StationConfig, Ve
     let base = path.parent().unwrap_or_else(|| Path::new(""));
     let name = file.name.0;
 
+    if let Some((field, why)) = &file.source.stray {
+        let at = locate_key(text, &[Seg::Key("source"), Seg::Key(field)]).unwrap_or((1, 1));
+        errors.push(ConfigError::at(
+            path,
+            at,
+            &format!("source.{field}"),
+            why.clone(),
+        ));
+    }
     let source = match file.source.kind {
         SourceKind::Playlist => Source::Playlist(Playlist {
             files: file
@@ -855,16 +871,16 @@ mod tests {
             ("name: a\nsource:\n  type: pull\n", "s.yaml:3:3: source: missing field `url`"),
             ("name: a\nsource:\n  type: pull\n  url: mms://h/x\n", "s.yaml:4:8: source.url: `mms://h/x` is not an mmsh:// or http:// URL"),
             ("name: a\nsource:\n  type: pull\n  url: http://u:p@h/x\n", "s.yaml:4:8: source.url: `http://u:p@h/x` carries a user name"),
-            ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  files: [a.asf]\n", "`files` does not belong to a pull source"),
-            ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  nsc: a.nsc\n", "`nsc` does not belong to a pull source"),
-            ("name: a\nsource:\n  type: playlist\n  files: [a.asf]\n  url: http://h/x\n", "`url` does not belong to a playlist source"),
+            ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  files: [a.asf]\n", "s.yaml:5:3: source.files: does not belong to a pull source"),
+            ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  nsc: a.nsc\n", "s.yaml:5:3: source.nsc: does not belong to a pull source"),
+            ("name: a\nsource:\n  type: playlist\n  files: [a.asf]\n  url: http://h/x\n", "s.yaml:5:3: source.url: does not belong to a playlist source"),
             ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  url: http://h/y\n", "duplicate field `url`"),
             ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  reconnect_min: 5s\n  reconnect_max: 1s\n", "s.yaml:6:18: source.reconnect_max: 1s is shorter than reconnect_min (5s)"),
             ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  timeout: 50ms\n", "s.yaml:5:12: source.timeout: 50ms is out of range 1s–10m"),
             ("name: a\nsource:\n  type: multicast\n", "missing field `nsc`"),
             ("name: a\nsource:\n  type: multicast\n  nsc: ftp://h/a.nsc\n", "s.yaml:4:8: source.nsc: `ftp://h/a.nsc` has scheme `ftp`"),
             ("name: a\nsource:\n  type: multicast\n  nsc: a.nsc\n  interface: 239.1.1.1\n", "s.yaml:5:14: source.interface:"),
-            ("name: a\nsource:\n  type: multicast\n  nsc: a.nsc\n  reconnect_min: 1s\n", "`reconnect_min` does not belong to a multicast source"),
+            ("name: a\nsource:\n  type: multicast\n  nsc: a.nsc\n  reconnect_min: 1s\n", "s.yaml:5:3: source.reconnect_min: does not belong to a multicast source"),
         ];
         for (text, want) in cases {
             let e = err(text);
