@@ -535,7 +535,7 @@ fn build(path: &Path, text: &str, file: StationFile) -> Result<StationConfig, Ve
         errors.push(ConfigError::at(
             path,
             at,
-            &format!("source.{field}"),
+            format!("source.{field}"),
             why.clone(),
         ));
     }
