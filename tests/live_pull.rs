@@ -246,7 +246,25 @@ fn vlc_mmsh_output_as_a_pull_source() {
         b.daemon.stderr()
     );
     // VLC with --loop drops its clients at every loop (every 10 s): the edge reconnects.
+    let before = describe_header(b.http, "fromvlc");
     assert_decodes(&b, "fromvlc", "VLC → asfcast", (100, 80));
+    // VLC's header after a loop differs only in its File ID: the edge keeps serving the
+    // same header bytes (and Format ID), so its players never see a stream change.
+    assert!(
+        wait_count(
+            &mut b.daemon,
+            "pull stream started",
+            2,
+            Duration::from_secs(15)
+        ),
+        "{}",
+        b.daemon.stderr()
+    );
+    assert_eq!(
+        describe_header(b.http, "fromvlc"),
+        before,
+        "the header changed across a VLC loop"
+    );
     assert_no_panic(&b.daemon);
     drop(vlc);
 }

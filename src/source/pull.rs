@@ -13,6 +13,12 @@
 //! - a failure is one [`SourceEvent::Lost`] naming the upstream and why, with the time of the
 //!   next attempt (the fallback wrapper switches to its slate on it).
 //!
+//! A header that differs from the previous one only in its identity — the File ID (File
+//! Properties and Data Object) and the creation date — is the same format: it is handed on
+//! with the previous identity, so its bytes and Format ID stay. VLC's MMSH output makes a new
+//! File ID at every loop of its input and every reconnect to it; without this each would add
+//! a Format to the `.nsc` (2047 at most) for a stream that did not change.
+//!
 //! A packet or header that does not parse is counted and logged at a bounded rate; a header
 //! that does not parse fails the connection (the back-off then applies).
 //!
@@ -39,6 +45,8 @@ pub struct PullSource {
     state: SourceState,
     counters: SourceCounters,
     bad_log: BadPacketLog,
+    /// The last header handed on.
+    last: Option<(AsfHeader, DataHead)>,
     /// Packets that did not parse.
     pub bad_packets: u64,
 }
@@ -53,7 +61,33 @@ impl PullSource {
             state: SourceState::Starting,
             counters: SourceCounters::default(),
             bad_log: BadPacketLog::new(),
+            last: None,
             bad_packets: 0,
+        }
+    }
+
+    /// `header` with the previous header's identity when that makes it the previous header.
+    fn keep_identity(&self, header: AsfHeader, data: DataHead) -> (AsfHeader, DataHead) {
+        let Some((prev, prev_data)) = &self.last else {
+            return (header, data);
+        };
+        let mut file = header.file.clone();
+        file.file_id = prev.file.file_id;
+        file.creation_date = prev.file.creation_date;
+        let mut same = header.clone();
+        same.set_file_properties(file);
+        let same_data = DataHead {
+            file_id: prev_data.file_id,
+            ..data.clone()
+        };
+        let bytes = |h: &AsfHeader, d: &DataHead| {
+            h.to_broadcast()
+                .stream_header_bytes(&DataHead::broadcast(d.file_id))
+        };
+        if bytes(&same, &same_data) == bytes(prev, prev_data) {
+            (same, same_data)
+        } else {
+            (header, data)
         }
     }
 
@@ -78,6 +112,8 @@ impl PullSource {
             match ev {
                 ClientEvent::Header(bytes) => match split_header(&bytes) {
                     Ok((header, data)) => {
+                        let (header, data) = self.keep_identity(header, data);
+                        self.last = Some((header.clone(), data.clone()));
                         self.retimer.new_entry();
                         let origin = self.client.url().to_string();
                         self.counters.started += 1;
@@ -138,4 +174,118 @@ pub fn split_header(bytes: &[u8]) -> Result<(AsfHeader, DataHead), String> {
     let header = AsfHeader::parse(&bytes[..split]).map_err(|e| e.to_string())?;
     let data = DataHead::parse(&bytes[split..]).map_err(|e| e.to_string())?;
     Ok((header, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pull::client::Io;
+    use crate::pull::PullUrl;
+    use std::time::Duration;
+
+    fn demo() -> (AsfHeader, DataHead, Vec<u8>) {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("station-configs/media/demo.asf");
+        let mut r = crate::asf::AsfReader::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let packet = match r.next_packet() {
+            Some(Ok(p)) => p.bytes,
+            other => panic!("{other:?}"),
+        };
+        (r.header().clone(), r.data_head().clone(), packet)
+    }
+
+    fn chunk(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let len = ((8 + payload.len()) as u16).to_le_bytes();
+        let mut v = vec![
+            b'$', kind, len[0], len[1], 0, 0, 0, 0, 0, 0x0C, len[0], len[1],
+        ];
+        v.extend_from_slice(payload);
+        v
+    }
+
+    /// One single-request stream (FFmpeg's kind) of `header` and `packet`, then the close;
+    /// the events the source hands on.
+    fn stream(
+        src: &mut PullSource,
+        header: &[u8],
+        packet: &[u8],
+        now: Instant,
+    ) -> Vec<SourceEvent> {
+        let mut connect = false;
+        while let Some(io) = src.client().io(now) {
+            connect |= io == Io::Connect;
+        }
+        assert!(connect, "the source connects (again)");
+        src.client().on_connected(now);
+        while src.client().io(now).is_some() {}
+        let body = [
+            b"HTTP/1.0 200 OK\r\n\r\n".to_vec(),
+            chunk(b'H', header),
+            chunk(b'D', packet),
+        ]
+        .concat();
+        src.client().on_data(&body, now);
+        src.client().on_closed(None, now);
+        let mut out = Vec::new();
+        loop {
+            match src.next_event(now) {
+                SourceEvent::Idle(_) => return out,
+                ev => out.push(ev),
+            }
+        }
+    }
+
+    fn header_bytes(ev: &SourceEvent) -> Vec<u8> {
+        match ev {
+            SourceEvent::Header { header, data, .. } => header
+                .to_broadcast()
+                .stream_header_bytes(&DataHead::broadcast(data.file_id)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_new_file_id_alone_keeps_the_header_and_a_real_change_does_not() {
+        let (header, data, packet) = demo();
+        let t0 = Instant::now();
+        let config = ClientConfig {
+            url: PullUrl::parse("http://127.0.0.1:9/x").unwrap_or_else(|e| panic!("{e}")),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(100),
+            stall_timeout: Duration::from_secs(10),
+            client_guid: [0; 16],
+        };
+        let mut src = PullSource::new("edge", config, t0);
+        let wire = |h: &AsfHeader, d: &DataHead| h.to_broadcast().stream_header_bytes(d);
+        let first = stream(&mut src, &wire(&header, &data), &packet, t0);
+        assert_eq!(first.len(), 3, "header, packet, loss: {first:?}");
+        let original = header_bytes(&first[0]);
+        // The same stream with a new File ID and creation date (VLC after a loop).
+        let mut file = header.file.clone();
+        file.file_id.0[0] ^= 0xFF;
+        file.creation_date += 1;
+        let mut renamed = header.clone();
+        renamed.set_file_properties(file);
+        let mut renamed_data = data.clone();
+        renamed_data.file_id = renamed.file.file_id;
+        let t1 = t0 + Duration::from_millis(100);
+        let second = stream(&mut src, &wire(&renamed, &renamed_data), &packet, t1);
+        assert_eq!(
+            header_bytes(&second[0]),
+            original,
+            "same format, same bytes"
+        );
+        // Another bit rate is another header: handed on as it is.
+        let mut file = header.file.clone();
+        file.max_bitrate += 1000;
+        let mut changed = header.clone();
+        changed.set_file_properties(file);
+        let t2 = t1 + Duration::from_millis(100);
+        let third = stream(&mut src, &wire(&changed, &data), &packet, t2);
+        assert_ne!(header_bytes(&third[0]), original);
+        assert_eq!(
+            header_bytes(&third[0]),
+            wire(&changed, &DataHead::broadcast(data.file_id))
+        );
+    }
 }
