@@ -248,15 +248,19 @@ impl Daemon {
         s: &config::StationConfig,
         now: Instant,
     ) -> io::Result<()> {
-        let upstream = self.upstream_io(&s.name)?;
+        let token = self.upstream_token(&s.name)?;
+        let upstream = super::upstream::UpstreamSlot {
+            registry: self.poll.registry(),
+            token,
+        };
         let rt = StationRuntime::start(&self.config.server, s, upstream, now)?;
         self.stations.insert(s.name.clone(), rt);
         self.due.insert(s.name.clone(), now);
         Ok(())
     }
 
-    /// The poll registration for a station's upstream socket.
-    fn upstream_io(&mut self, station: &str) -> io::Result<super::upstream::UpstreamIo> {
+    /// The poll token of a station's upstream sockets (a name keeps its token).
+    fn upstream_token(&mut self, station: &str) -> io::Result<Token> {
         let slot = match self.upstream_slots.iter().position(|n| n == station) {
             Some(i) => i,
             None if UPSTREAM_BASE + self.upstream_slots.len() < CONN_BASE => {
@@ -270,10 +274,7 @@ impl Daemon {
                 )))
             }
         };
-        Ok(super::upstream::UpstreamIo {
-            registry: self.poll.registry().try_clone()?,
-            token: Token(UPSTREAM_BASE + slot),
-        })
+        Ok(Token(UPSTREAM_BASE + slot))
     }
 
     /// The operators' view of the daemon now (status page, metrics, control API).

@@ -20,7 +20,7 @@ use crate::pull::response::ResponseReader;
 use crate::source::mcast::{read_nsc, Announced, McastSource, MAX_QUEUED};
 use crate::station::source::{Source, SourceCounters, SourceEvent, SourceState};
 
-use super::upstream::UpstreamIo;
+use super::upstream::{UpstreamIo, UpstreamSlot};
 
 /// Wait between attempts to read the `.nsc` and join the group.
 pub const RETRY: Duration = Duration::from_secs(5);
@@ -36,9 +36,10 @@ pub fn multicast_source(
     _server: &ServerConfig,
     config: &StationConfig,
     m: &config::MulticastSource,
-    io: UpstreamIo,
+    slot: UpstreamSlot<'_>,
     now: Instant,
 ) -> io::Result<Box<dyn Source>> {
+    let io = slot.open()?;
     let origin = match &m.nsc {
         NscLocation::Url(u) => u.clone(),
         NscLocation::File(f) => f.display().to_string(),

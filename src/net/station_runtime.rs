@@ -65,7 +65,7 @@ impl StationRuntime {
     pub fn start(
         server: &ServerConfig,
         config: &StationConfig,
-        upstream: super::upstream::UpstreamIo,
+        upstream: super::upstream::UpstreamSlot<'_>,
         now: Instant,
     ) -> std::io::Result<Self> {
         let source: Box<dyn Source> = match &config.source {

@@ -40,6 +40,23 @@ pub struct UpstreamIo {
     pub token: Token,
 }
 
+/// Where a station's source may register sockets: the loop's registry and the station's
+/// token. Only a network source takes a registry of its own ([`UpstreamSlot::open`]).
+#[derive(Clone, Copy)]
+pub struct UpstreamSlot<'a> {
+    pub registry: &'a Registry,
+    pub token: Token,
+}
+
+impl UpstreamSlot<'_> {
+    pub fn open(&self) -> io::Result<UpstreamIo> {
+        Ok(UpstreamIo {
+            registry: self.registry.try_clone()?,
+            token: self.token,
+        })
+    }
+}
+
 /// 16 random bytes (per process and station) for the `xClientGUID`.
 pub fn random_guid(station: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
@@ -57,9 +74,10 @@ pub fn random_guid(station: &str) -> [u8; 16] {
 pub fn pull_source(
     config: &StationConfig,
     pull: &config::Pull,
-    io: UpstreamIo,
+    slot: UpstreamSlot<'_>,
     now: Instant,
 ) -> io::Result<Box<dyn Source>> {
+    let io = slot.open()?;
     let url = PullUrl::parse(&pull.url)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     let client = ClientConfig {

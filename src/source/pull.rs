@@ -13,11 +13,12 @@
 //! - a failure is one [`SourceEvent::Lost`] naming the upstream and why, with the time of the
 //!   next attempt (the fallback wrapper switches to its slate on it).
 //!
-//! A header that differs from the previous one only in its identity — the File ID (File
-//! Properties and Data Object) and the creation date — is the same format: it is handed on
-//! with the previous identity, so its bytes and Format ID stay. VLC's MMSH output makes a new
-//! File ID at every loop of its input and every reconnect to it; without this each would add
-//! a Format to the `.nsc` (2047 at most) for a stream that did not change.
+//! A header that differs from an earlier one (of the last [`KEPT_HEADERS`]) only in its
+//! identity — the File ID (File Properties and Data Object) and the creation date — is the
+//! same format: it is handed on with that identity, so its bytes and Format ID are the earlier
+//! ones. VLC's MMSH output makes a new File ID at every loop of its input (and writes a
+//! one-track header in between while its tracks start again); without this each loop would
+//! add a Format to the `.nsc` (2047 at most) for a stream that did not change.
 //!
 //! A packet or header that does not parse is counted and logged at a bounded rate; a header
 //! that does not parse fails the connection (the back-off then applies).
@@ -36,6 +37,9 @@ use crate::station::source::{SourceCounters, SourceEvent, SourcePacket, SourceSt
 
 use super::bad_packets::BadPacketLog;
 
+/// Earlier headers whose identity a new header may take back.
+const KEPT_HEADERS: usize = 8;
+
 /// The pull source's pure core.
 #[derive(Debug)]
 pub struct PullSource {
@@ -45,8 +49,8 @@ pub struct PullSource {
     state: SourceState,
     counters: SourceCounters,
     bad_log: BadPacketLog,
-    /// The last header handed on.
-    last: Option<(AsfHeader, DataHead)>,
+    /// The last headers handed on (distinct, newest last, at most [`KEPT_HEADERS`]).
+    kept: Vec<(AsfHeader, DataHead)>,
     /// Packets that did not parse.
     pub bad_packets: u64,
 }
@@ -61,34 +65,38 @@ impl PullSource {
             state: SourceState::Starting,
             counters: SourceCounters::default(),
             bad_log: BadPacketLog::new(),
-            last: None,
+            kept: Vec::new(),
             bad_packets: 0,
         }
     }
 
-    /// `header` with the previous header's identity when that makes it the previous header.
-    fn keep_identity(&self, header: AsfHeader, data: DataHead) -> (AsfHeader, DataHead) {
-        let Some((prev, prev_data)) = &self.last else {
-            return (header, data);
-        };
-        let mut file = header.file.clone();
-        file.file_id = prev.file.file_id;
-        file.creation_date = prev.file.creation_date;
-        let mut same = header.clone();
-        same.set_file_properties(file);
-        let same_data = DataHead {
-            file_id: prev_data.file_id,
-            ..data.clone()
-        };
+    /// `header` with the identity of an earlier header when that makes it that header; and
+    /// remembers the result.
+    fn keep_identity(&mut self, header: AsfHeader, data: DataHead) -> (AsfHeader, DataHead) {
         let bytes = |h: &AsfHeader, d: &DataHead| {
             h.to_broadcast()
                 .stream_header_bytes(&DataHead::broadcast(d.file_id))
         };
-        if bytes(&same, &same_data) == bytes(prev, prev_data) {
-            (same, same_data)
-        } else {
-            (header, data)
+        let earlier = self.kept.iter().rev().find_map(|(prev, prev_data)| {
+            let mut file = header.file.clone();
+            file.file_id = prev.file.file_id;
+            file.creation_date = prev.file.creation_date;
+            let mut same = header.clone();
+            same.set_file_properties(file);
+            let same_data = DataHead {
+                file_id: prev_data.file_id,
+                ..data.clone()
+            };
+            (bytes(&same, &same_data) == bytes(prev, prev_data)).then_some((same, same_data))
+        });
+        let (header, data) = earlier.unwrap_or((header, data));
+        let new = bytes(&header, &data);
+        self.kept.retain(|(h, d)| bytes(h, d) != new);
+        self.kept.push((header.clone(), data.clone()));
+        if self.kept.len() > KEPT_HEADERS {
+            self.kept.remove(0);
         }
+        (header, data)
     }
 
     /// The WMSP client, for the shell to connect, write and feed.
@@ -113,7 +121,6 @@ impl PullSource {
                 ClientEvent::Header(bytes) => match split_header(&bytes) {
                     Ok((header, data)) => {
                         let (header, data) = self.keep_identity(header, data);
-                        self.last = Some((header.clone(), data.clone()));
                         self.retimer.new_entry();
                         let origin = self.client.url().to_string();
                         self.counters.started += 1;
@@ -287,5 +294,16 @@ mod tests {
             header_bytes(&third[0]),
             wire(&changed, &DataHead::broadcast(data.file_id))
         );
+        // The first format again, under yet another File ID (VLC's one-track header came in
+        // between): the first bytes again.
+        let mut file = header.file.clone();
+        file.file_id.0[1] ^= 0xFF;
+        let mut again = header.clone();
+        again.set_file_properties(file);
+        let mut again_data = data.clone();
+        again_data.file_id = again.file.file_id;
+        let t3 = t2 + Duration::from_millis(100);
+        let fourth = stream(&mut src, &wire(&again, &again_data), &packet, t3);
+        assert_eq!(header_bytes(&fourth[0]), original);
     }
 }
