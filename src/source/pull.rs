@@ -16,9 +16,10 @@
 //! A header that differs from an earlier one (of the last [`KEPT_HEADERS`]) only in its
 //! identity — the File ID (File Properties and Data Object) and the creation date — is the
 //! same format: it is handed on with that identity, so its bytes and Format ID are the earlier
-//! ones. VLC's MMSH output makes a new File ID at every loop of its input (and writes a
-//! one-track header in between while its tracks start again); without this each loop would
-//! add a Format to the `.nsc` (2047 at most) for a stream that did not change.
+//! ones. VLC's MMSH output makes a new File ID at every loop of its input (and may serve a
+//! one-track header for a moment while its tracks start again); without this each loop would
+//! add a Format to the `.nsc` (2047 at most) for a stream that did not change. (VLC may also
+//! swap its stream numbers at a loop: a real change, handed on as such.)
 //!
 //! A packet or header that does not parse is counted and logged at a bounded rate; a header
 //! that does not parse fails the connection (the back-off then applies).
