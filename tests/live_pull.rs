@@ -464,6 +464,25 @@ fn origin_to_edge_by_pull_to_edge_by_multicast() {
     }
 }
 
+/// A player's request to `station` gets an HTTP answer (the station is up, with or without a
+/// header).
+fn assert_answers(http: SocketAddr, station: &str) {
+    let mut s = TcpStream::connect(http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /{station} HTTP/1.0\r\nUser-Agent: NSPlayer/7.10.0.3059\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert!(
+        head.starts_with(b"HTTP/1."),
+        "{station}: {:?}",
+        String::from_utf8_lossy(&head)
+    );
+}
+
 /// Like [`describe_header`], but empty when the station has no header yet (503).
 fn describe_header_or_empty(http: SocketAddr, station: &str) -> Vec<u8> {
     let Ok(mut s) = TcpStream::connect(http) else {
@@ -669,20 +688,7 @@ fn bad_upstreams_cost_a_log_line_and_nothing_else() {
     eprintln!("good station beside five bad upstreams: video={video} audio={audio}");
     assert!(video >= 110 && audio >= 90, "video {video} audio {audio}");
     for (name, _, _) in &expect {
-        let mut s = TcpStream::connect(b.http).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(
-            s,
-            "GET /{name} HTTP/1.0\r\nUser-Agent: NSPlayer/7.10.0.3059\r\n\r\n"
-        )
-        .unwrap();
-        let mut head = [0u8; 12];
-        s.read_exact(&mut head).unwrap();
-        assert!(
-            head.starts_with(b"HTTP/1."),
-            "{name}: {:?}",
-            String::from_utf8_lossy(&head)
-        );
+        assert_answers(b.http, name);
     }
     // Memory stayed bounded while two upstreams streamed garbage as fast as they could.
     let rss = std::fs::read_to_string(format!("/proc/{}/status", b.daemon.pid()))
@@ -770,20 +776,7 @@ fn a_multicast_with_formats_the_nsc_does_not_announce_costs_a_log_line() {
     assert_eq!(log.matches("does not announce").count(), 1, "{log}");
     // The relay station is lost, not gone: it answers; the other station plays.
     assert!(log.contains("station=relay reason="), "{log}");
-    let mut s = TcpStream::connect(b.http).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET /relay HTTP/1.0\r\nUser-Agent: NSPlayer/7.10.0.3059\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).unwrap();
-    assert!(
-        head.starts_with(b"HTTP/1."),
-        "{:?}",
-        String::from_utf8_lossy(&head)
-    );
+    assert_answers(b.http, "relay");
     let (video, audio, _) = ffmpeg_frames(&format!("mmsh://{}/good", b.http), 5);
     assert!(video >= 110 && audio >= 90, "video {video} audio {audio}");
     assert!(b.daemon.is_running());
