@@ -6,9 +6,10 @@
 //!   every delivery implements: the MSB sender and each unicast session), and
 //!   [`station::delivery`] (the per-client rules every unicast protocol shares);
 //! - protocol cores without I/O, each readable in its own folder: [`asf`] (headers, packets,
-//!   rewriting), [`source`] (file playlist, pacing), [`msb`] (MS-MSB framing, FEC, beacons;
-//!   a sink), [`nsc`] (.nsc/.asx), [`mms`], [`http`] (announcements and MMSH), [`rtsp`];
-//!   no protocol imports another;
+//!   rewriting), [`source`] (file playlist, pacing, the pull and multicast relay sources),
+//!   [`pull`] (the WMSP client), [`msb`] (MS-MSB framing, FEC, beacons; a sink), [`nsc`]
+//!   (.nsc/.asx), [`mms`], [`http`] (announcements and MMSH), [`rtsp`]; no protocol imports
+//!   another;
 //! - [`access`]: who may watch and publish (IP rules), pure;
 //! - [`config`]: the YAML model, validation and reload diff;
 //! - [`ops`]: what operators see (a snapshot of stations and clients, rendered by the status
@@ -31,6 +32,7 @@ pub mod nsc;
 pub mod ops;
 pub mod passwd;
 pub mod probe;
+pub mod pull;
 pub mod recv;
 pub mod rtsp;
 pub mod source;

@@ -235,18 +235,20 @@ mod tests {
         (
             "playlist files",
             |s| {
-                if let Source::Playlist(p) = &mut s.source {
-                    p.files.push("/media/b.asf".into());
-                }
+                let Source::Playlist(p) = &mut s.source else {
+                    unreachable!("the test station is a playlist")
+                };
+                p.files.push("/media/b.asf".into());
             },
             StationChange::Restart("source"),
         ),
         (
             "playlist loop",
             |s| {
-                if let Source::Playlist(p) = &mut s.source {
-                    p.looping = !p.looping;
-                }
+                let Source::Playlist(p) = &mut s.source else {
+                    unreachable!("the test station is a playlist")
+                };
+                p.looping = !p.looping;
             },
             StationChange::Restart("source"),
         ),
@@ -304,9 +306,10 @@ mod tests {
             "description and source",
             |s| {
                 s.description = Some("News".into());
-                if let Source::Playlist(p) = &mut s.source {
-                    p.looping = !p.looping;
-                }
+                let Source::Playlist(p) = &mut s.source else {
+                    unreachable!("the test station is a playlist")
+                };
+                p.looping = !p.looping;
             },
             StationChange::Restart("source"),
         ),

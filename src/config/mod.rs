@@ -44,7 +44,10 @@ use std::path::{Path, PathBuf};
 pub(crate) use error::syntax_check;
 pub use error::{ConfigError, ConfigErrors};
 pub use server::{ClientLogConfig, Limits, Listen, LogConfig, LogFormat, LogLevel, ServerConfig};
-pub use station::{Announcement, Multicast, Playlist, Source, StationConfig, Unicast};
+pub use station::{
+    Announcement, Multicast, MulticastSource, NscLocation, Playlist, Pull, Source, StationConfig,
+    Unicast,
+};
 pub use values::Interface;
 
 /// Largest config file read, in bytes (a station file is a few hundred bytes).

@@ -96,6 +96,10 @@ pub enum Source {
     Playlist(Playlist),
     /// An encoder pushes to the station ([`super::live`]).
     Push(super::live::Push),
+    /// Pulled from a WMSP server: an encoder, VLC, FFmpeg, another station ([`Pull`]).
+    Pull(Pull),
+    /// Received from another station's MSB multicast ([`MulticastSource`]).
+    Multicast(MulticastSource),
 }
 
 impl Source {
@@ -104,6 +108,8 @@ impl Source {
         match self {
             Source::Playlist(_) => None,
             Source::Push(p) => Some(&p.live),
+            Source::Pull(p) => Some(&p.live),
+            Source::Multicast(m) => Some(&m.live),
         }
     }
 
@@ -111,9 +117,55 @@ impl Source {
     pub fn announced_files(&self) -> Vec<PathBuf> {
         match self {
             Source::Playlist(p) => p.files.clone(),
-            Source::Push(p) => p.live.announced_files(),
+            _ => self
+                .live()
+                .map(super::live::LiveSettings::announced_files)
+                .unwrap_or_default(),
         }
     }
+}
+
+/// Default first wait before a pull source connects again.
+pub const DEFAULT_RECONNECT_MIN: Duration = Duration::from_secs(1);
+/// Default longest wait between pull attempts.
+pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// Default silence after which a live upstream counts as lost.
+pub const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pull source ([`crate::pull`]): asfcast connects to `url` as a WMSP client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pull {
+    /// `mmsh://` or `http://` URL of the upstream.
+    pub url: String,
+    /// Wait after the first failure; doubles per failure in a row.
+    pub reconnect_min: Duration,
+    /// Longest wait between attempts.
+    pub reconnect_max: Duration,
+    /// No data for this long (connecting, waiting for the answer, streaming): lost.
+    pub timeout: Duration,
+    /// The fallback slate and header template (its `stall_timeout` is `timeout`).
+    pub live: super::live::LiveSettings,
+}
+
+/// Where a multicast source's `.nsc` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NscLocation {
+    /// Fetched over HTTP (the upstream station's `/<name>.nsc`).
+    Url(String),
+    /// A file, relative paths resolved against the station file's directory.
+    File(PathBuf),
+}
+
+/// A multicast relay source: another station's MSB multicast, as its `.nsc` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MulticastSource {
+    pub nsc: NscLocation,
+    /// The interface to join the group on (default: the routing table's choice).
+    pub interface: Option<Interface>,
+    /// No data packet for this long: lost (beacons alone do not count).
+    pub timeout: Duration,
+    /// The fallback slate and header template (its `stall_timeout` is `timeout`).
+    pub live: super::live::LiveSettings,
 }
 
 /// A playlist source.
@@ -276,29 +328,70 @@ struct SourceFile {
     kind: SourceKind,
     files: Option<PlaylistFiles>,
     looping: Option<bool>,
-    live: LiveFile,
+    live: LiveSourceFields,
+    /// A field of another source type, and why it is refused.
+    stray: Option<(&'static str, String)>,
 }
 
-/// The live sources' fields ([`super::live`]).
+/// The fields of the live source types (`push`, `pull`, `multicast`); which belong to which
+/// is decided by `type` (see `SourceKind::fields`).
 #[derive(Default)]
-struct LiveFile {
+struct LiveSourceFields {
+    url: Option<PullUrlValue>,
+    reconnect_min: Option<Seconds<100, 600_000>>,
+    reconnect_max: Option<Seconds<100, 3_600_000>>,
+    timeout: Option<Seconds<1000, 600_000>>,
+    nsc: Option<NscValue>,
+    interface: Option<Interface>,
     fallback: Option<PlaylistFiles>,
     stall_timeout: Option<Seconds<1000, 120_000>>,
     header_template: Option<FilePath>,
     auth: Option<super::auth::AuthFile>,
 }
 
-impl LiveFile {
-    /// The first live field set, for "not for a playlist".
-    fn first_set(&self) -> Option<&'static str> {
-        [
-            ("fallback", self.fallback.is_some()),
-            ("stall_timeout", self.stall_timeout.is_some()),
-            ("header_template", self.header_template.is_some()),
-            ("auth", self.auth.is_some()),
-        ]
-        .into_iter()
-        .find_map(|(k, set)| set.then_some(k))
+/// A pull source URL, checked by [`crate::pull::PullUrl::parse`].
+struct PullUrlValue(String);
+
+impl<'de> Deserialize<'de> for PullUrlValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = PullUrlValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an mmsh:// or http:// URL")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PullUrlValue, E> {
+                crate::pull::PullUrl::parse(v).map_err(E::custom)?;
+                Ok(PullUrlValue(v.to_string()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A multicast source's `.nsc`: an `http://` URL or a file path.
+struct NscValue(NscLocation);
+
+impl<'de> Deserialize<'de> for NscValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = NscValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an .nsc file path or http:// URL")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<NscValue, E> {
+                if v.contains("://") {
+                    super::values::check_url(v, &["http"]).map_err(E::custom)?;
+                    return Ok(NscValue(NscLocation::Url(v.to_string())));
+                }
+                if v.trim().is_empty() || v.contains('\0') || v.len() > 4096 {
+                    return Err(E::custom("an .nsc file path or http:// URL is expected"));
+                }
+                Ok(NscValue(NscLocation::File(PathBuf::from(v))))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -307,12 +400,20 @@ impl LiveFile {
 enum SourceKind {
     Playlist,
     Push,
+    Pull,
+    Multicast,
 }
 
 const SOURCE_FIELDS: &[&str] = &[
     "type",
     "files",
     "loop",
+    "url",
+    "reconnect_min",
+    "reconnect_max",
+    "timeout",
+    "nsc",
+    "interface",
     "fallback",
     "stall_timeout",
     "header_template",
@@ -323,10 +424,7 @@ enum SourceKey {
     Type,
     Files,
     Loop,
-    Fallback,
-    StallTimeout,
-    HeaderTemplate,
-    Auth,
+    Live(&'static str),
 }
 
 impl<'de> Deserialize<'de> for SourceKey {
@@ -342,11 +440,10 @@ impl<'de> Deserialize<'de> for SourceKey {
                     "type" => Ok(SourceKey::Type),
                     "files" => Ok(SourceKey::Files),
                     "loop" => Ok(SourceKey::Loop),
-                    "fallback" => Ok(SourceKey::Fallback),
-                    "stall_timeout" => Ok(SourceKey::StallTimeout),
-                    "header_template" => Ok(SourceKey::HeaderTemplate),
-                    "auth" => Ok(SourceKey::Auth),
-                    other => Err(E::unknown_field(other, SOURCE_FIELDS)),
+                    other => match SOURCE_FIELDS[3..].iter().find(|f| **f == other) {
+                        Some(f) => Ok(SourceKey::Live(f)),
+                        None => Err(E::unknown_field(other, SOURCE_FIELDS)),
+                    },
                 }
             }
         }
@@ -366,29 +463,28 @@ impl<'de> Deserialize<'de> for SourceFile {
                 let mut kind = None;
                 let mut files = None;
                 let mut looping = None;
-                let mut live = LiveFile::default();
+                let mut live = LiveSourceFields::default();
+                let mut seen_live: Vec<&'static str> = Vec::new();
                 while let Some(key) = map.next_key::<SourceKey>()? {
                     match key {
-                        SourceKey::Fallback if live.fallback.is_none() => {
-                            live.fallback = Some(map.next_value()?)
+                        SourceKey::Live(f) if seen_live.contains(&f) => {
+                            return Err(de::Error::duplicate_field(f))
                         }
-                        SourceKey::StallTimeout if live.stall_timeout.is_none() => {
-                            live.stall_timeout = Some(map.next_value()?)
+                        SourceKey::Live(f) => {
+                            seen_live.push(f);
+                            match f {
+                                "url" => live.url = Some(map.next_value()?),
+                                "reconnect_min" => live.reconnect_min = Some(map.next_value()?),
+                                "reconnect_max" => live.reconnect_max = Some(map.next_value()?),
+                                "timeout" => live.timeout = Some(map.next_value()?),
+                                "nsc" => live.nsc = Some(map.next_value()?),
+                                "interface" => live.interface = Some(map.next_value()?),
+                                "fallback" => live.fallback = Some(map.next_value()?),
+                                "stall_timeout" => live.stall_timeout = Some(map.next_value()?),
+                                "header_template" => live.header_template = Some(map.next_value()?),
+                                _ => live.auth = Some(map.next_value()?),
+                            }
                         }
-                        SourceKey::HeaderTemplate if live.header_template.is_none() => {
-                            live.header_template = Some(map.next_value()?)
-                        }
-                        SourceKey::Auth if live.auth.is_none() => {
-                            live.auth = Some(map.next_value()?)
-                        }
-                        SourceKey::Fallback => return Err(de::Error::duplicate_field("fallback")),
-                        SourceKey::StallTimeout => {
-                            return Err(de::Error::duplicate_field("stall_timeout"))
-                        }
-                        SourceKey::HeaderTemplate => {
-                            return Err(de::Error::duplicate_field("header_template"))
-                        }
-                        SourceKey::Auth => return Err(de::Error::duplicate_field("auth")),
                         SourceKey::Type if kind.is_none() => kind = Some(map.next_value()?),
                         SourceKey::Files if files.is_none() => files = Some(map.next_value()?),
                         SourceKey::Loop if looping.is_none() => looping = Some(map.next_value()?),
@@ -402,32 +498,62 @@ impl<'de> Deserialize<'de> for SourceFile {
                         "missing field `type` (the source type, such as `type: playlist`)",
                     )
                 })?;
+                // Fields that belong to another source type are refused by name.
+                let (allowed, name): (&[&str], &str) = match kind {
+                    SourceKind::Playlist => (&["files", "loop"], "playlist"),
+                    SourceKind::Push => (
+                        &["fallback", "stall_timeout", "header_template", "auth"],
+                        "push",
+                    ),
+                    SourceKind::Pull => (
+                        &[
+                            "url",
+                            "reconnect_min",
+                            "reconnect_max",
+                            "timeout",
+                            "fallback",
+                            "header_template",
+                        ],
+                        "pull",
+                    ),
+                    SourceKind::Multicast => (
+                        &["nsc", "interface", "timeout", "fallback", "header_template"],
+                        "multicast",
+                    ),
+                };
+                let present = [("files", files.is_some()), ("loop", looping.is_some())];
+                let stray = present
+                    .iter()
+                    .filter(|(_, p)| *p)
+                    .map(|(f, _)| *f)
+                    .chain(seen_live.iter().copied())
+                    .find(|f| !allowed.contains(f));
+                // Reported by `build`, at the field's own position.
+                let stray = stray.map(|f| {
+                    (
+                        f,
+                        format!(
+                            "does not belong to a {name} source (its fields: {})",
+                            allowed.join(", ")
+                        ),
+                    )
+                });
                 match kind {
                     SourceKind::Playlist if files.is_none() => Err(de::Error::custom(
                         "missing field `files` (a playlist needs a list of ASF files)",
                     )),
-                    SourceKind::Playlist => match live.first_set() {
-                        Some(k) => Err(de::Error::custom(format!(
-                            "`{k}` is for a live source (type: push); a playlist takes files and loop"
-                        ))),
-                        None => Ok(SourceFile {
-                            kind,
-                            files,
-                            looping,
-                            live,
-                        }),
-                    },
-                    SourceKind::Push if files.is_some() || looping.is_some() => {
-                        Err(de::Error::custom(
-                            "`files` and `loop` are for a playlist; a push source takes \
-                             fallback, stall_timeout, header_template and auth",
-                        ))
-                    }
-                    SourceKind::Push => Ok(SourceFile {
+                    SourceKind::Pull if live.url.is_none() => Err(de::Error::custom(
+                        "missing field `url` (a pull source needs the mmsh:// or http:// URL of its upstream)",
+                    )),
+                    SourceKind::Multicast if live.nsc.is_none() => Err(de::Error::custom(
+                        "missing field `nsc` (a multicast source needs the upstream's .nsc file or http:// URL)",
+                    )),
+                    _ => Ok(SourceFile {
                         kind,
                         files,
                         looping,
                         live,
+                        stray,
                     }),
                 }
             }
@@ -456,11 +582,36 @@ pub fn parse(path: &Path, text: &str) -> Result<StationConfig, Vec<ConfigError>>
     build(path, text, file)
 }
 
+/// A relay's (pull, multicast) live settings: its fallback and template; its upstream
+/// `timeout` is the silence after which the fallback plays.
+fn relay_settings(
+    base: &Path,
+    fallback: Option<PlaylistFiles>,
+    header_template: Option<FilePath>,
+    timeout: Duration,
+) -> super::live::LiveSettings {
+    super::live::build_settings(
+        base,
+        fallback.map(|f| f.0),
+        Some(timeout),
+        header_template.map(|p| p.0),
+    )
+}
+
 fn build(path: &Path, text: &str, file: StationFile) -> Result<StationConfig, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let base = path.parent().unwrap_or_else(|| Path::new(""));
     let name = file.name.0;
 
+    if let Some((field, why)) = &file.source.stray {
+        let at = locate_key(text, &[Seg::Key("source"), Seg::Key(field)]).unwrap_or((1, 1));
+        errors.push(ConfigError::at(
+            path,
+            at,
+            format!("source.{field}"),
+            why.clone(),
+        ));
+    }
     let source = match file.source.kind {
         SourceKind::Playlist => Source::Playlist(Playlist {
             files: file
@@ -483,6 +634,50 @@ fn build(path: &Path, text: &str, file: StationFile) -> Result<StationConfig, Ve
                     l.header_template.map(|p| p.0),
                 ),
                 auth: super::auth::build_push(path, text, base, l.auth, &mut errors),
+            })
+        }
+        SourceKind::Pull => {
+            let live = file.source.live;
+            let reconnect_min = live.reconnect_min.map_or(DEFAULT_RECONNECT_MIN, |v| v.0);
+            let reconnect_max = live.reconnect_max.map_or(DEFAULT_RECONNECT_MAX, |v| v.0);
+            if reconnect_min > reconnect_max {
+                let at = locate_nearest(
+                    text,
+                    &[Seg::Key("source"), Seg::Key("reconnect_max")],
+                    false,
+                );
+                errors.push(ConfigError::at(
+                    path,
+                    at,
+                    "source.reconnect_max",
+                    format!(
+                        "{} is shorter than reconnect_min ({})",
+                        super::values::human_duration(reconnect_max),
+                        super::values::human_duration(reconnect_min)
+                    ),
+                ));
+            }
+            let timeout = live.timeout.map_or(DEFAULT_SOURCE_TIMEOUT, |v| v.0);
+            Source::Pull(Pull {
+                url: live.url.map(|u| u.0).unwrap_or_default(),
+                reconnect_min,
+                reconnect_max,
+                timeout,
+                live: relay_settings(base, live.fallback, live.header_template, timeout),
+            })
+        }
+        SourceKind::Multicast => {
+            let live = file.source.live;
+            let timeout = live.timeout.map_or(DEFAULT_SOURCE_TIMEOUT, |v| v.0);
+            Source::Multicast(MulticastSource {
+                nsc: match live.nsc.map(|n| n.0) {
+                    Some(NscLocation::File(f)) => NscLocation::File(base.join(f)),
+                    Some(u) => u,
+                    None => NscLocation::File(PathBuf::new()),
+                },
+                interface: live.interface,
+                timeout,
+                live: relay_settings(base, live.fallback, live.header_template, timeout),
             })
         }
     };
@@ -723,6 +918,74 @@ mod tests {
     }
 
     #[test]
+    fn live_sources_get_defaults_and_check_their_fields() {
+        let c = ok("name: e\nsource:\n  type: pull\n  url: mmsh://127.0.0.1:8080/live\n");
+        assert_eq!(
+            c.source,
+            Source::Pull(Pull {
+                url: "mmsh://127.0.0.1:8080/live".into(),
+                reconnect_min: DEFAULT_RECONNECT_MIN,
+                reconnect_max: DEFAULT_RECONNECT_MAX,
+                timeout: DEFAULT_SOURCE_TIMEOUT,
+                live: crate::config::live::LiveSettings {
+                    stall_timeout: DEFAULT_SOURCE_TIMEOUT,
+                    ..Default::default()
+                },
+            })
+        );
+        let c = ok("name: e\nsource:\n  type: pull\n  url: http://enc:8080\n  reconnect_min: 250ms\n  reconnect_max: 1m\n  timeout: 3s\n");
+        let Source::Pull(p) = &c.source else {
+            panic!("{:?}", c.source)
+        };
+        assert_eq!(
+            (p.reconnect_min, p.reconnect_max, p.timeout),
+            (
+                Duration::from_millis(250),
+                Duration::from_secs(60),
+                Duration::from_secs(3)
+            )
+        );
+        let c = ok("name: r\nsource:\n  type: multicast\n  nsc: up/news.nsc\n  interface: lo\n");
+        assert_eq!(
+            c.source,
+            Source::Multicast(MulticastSource {
+                nsc: NscLocation::File(PathBuf::from("conf/up/news.nsc")),
+                interface: Some(Interface::Name("lo".into())),
+                timeout: DEFAULT_SOURCE_TIMEOUT,
+                live: crate::config::live::LiveSettings {
+                    stall_timeout: DEFAULT_SOURCE_TIMEOUT,
+                    ..Default::default()
+                },
+            })
+        );
+        let c = ok("name: r\nsource:\n  type: multicast\n  nsc: http://origin/news.nsc\n");
+        let Source::Multicast(m) = &c.source else {
+            panic!("{:?}", c.source)
+        };
+        assert_eq!(m.nsc, NscLocation::Url("http://origin/news.nsc".into()));
+        #[rustfmt::skip]
+        let cases = [
+            ("name: a\nsource:\n  type: pull\n", "s.yaml:3:3: source: missing field `url`"),
+            ("name: a\nsource:\n  type: pull\n  url: mms://h/x\n", "s.yaml:4:8: source.url: `mms://h/x` is not an mmsh:// or http:// URL"),
+            ("name: a\nsource:\n  type: pull\n  url: http://u:p@h/x\n", "s.yaml:4:8: source.url: `http://u:p@h/x` carries a user name"),
+            ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  files: [a.asf]\n", "s.yaml:5:3: source.files: does not belong to a pull source"),
+            ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  nsc: a.nsc\n", "s.yaml:5:3: source.nsc: does not belong to a pull source"),
+            ("name: a\nsource:\n  type: playlist\n  files: [a.asf]\n  url: http://h/x\n", "s.yaml:5:3: source.url: does not belong to a playlist source"),
+            ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  url: http://h/y\n", "duplicate field `url`"),
+            ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  reconnect_min: 5s\n  reconnect_max: 1s\n", "s.yaml:6:18: source.reconnect_max: 1s is shorter than reconnect_min (5s)"),
+            ("name: a\nsource:\n  type: pull\n  url: http://h/x\n  timeout: 50ms\n", "s.yaml:5:12: source.timeout: 50ms is out of range 1s–10m"),
+            ("name: a\nsource:\n  type: multicast\n", "missing field `nsc`"),
+            ("name: a\nsource:\n  type: multicast\n  nsc: ftp://h/a.nsc\n", "s.yaml:4:8: source.nsc: `ftp://h/a.nsc` has scheme `ftp`"),
+            ("name: a\nsource:\n  type: multicast\n  nsc: a.nsc\n  interface: 239.1.1.1\n", "s.yaml:5:14: source.interface:"),
+            ("name: a\nsource:\n  type: multicast\n  nsc: a.nsc\n  reconnect_min: 1s\n", "s.yaml:5:3: source.reconnect_min: does not belong to a multicast source"),
+        ];
+        for (text, want) in cases {
+            let e = err(text);
+            assert!(e[0].contains(want), "{text:?}: {e:?}");
+        }
+    }
+
+    #[test]
     fn source_errors() {
         let e = err("name: a\nsource:\n  files: [a.asf]\n");
         assert!(e[0].contains("source: missing field `type`"), "{e:?}");
@@ -956,11 +1219,11 @@ mod live_tests {
         let cases = [
             (
                 "name: a\nsource:\n  type: playlist\n  files: [a.asf]\n  fallback: [b.asf]\n",
-                "`fallback` is for a live source",
+                "conf/s.yaml:5:3: source.fallback: does not belong to a playlist source",
             ),
             (
                 "name: a\nsource:\n  type: push\n  files: [a.asf]\n",
-                "`files` and `loop` are for a playlist",
+                "conf/s.yaml:4:3: source.files: does not belong to a push source",
             ),
             (
                 "name: a\nsource:\n  type: push\n  stall_timeout: 500ms\n",
@@ -978,7 +1241,14 @@ mod live_tests {
                 "name: a\nsource:\n  type: push\n  fallback: [a.asf]\n  fallback: [b.asf]\n",
                 "duplicate field `fallback`",
             ),
-            ("name: a\nsource:\n  type: pull\n", "unknown variant `pull`"),
+            (
+                "name: a\nsource:\n  type: pull\n  url: http://h/x\n  auth: {realm: a}\n",
+                "conf/s.yaml:5:3: source.auth: does not belong to a pull source",
+            ),
+            (
+                "name: a\nsource:\n  type: multicast\n  nsc: a.nsc\n  stall_timeout: 2s\n",
+                "conf/s.yaml:5:3: source.stall_timeout: does not belong to a multicast source",
+            ),
         ];
         for (yaml, want) in cases {
             let e = parse_at(yaml).expect_err(yaml);

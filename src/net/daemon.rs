@@ -38,6 +38,9 @@ const UDP_MMS_DATA: Token = Token(2);
 const UDP_RTP: Token = Token(3);
 const UDP_RTCP: Token = Token(4);
 const LISTENER_BASE: usize = 16;
+/// Tokens of the stations' upstream sockets (pull connections, multicast sources): one per
+/// station name ([`Daemon::upstream_io`]).
+const UPSTREAM_BASE: usize = 512;
 pub(super) const CONN_BASE: usize = 1024;
 /// SO_SNDBUF of accepted connections (the kernel doubles it for its bookkeeping).
 pub(super) const SEND_BUFFER: usize = 128 * 1024;
@@ -111,6 +114,8 @@ pub struct Daemon {
     pub(super) api: super::api::ApiState,
     /// The Windows Media client log (`log.clients`), when configured.
     pub(super) client_log: Option<super::client_log::ClientLog>,
+    /// Station names by upstream token slot (a name keeps its slot for the daemon's life).
+    pub(super) upstream_slots: Vec<String>,
 }
 
 /// Changes the running log level (see [`Daemon::with_log_level_hook`]).
@@ -223,6 +228,7 @@ impl Daemon {
             accept_starved: false,
             api,
             client_log: None,
+            upstream_slots: Vec::new(),
         };
         if let Some(c) = &d.config.server.log.clients {
             d.client_log = Some(super::client_log::ClientLog::open(c)?);
@@ -242,10 +248,33 @@ impl Daemon {
         s: &config::StationConfig,
         now: Instant,
     ) -> io::Result<()> {
-        let rt = StationRuntime::start(&self.config.server, s, now)?;
+        let token = self.upstream_token(&s.name)?;
+        let upstream = super::upstream::UpstreamSlot {
+            registry: self.poll.registry(),
+            token,
+        };
+        let rt = StationRuntime::start(&self.config.server, s, upstream, now)?;
         self.stations.insert(s.name.clone(), rt);
         self.due.insert(s.name.clone(), now);
         Ok(())
+    }
+
+    /// The poll token of a station's upstream sockets (a name keeps its token).
+    fn upstream_token(&mut self, station: &str) -> io::Result<Token> {
+        let slot = match self.upstream_slots.iter().position(|n| n == station) {
+            Some(i) => i,
+            None if UPSTREAM_BASE + self.upstream_slots.len() < CONN_BASE => {
+                self.upstream_slots.push(station.to_string());
+                self.upstream_slots.len() - 1
+            }
+            None => {
+                return Err(io::Error::other(format!(
+                    "station {station}: no poll token left for its upstream (more than {} station names since start)",
+                    CONN_BASE - UPSTREAM_BASE
+                )))
+            }
+        };
+        Ok(Token(UPSTREAM_BASE + slot))
     }
 
     /// The operators' view of the daemon now (status page, metrics, control API).
@@ -323,8 +352,16 @@ impl Daemon {
                     UDP_MMS_DATA => self.on_udp_readable(UdpChannel::MmsData, Instant::now()),
                     UDP_RTP => self.on_udp_readable(UdpChannel::Rtp, Instant::now()),
                     UDP_RTCP => self.on_udp_readable(UdpChannel::Rtcp, Instant::now()),
-                    Token(t) if (LISTENER_BASE..CONN_BASE).contains(&t) => {
+                    Token(t) if (LISTENER_BASE..UPSTREAM_BASE).contains(&t) => {
                         self.accept(t - LISTENER_BASE, Instant::now())
+                    }
+                    Token(t) if (UPSTREAM_BASE..CONN_BASE).contains(&t) => {
+                        // A station's upstream socket is ready: its source reads now.
+                        if let Some(name) = self.upstream_slots.get(t - UPSTREAM_BASE) {
+                            if let Some(due) = self.due.get_mut(name) {
+                                *due = Instant::now();
+                            }
+                        }
                     }
                     Token(t) if t >= CONN_BASE => {
                         self.on_conn_event(t - CONN_BASE, ev.is_readable(), Instant::now())

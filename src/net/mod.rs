@@ -29,6 +29,7 @@ pub mod connections;
 pub mod daemon;
 pub mod fd_reserve;
 pub mod listen;
+pub mod mcast_source;
 pub mod multicast;
 pub mod ops_state;
 pub mod refusals;
@@ -43,5 +44,6 @@ pub mod timer;
 pub mod udp_batch;
 pub mod udp_routes;
 pub mod udp_sockets;
+pub mod upstream;
 
 pub use daemon::{Daemon, DaemonError, LogLevelHook};

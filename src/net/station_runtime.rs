@@ -64,10 +64,29 @@ pub enum HubEvent {
     Packet(Arc<StationPacket>),
 }
 
+/// A relay source (pull, multicast) behind the fallback switch when the station names a
+/// slate or a header template; without either it plays as it is, so the header it serves
+/// stays byte for byte the upstream's (the switch pads headers for its slate).
+fn with_fallback(
+    config: &StationConfig,
+    relay: Box<dyn Source>,
+    live: &crate::config::live::LiveSettings,
+) -> Box<dyn Source> {
+    if live.fallback.is_empty() && live.header_template.is_none() {
+        return relay;
+    }
+    Box::new(crate::source::fallback::Fallback::new(
+        &config.name,
+        relay,
+        live,
+    ))
+}
+
 impl StationRuntime {
     pub fn start(
         server: &ServerConfig,
         config: &StationConfig,
+        upstream: super::upstream::UpstreamSlot<'_>,
         now: Instant,
     ) -> std::io::Result<Self> {
         let mut live = None;
@@ -82,6 +101,16 @@ impl StationRuntime {
                 live = Some(input.clone());
                 crate::source::live::station_source(&config.name, input, &p.live)
             }
+            config::Source::Pull(p) => with_fallback(
+                config,
+                super::upstream::pull_source(config, p, upstream, now)?,
+                &p.live,
+            ),
+            config::Source::Multicast(m) => with_fallback(
+                config,
+                super::mcast_source::multicast_source(server, config, m, upstream, now)?,
+                &m.live,
+            ),
         };
         let mut rt = Self::with_source(server, config, source, now)?;
         rt.live = live;

@@ -34,7 +34,9 @@
 //!   client from a saturated server), and the most frequent reasons, including the stage
 //!   clients still waiting in are stuck at.
 //!
-//! Traffic goes to the URL given — use 127.0.0.1.
+//! Traffic goes to the URL given — use 127.0.0.1. `--bind 127.0.0.2,127.0.0.3,…` makes the
+//! clients connect from those local addresses in turn (every 127.0.0.0/8 address is on lo),
+//! so that a balancer hashing the source address spreads them.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -93,6 +95,11 @@ struct Args {
     /// First UDP port tried for the clients' RTP/RTCP pairs (UDP mode).
     #[arg(long, default_value_t = 20000)]
     udp_base_port: u16,
+    /// Local addresses the clients connect from, in turn (comma-separated, e.g.
+    /// 127.0.0.2,127.0.0.3): so that a balancer that hashes the source address (HAProxy
+    /// `balance source`) sees several clients. Default: the system's choice.
+    #[arg(long, value_delimiter = ',')]
+    bind: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -432,7 +439,10 @@ fn main() -> io::Result<()> {
                         .register(rtcp, token(idx, RTCP), Interest::READABLE)?;
                 }
                 c.udp = udp;
-                let mut s = TcpStream::connect(addr)?;
+                let mut s = match args.bind.get(idx % args.bind.len().max(1)) {
+                    Some(ip) => connect_from(*ip, addr)?,
+                    None => TcpStream::connect(addr)?,
+                };
                 poll.registry().register(
                     &mut s,
                     token(idx, TCP),
@@ -581,6 +591,20 @@ struct Window {
     start: Instant,
     server: Option<(u64, u64)>,
     tool: Option<(u64, u64)>,
+}
+
+/// A non-blocking connect from a chosen local address (any port).
+fn connect_from(local: std::net::IpAddr, to: SocketAddr) -> io::Result<TcpStream> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let s = Socket::new(Domain::for_address(to), Type::STREAM, None)?;
+    s.set_nonblocking(true)?;
+    s.bind(&SockAddr::from(SocketAddr::new(local, 0)))?;
+    match s.connect(&SockAddr::from(to)) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(s.into()))
 }
 
 fn report(
