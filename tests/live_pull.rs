@@ -871,3 +871,71 @@ fn the_format_id_follows_the_upstream_header() {
     );
     assert_no_panic(&edge.daemon);
 }
+
+/// A pull station with a fallback slate (in the demo's format): a player that joins before
+/// the upstream exists gets the slate, stays connected when the upstream comes, and goes on
+/// with it; timestamps never go back.
+#[test]
+fn a_pull_station_plays_its_fallback_until_the_upstream_comes() {
+    let dir = TempDir::new("pull-fallback");
+    let origin_port = support::free_tcp_port();
+    let slate = support::repo_root().join("station-configs/media/slate.asf");
+    let mut edge = start_box(
+        dir.path(),
+        "edge",
+        false,
+        &[(
+            "demo",
+            pull(
+                "demo",
+                &format!("mmsh://127.0.0.1:{origin_port}/demo"),
+                &format!(
+                    "  reconnect_min: 500ms\n  reconnect_max: 1s\n  timeout: 2s\n  fallback: [{}]\n",
+                    slate.display()
+                ),
+            ),
+        )],
+    );
+    assert!(
+        edge.daemon.wait_for_stderr(
+            "live source absent; playing the fallback",
+            Duration::from_secs(15)
+        ),
+        "{}",
+        edge.daemon.stderr()
+    );
+    let edge_http = edge.http;
+    let player = thread::spawn(move || ffmpeg_frames(&format!("mmsh://{edge_http}/demo"), 16));
+    thread::sleep(Duration::from_secs(5));
+    let origin_dir = dir.path().join("origin");
+    std::fs::create_dir_all(&origin_dir).unwrap();
+    std::fs::write(
+        origin_dir.join("server.yaml"),
+        format!(
+            "listen:\n  http: 127.0.0.1:{origin_port}\n  mms: false\n  rtsp: false\nannounce_dir: {}\n",
+            origin_dir.join("announce").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(origin_dir.join("demo.yaml"), playlist("demo")).unwrap();
+    let origin = Daemon::asfcast(["run", "--config", origin_dir.to_str().unwrap()]);
+    assert!(
+        edge.daemon
+            .wait_for_stderr("live source back at a key frame", Duration::from_secs(15)),
+        "{}",
+        edge.daemon.stderr()
+    );
+    let (video, audio, forward) = player.join().unwrap();
+    eprintln!("player on slate then upstream, 16 s of stream: video={video} audio={audio}");
+    // 16 s at 25 fps is 400 frames: one player, one connection, slate then live.
+    assert!(video >= 300, "video frames {video}");
+    assert!(audio >= 240, "audio frames {audio}");
+    assert!(forward, "timestamps went back");
+    let log = edge.daemon.stderr();
+    // The slate and the upstream are in one format: the switch is a compatible header change
+    // (`$C` and the new header), never an end.
+    assert!(!log.contains("incompatible header"), "{log}");
+    assert!(log.contains("header_changes=1"), "{log}");
+    assert_no_panic(&edge.daemon);
+    drop(origin);
+}
