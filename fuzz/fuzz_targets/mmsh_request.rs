@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(s.hex.is_some() || s.dec.is_some());
             }
             assert_eq!(client_id, &req.pragma("client-id").flatten());
-            let sel = resolve_switches(switches, header);
+            let sel = resolve_switches(switches, None, header);
             for &n in sel.removed.iter().chain(&sel.key_frames_only) {
                 assert!(header.stream(n).is_some(), "selection names stream {n}");
             }
@@ -103,5 +103,5 @@ fuzz_target!(|data: &[u8]| {
     let values: Vec<&str> = text.split('\n').collect();
     let switches = parse_stream_switches(&values);
     assert!(switches.len() <= 128);
-    let _ = resolve_switches(&switches, header);
+    let _ = resolve_switches(&switches, None, header);
 });

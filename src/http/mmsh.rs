@@ -75,7 +75,7 @@ const AF_FIRST: u8 = 0x04;
 /// AFFlags of the last piece of a `$H` object.
 const AF_LAST: u8 = 0x08;
 /// Stream-switch entries read from one request at most (streams are numbered 1..=127).
-const MAX_SWITCHES: usize = 128;
+pub const MAX_SWITCHES: usize = 128;
 
 /// The chunk types this server sends (and [`ChunkReader`] reads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,7 +321,7 @@ impl ChunkReader {
     }
 }
 
-pub use crate::station::delivery::{StreamSelection, Thinning};
+pub use crate::station::delivery::{Choice, StreamSelection, Thinning};
 
 /// One `stream-switch-entry` item with the destination stream number kept in both readings
 /// (hexadecimal per the spec, decimal as FFmpeg, VLC and libmms write it).
@@ -364,8 +364,13 @@ pub fn parse_stream_switches(values: &[&str]) -> Vec<StreamSwitch> {
 /// Resolves a client's `stream-switch-entry` items against `header`: the stream number is read
 /// as hexadecimal (the spec) when every entry names a stream of the header that way, else as
 /// decimal (FFmpeg, VLC and libmms write decimal); entries naming no stream are ignored. The
-/// selection rules themselves are the station's ([`StreamSelection`]).
-pub fn resolve_switches(switches: &[StreamSwitch], header: &AsfHeader) -> StreamSelection {
+/// selection rules themselves are the station's ([`Choice::resolve`]; `bandwidth` is the
+/// `LinkBW` the client announced, for MBR renditions it names none of).
+pub fn resolve_switches(
+    switches: &[StreamSwitch],
+    bandwidth: Option<u64>,
+    header: &AsfHeader,
+) -> Choice {
     let known = |n: Option<u16>| {
         n.and_then(|n| u8::try_from(n).ok())
             .filter(|n| header.stream(*n).is_some())
@@ -375,7 +380,7 @@ pub fn resolve_switches(switches: &[StreamSwitch], header: &AsfHeader) -> Stream
     let requests = switches
         .iter()
         .filter_map(|s| Some((known(if use_hex { s.hex } else { s.dec })?, s.level)));
-    StreamSelection::resolve(requests, header)
+    Choice::resolve(requests, bandwidth, header)
 }
 
 /// What a station-path request is.

@@ -295,13 +295,17 @@ fn selection_resolves_hex_or_decimal_against_the_header() {
         .number;
     let sw = |text: &str| parse_stream_switches(&[text]);
     // Audio off, video thinned.
-    let sel = resolve_switches(&sw(&format!("ffff:{video}:1 ffff:{audio}:2")), &header);
+    let sel = resolve_switches(
+        &sw(&format!("ffff:{video}:1 ffff:{audio}:2")),
+        None,
+        &header,
+    );
     assert_eq!(sel.removed, [audio]);
     assert_eq!(sel.key_frames_only, [video]);
     assert!(!sel.keeps(audio, true));
     assert!(sel.keeps(video, true) && !sel.keeps(video, false));
     // Level 1 on audio is not applied (no key-frame bits on audio).
-    let sel = resolve_switches(&sw(&format!("ffff:{audio}:1")), &header);
+    let sel = resolve_switches(&sw(&format!("ffff:{audio}:1")), None, &header);
     assert!(sel.is_all());
     // Renumber the streams 10 and 16: "10" names stream 16 in hex and 10 in decimal.
     for s in &mut header.streams {
@@ -309,13 +313,13 @@ fn selection_resolves_hex_or_decimal_against_the_header() {
     }
     // FFmpeg/libmms style (decimal): "ffff:10:0 ffff:16:2" — hex would read 16 and 22 (no such
     // stream), so decimal wins and stream 16 (audio) is removed.
-    let sel = resolve_switches(&sw("ffff:10:0 ffff:16:2"), &header);
+    let sel = resolve_switches(&sw("ffff:10:0 ffff:16:2"), None, &header);
     assert_eq!(sel.removed, [16]);
     // Spec style (hex): "ffff:a:0 ffff:10:2" — hex names 10 and 16.
-    let sel = resolve_switches(&sw("ffff:a:0 ffff:10:2"), &header);
+    let sel = resolve_switches(&sw("ffff:a:0 ffff:10:2"), None, &header);
     assert_eq!(sel.removed, [16]);
     // Unknown streams are ignored.
-    assert!(resolve_switches(&sw("ffff:7f:2"), &header).is_all());
+    assert!(resolve_switches(&sw("ffff:7f:2"), None, &header).is_all());
 }
 
 #[test]
@@ -424,7 +428,7 @@ fn start(
         "demo",
         h.clone(),
         backlog,
-        parse_stream_switches(&[switches]),
+        (parse_stream_switches(&[switches]), None),
         CFG,
         t0,
         out,
@@ -610,11 +614,19 @@ fn a_client_that_stops_reading_skips_then_is_closed_with_its_queue_dropped() {
     let t0 = Instant::now();
     let mut out = OutQueue::new();
     let mut s = start(&h, vec![packets[0].clone()], "", t0, &mut out);
-    // Nothing is ever written: the queue grows to the limit, then packets are skipped.
+    // Nothing is ever written: the server thins, the queue still grows to the limit, then packets are skipped. The clip is replayed with fresh sequence numbers.
     let mut now = t0;
     let mut closed = None;
-    for (i, p) in packets[1..].iter().enumerate() {
+    let replayed = (0..20u64).flat_map(|round| {
+        packets[1..].iter().map(move |p| {
+            let mut q = (**p).clone();
+            q.seq += round * 10_000;
+            Arc::new(q)
+        })
+    });
+    for (i, p) in replayed.enumerate() {
         now = t0 + Duration::from_millis(40 * i as u64);
+        let p = &p;
         if let Step::Close { reason } = s.on_packet(p, &mut out, now) {
             closed = Some(reason);
             break;
@@ -627,6 +639,8 @@ fn a_client_that_stops_reading_skips_then_is_closed_with_its_queue_dropped() {
     let reason = closed.expect("closed as stalled");
     assert!(reason.contains("stalled"), "{reason}");
     assert!(s.skips() >= 1);
+    let st = &s.selection().stats;
+    assert!(st.steps_down >= 1, "thinned before skipping: {st:?}");
     assert!(
         out.is_empty(),
         "the queue is dropped so the connection can close"

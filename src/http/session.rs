@@ -263,11 +263,15 @@ impl HttpSession {
                 };
                 self.out
                     .push_owned(mmsh::play_response_head(request, self.client_id));
-                let stream = MmshStream::start(
+                let bandwidth = request
+                    .pragma("LinkBW")
+                    .flatten()
+                    .and_then(|v| crate::access::limits::announced_bandwidth(&v));
+                let mut stream = MmshStream::start(
                     &name,
                     header,
                     stations.join_backlog(&name),
-                    switches,
+                    (switches, bandwidth),
                     config,
                     now,
                     &mut self.out,
@@ -279,9 +283,11 @@ impl HttpSession {
                     client_id = self.client_id,
                     sent_client_id = client_id.as_deref().unwrap_or("-"),
                     user_agent = request.header("user-agent").unwrap_or("-"),
-                    selection = ?stream.selection(),
+                    link_bw = ?bandwidth,
+                    selection = ?stream.selection().current,
                     "MMSH play started"
                 );
+                stream.set_label(format!("{} mmsh", self.peer));
                 self.carry = Vec::new();
                 self.user_agent = request.header("user-agent").map(clip_agent);
                 self.phase = Phase::Streaming(Box::new(stream));

@@ -57,7 +57,9 @@ use tracing::{debug, info, warn};
 use crate::asf::rewrite::{select_streams, Filtered};
 use crate::asf::Packet;
 use crate::config::ServerConfig;
-use crate::station::delivery::{compare_headers, Delivery, Framer, Verdict};
+use crate::station::delivery::{
+    compare_headers, Choice, Delivery, Framer, StreamSelection, Verdict,
+};
 use crate::station::feed::FeedConfig;
 use crate::station::sink::{
     ClientInfo, Datagram, OutQueue, Protocol, Session, Sink, StationView, Step, UdpChannel,
@@ -747,6 +749,31 @@ impl RtspSession {
         self.media.rtp = groups;
     }
 
+    /// What the client receives: the streams it set up (each rendition of an MBR station is a
+    /// section of its own, so a client chooses by SETUP).
+    fn setup_choice(&self) -> Option<Choice> {
+        let header = self.header.as_ref()?;
+        let set_up: Vec<u8> = self
+            .media
+            .rtp
+            .iter()
+            .flat_map(|g| g.streams.iter().copied())
+            .collect();
+        if set_up.is_empty() {
+            return None;
+        }
+        Some(Choice {
+            removed: header
+                .header
+                .streams
+                .iter()
+                .map(|s| s.number)
+                .filter(|n| !set_up.contains(n))
+                .collect(),
+            key_frames_only: Vec::new(),
+        })
+    }
+
     fn play(&mut self, cseq: Option<&str>, now: Instant, stations: &dyn StationView) -> Step {
         let (Some(station), Some(base), true) = (
             self.station.clone(),
@@ -783,8 +810,21 @@ impl RtspSession {
             self.playing = true;
             self.stats.played = true;
             let header = self.header.clone().or_else(|| stations.header(&station));
-            self.feed = header
-                .map(|h| Delivery::join(self.cfg.feed, h, stations.join_backlog(&station), now));
+            let choice = self.setup_choice();
+            let label = format!("{} rtsp", self.peer);
+            self.feed = header.map(|h| {
+                let mut d = Delivery::join(
+                    self.cfg.feed,
+                    Arc::clone(&h),
+                    stations.join_backlog(&station),
+                    now,
+                );
+                if let Some(c) = choice {
+                    d.select(StreamSelection::new(c, &h.header));
+                }
+                d.set_label(label);
+                d
+            });
             self.next_report = Some(now + Duration::from_secs(1));
             let transports: Vec<&str> = self
                 .media

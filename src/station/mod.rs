@@ -23,6 +23,7 @@ use std::sync::{Arc, OnceLock};
 pub mod catalog;
 pub mod delivery;
 pub mod feed;
+pub mod selection;
 pub mod sink;
 pub mod source;
 
