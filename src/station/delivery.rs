@@ -30,11 +30,11 @@
 //!   mid-stream switches; a packet left empty is not sent); every video stream starts at its
 //!   own key frame at the join, after a skip and after a header change.
 //! - **Thinning before skipping** (Intelligent Streaming): a client whose queue holds more than
-//!   [`THIN_AFTER`] of what it has been sent (the bytes framed into its queue per second,
-//!   measured and smoothed — MMS pads every packet to the packet size, so the stream's nominal
-//!   rate says little; at least [`THIN_MIN_BYTES`], at most half the backlog limit) for
-//!   [`THIN_HOLD`] steps down its selection's ladder — a lower rendition, then key frames only, then
-//!   audio only — once per [`THIN_SETTLE`] while the queue still grows; after its queue has
+//!   [`THIN_AFTER`] of what it reads (the bytes that left its queue per second, measured over
+//!   [`RATE_WINDOW`] and smoothed: the wait a new byte has before the client reads it; at least
+//!   [`THIN_MIN_BYTES`], at most half the backlog limit) for [`THIN_HOLD`] steps down its selection's ladder — a lower rendition, then key frames only, then
+//!   audio only — straight to the first rung whose nominal rate fits what it reads, and one
+//!   rung further after [`THIN_SETTLE`] while the queue still grows; after its queue has
 //!   stayed under an eighth of that for the recovery time (from [`RECOVER_MIN`], doubled each
 //!   time a step up had to be taken back soon after, up to [`RECOVER_MAX`]) it steps back up.
 //!   Skipping to the next clean point and, after the stall timeout, dropping the client stay
@@ -55,18 +55,18 @@ use super::{StationHeader, StationPacket};
 use crate::asf::AsfHeader;
 
 /// How much of what a client receives (in time) may wait in its queue before the server thins.
-pub const THIN_AFTER: Duration = Duration::from_secs(3);
+pub const THIN_AFTER: Duration = Duration::from_secs(2);
 /// The smallest queue that counts as "behind" for thinning.
 pub const THIN_MIN_BYTES: usize = 24 * 1024;
 /// Least time between two thinning steps down (a new rendition starts at its next key frame).
-pub const THIN_SETTLE: Duration = Duration::from_millis(2500);
+pub const THIN_SETTLE: Duration = Duration::from_secs(4);
 /// How long a thinned client's queue must stay drained before it steps back up, at first.
 pub const RECOVER_MIN: Duration = Duration::from_secs(10);
 /// How long the queue must stay above the threshold before a step down (a burst of the
 /// source, a playlist's loop, drains quickly at a healthy client).
-pub const THIN_HOLD: Duration = Duration::from_millis(1500);
+pub const THIN_HOLD: Duration = Duration::from_millis(1000);
 /// How long the rate of what a client is sent is measured over.
-pub const RATE_WINDOW: Duration = Duration::from_secs(2);
+pub const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// The longest recovery wait (after repeated failed climbs).
 pub const RECOVER_MAX: Duration = Duration::from_secs(80);
 
@@ -115,9 +115,12 @@ pub struct Delivery {
 /// The thinning policy's memory (see the module doc).
 #[derive(Debug, Clone)]
 struct Adapt {
-    /// Bytes framed into the queue since `window`, and the rate (bytes/s) of the last window.
+    /// Bytes framed into the queue since `window` (when the queue held `window_queued`), and
+    /// the rate (bytes/s) at which the client read its queue, smoothed.
     window: Option<Instant>,
+    window_queued: usize,
     window_bytes: u64,
+    measured: bool,
     rate: f64,
     /// Since when the queue has been above the thinning threshold.
     over_since: Option<Instant>,
@@ -149,7 +152,9 @@ impl Delivery {
             due: Vec::new(),
             adapt: Adapt {
                 window: None,
+                window_queued: 0,
                 window_bytes: 0,
+                measured: false,
                 rate: 0.0,
                 over_since: None,
                 last_down: None,
@@ -240,20 +245,29 @@ impl Delivery {
     ) {
         let before = framer.queue().queued_bytes();
         self.frame_each(due, framer, now);
-        let framed = framer.queue().queued_bytes().saturating_sub(before);
+        let after = framer.queue().queued_bytes();
+        let framed = after.saturating_sub(before);
         let a = &mut self.adapt;
-        let start = *a.window.get_or_insert(now);
+        if a.window.is_none() {
+            a.window = Some(now);
+            a.window_queued = before;
+        }
+        let start = a.window.unwrap_or(now);
         a.window_bytes += framed as u64;
         let span = now.saturating_duration_since(start);
         if span >= RATE_WINDOW {
-            // Smoothed over several windows: a playlist's loop comes in bursts.
-            let r = a.window_bytes as f64 / span.as_secs_f64();
-            a.rate = if a.rate > 0.0 {
-                a.rate * 0.75 + r * 0.25
+            // What left the queue (the client read it) in the window, per second, smoothed over
+            // several windows: a playlist's loop comes in bursts.
+            let drained = (a.window_bytes + a.window_queued as u64).saturating_sub(after as u64);
+            let r = drained as f64 / span.as_secs_f64();
+            a.rate = if a.measured {
+                a.rate * 0.5 + r * 0.5
             } else {
                 r
             };
+            a.measured = true;
             a.window = Some(now);
+            a.window_queued = after;
             a.window_bytes = 0;
         }
     }
@@ -285,9 +299,9 @@ impl Delivery {
     /// Server thinning (see the module doc): one step down or up when the queue says so.
     fn adapt(&mut self, queued: usize, now: Instant) {
         let h: &AsfHeader = &self.header.header;
-        // Nothing is judged before one window of what the client is sent was measured (its
+        // Nothing is judged before one window of what the client reads was measured (its
         // start is the fast-start burst).
-        if self.adapt.rate <= 0.0 {
+        if !self.adapt.measured {
             return;
         }
         let rate = self.adapt.rate;
@@ -304,7 +318,22 @@ impl Delivery {
                     None => true,
                     Some((t, q)) => now.saturating_duration_since(t) >= THIN_SETTLE && queued > q,
                 };
-            if may && self.selection.step_down(h) {
+            // Straight to the first step whose nominal rate fits what the client reads (framing
+            // overhead is not counted: MMS pads, so a further step may follow after the
+            // settling time).
+            let step = self.selection.step();
+            let k = 1.0;
+            let budget = 0.8 * a.rate;
+            let mut target = step + 1;
+            while target < self.selection.steps()
+                && self
+                    .selection
+                    .step_bitrate(target, h)
+                    .is_some_and(|b| b as f64 / 8.0 * k > budget)
+            {
+                target += 1;
+            }
+            if may && self.selection.step_down_to(target, h) {
                 if a.last_up
                     .is_some_and(|t| now.saturating_duration_since(t) < a.recover * 2)
                 {

@@ -450,6 +450,25 @@ impl StreamSelection {
         true
     }
 
+    /// The nominal bit rate (bits/s) of thinning step `i` ([`Choice::bitrate`]).
+    pub fn step_bitrate(&self, i: usize, header: &AsfHeader) -> Option<u64> {
+        self.ladder.get(i).map(|c| c.bitrate(header))
+    }
+
+    /// Thinning straight down to step `target` (several rungs at once for a client far behind);
+    /// false when that is not below the current step.
+    pub fn step_down_to(&mut self, target: usize, header: &AsfHeader) -> bool {
+        let target = target.min(self.ladder.len().saturating_sub(1));
+        if target <= self.step {
+            return false;
+        }
+        self.step = target;
+        self.stats.steps_down += 1;
+        let next = self.ladder[target].clone();
+        self.change_to(next, header);
+        true
+    }
+
     /// One thinning step up; false at the top.
     pub fn step_up(&mut self, header: &AsfHeader) -> bool {
         if self.step == 0 {
