@@ -524,3 +524,100 @@ fn a_throttled_reader_is_thinned_and_keeps_its_audio() {
     assert!(downs >= 2, "{log}");
     assert!(!log.contains("client stalled"), "nobody dropped");
 }
+
+/// Reads from `s` for `d` (a fast reader), appending to `data`.
+fn read_for(s: &mut TcpStream, d: Duration, data: &mut Vec<u8>) {
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let end = Instant::now() + d;
+    let mut buf = [0u8; 65536];
+    while Instant::now() < end {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+}
+
+#[test]
+fn an_mmsh_client_switches_renditions_mid_stream_with_select_stream() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let s = start("mbr-switch");
+    // Play the 320x240 rendition and the audio.
+    let mut play = TcpStream::connect(s.http).unwrap();
+    let req = "GET /mbr HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: NSPlayer/9.0.0.2980\r\n\
+               Pragma: xPlayStrm=1\r\nPragma: stream-switch-count=4\r\n\
+               Pragma: stream-switch-entry=ffff:1:0 ffff:2:2 ffff:3:2 ffff:4:0\r\n\r\n";
+    play.write_all(req.as_bytes()).unwrap();
+    let mut data = Vec::new();
+    read_for(&mut play, Duration::from_secs(4), &mut data);
+    let head_end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head")
+        + 4;
+    let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+    assert!(head.contains("com.microsoft.wm.sswitch"), "{head}");
+    let client_id: u32 = head
+        .split("client-id=")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .expect("client-id");
+    // SelectStream on a second connection: 160x120 instead, hex as the spec writes it; then a
+    // storm of contradictory switches for an unknown client, and garbage entries.
+    let select = |id: u32, entries: &str| {
+        let mut c = TcpStream::connect(s.http).unwrap();
+        let r = format!(
+            "POST /mbr HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: NSPlayer/9.0.0.2980\r\n\
+             Pragma: client-id={id}\r\nPragma: no-cache\r\nPragma: stream-switch-count=2\r\n\
+             Pragma: stream-switch-entry={entries}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        c.write_all(r.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = c.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).to_string()
+    };
+    for _ in 0..50 {
+        assert!(select(client_id + 1000, "ffff:2:0 ffff:2:2 ffff:99:0").starts_with("HTTP/1.1 200"));
+    }
+    assert!(select(client_id, "ffff:1:2 ffff:3:0").starts_with("HTTP/1.1 200"));
+    read_for(&mut play, Duration::from_secs(6), &mut data);
+    let file = s.dir.path().join("switched.asf");
+    mmsh_body_to_asf(&data[head_end..], &file);
+    let pk = packets(&file);
+    let times = |i: usize| -> Vec<(f64, bool)> {
+        pk.iter().filter(|p| p.0 == i).map(|p| (p.1, p.2)).collect()
+    };
+    let (hi, lo, mid) = (times(0), times(2), times(1));
+    eprintln!(
+        "before: {} packets of 320x240 (last at {:?}); after: {} of 160x120 (first at {:?}); 240x180: {}",
+        hi.len(),
+        hi.last(),
+        lo.len(),
+        lo.first(),
+        mid.len()
+    );
+    assert!(hi.len() > 50 && lo.len() > 50, "both renditions played");
+    assert!(mid.is_empty(), "240x180 never asked for");
+    assert!(hi[0].1 && lo[0].1, "each rendition starts at a key frame");
+    let (last_hi, first_lo) = (hi[hi.len() - 1].0, lo[0].0);
+    assert!(last_hi < first_lo, "no frame twice: {last_hi} / {first_lo}");
+    assert!(
+        first_lo - last_hi <= 0.081,
+        "no gap: {last_hi} → {first_lo}"
+    );
+    for t in [&hi, &lo] {
+        assert!(
+            t.windows(2).all(|w| w[1].0 > w[0].0),
+            "timestamps go forward"
+        );
+    }
+    let log = s.daemon.stderr();
+    assert!(log.contains("SelectStream for an unknown client-id ignored"));
+    assert!(log.contains("MMSH stream switched"));
+}

@@ -397,6 +397,13 @@ pub enum MmshRequest {
     },
     /// POST (logging, events): acknowledged and ignored.
     Post,
+    /// SelectStream ([MS-WMSP] 2.2.2.8, non-pipelined mode): a POST with `client-id` and
+    /// `stream-switch-entry` items for the stream that connection plays.
+    SelectStream {
+        client_id: u32,
+        /// The `stream-switch-entry` values as sent.
+        entries: Vec<String>,
+    },
     /// A request this server does not implement (status, reason).
     Unsupported(u16, &'static str),
 }
@@ -405,7 +412,26 @@ pub enum MmshRequest {
 pub fn classify(request: &Request) -> MmshRequest {
     match request.method.as_str() {
         "GET" | "HEAD" => {}
-        "POST" => return MmshRequest::Post,
+        "POST" => {
+            let pragmas = request.pragmas();
+            let entries: Vec<String> = pragmas
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("stream-switch-entry"))
+                .filter_map(|(_, v)| v.clone())
+                .take(MAX_SWITCHES)
+                .collect();
+            if entries.is_empty() {
+                return MmshRequest::Post;
+            }
+            return match request
+                .pragma("client-id")
+                .flatten()
+                .and_then(|v| v.trim().parse::<u32>().ok())
+            {
+                Some(client_id) => MmshRequest::SelectStream { client_id, entries },
+                None => MmshRequest::Unsupported(400, "SelectStream without a client-id"),
+            };
+        }
         _ => return MmshRequest::Unsupported(405, "method not allowed"),
     }
     let pragmas = request.pragmas();
@@ -437,6 +463,9 @@ fn mmsh_headers(r: Response, client_id: u32) -> Response {
         .header("Pragma", "no-cache")
         .header("Pragma", &format!("client-id={client_id}"))
         .header("Pragma", FEATURES_BROADCAST)
+        // Mid-stream SelectStream is understood ([MS-WMSP] 2.2.2.8; clients SHOULD NOT send
+        // it otherwise).
+        .header("Supported", "com.microsoft.wm.sswitch")
 }
 
 /// The Describe response: the header in `$H` chunks, with `Content-Length`; kept alive when
@@ -454,6 +483,13 @@ pub fn play_response_head(request: &Request, client_id: u32) -> Vec<u8> {
         .until_close()
         .for_request(request)
         .to_bytes()
+}
+
+/// The answer to a SelectStream POST: 200, no body (the switch itself shows on the stream).
+pub fn select_stream_response(request: &Request, client_id: u32) -> Response {
+    mmsh_headers(Response::new(200), client_id)
+        .body(HEADER_CONTENT_TYPE, Vec::new())
+        .for_request(request)
 }
 
 /// An error answer on a station path (with the Cougar `Server` token); closes.

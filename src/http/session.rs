@@ -41,7 +41,9 @@ use crate::access::digest::NonceKey;
 use crate::config::Limits;
 use crate::ops::wmlog_client::ClientReport;
 use crate::station::feed::FeedConfig;
-use crate::station::sink::{ClientInfo, OutQueue, Protocol, Session, Sink, StationView, Step};
+use crate::station::sink::{
+    ClientInfo, OutQueue, Protocol, SelectStream, Session, Sink, StationView, Step,
+};
 use crate::station::{StationHeader, StationPacket};
 
 /// The limits an HTTP session works with (from the server's `limits`).
@@ -96,6 +98,8 @@ pub struct HttpSession {
     nonce_key: Option<Arc<NonceKey>>,
     /// What the client was admitted as under the limits, once it streams.
     admitted: Option<crate::access::limits::Kind>,
+    /// A SelectStream received here for another connection's stream, for the shell.
+    select: Option<SelectStream>,
 }
 
 /// Most client logs one connection keeps (later ones are dropped).
@@ -118,6 +122,7 @@ impl HttpSession {
             client_logs: Vec::new(),
             nonce_key: None,
             admitted: None,
+            select: None,
         }
     }
 
@@ -245,6 +250,12 @@ impl HttpSession {
             MmshRequest::Post => {
                 let logged = client_log::station_post(request, &name);
                 self.logged(logged, request, now)
+            }
+            MmshRequest::SelectStream { client_id, entries } => {
+                info!(station = %name, peer = %self.peer, client_id, entries = ?entries, "MMSH SelectStream");
+                self.select = Some(SelectStream { client_id, entries });
+                let r = mmsh::select_stream_response(request, self.client_id);
+                self.answer(r, now)
             }
             MmshRequest::Unsupported(status, why) => self.refuse(request, status, why),
             MmshRequest::Play {
@@ -520,6 +531,23 @@ impl Session for HttpSession {
 
     fn take_client_logs(&mut self, out: &mut Vec<ClientReport>) {
         out.append(&mut self.client_logs);
+    }
+
+    fn take_select_stream(&mut self) -> Option<SelectStream> {
+        self.select.take()
+    }
+
+    fn select_stream(&mut self, request: &SelectStream, _now: Instant) -> bool {
+        if request.client_id != self.client_id {
+            return false;
+        }
+        let Phase::Streaming(s) = &mut self.phase else {
+            return false;
+        };
+        let values: Vec<&str> = request.entries.iter().map(String::as_str).collect();
+        s.switch(&mmsh::parse_stream_switches(&values));
+        info!(peer = %self.peer, client_id = self.client_id, receives = ?s.selection().current, "MMSH stream switched");
+        true
     }
 
     fn admitted(&self) -> Option<crate::access::limits::Kind> {

@@ -122,6 +122,10 @@ impl RtspConfig {
 struct SetUp {
     track: Track,
     dest: Dest,
+    /// Streams this section carried before a stream switch replaced them: still in its RTP
+    /// session, since a replaced rendition flows until its replacement starts (the client's
+    /// selection decides which payloads pass).
+    replaced: Vec<u8>,
 }
 
 /// One RTP session: the set-up ASF streams that share a destination.
@@ -223,6 +227,8 @@ pub struct RtspSession {
     rng: StdRng,
     seed: u64,
     setups: Vec<SetUp>,
+    /// Streams the client thinned (SSEntry with the same old and new stream).
+    thinned: Vec<(u8, crate::station::delivery::Thinning)>,
     playing: bool,
     feed: Option<Delivery>,
     media: RtpOut,
@@ -316,6 +322,7 @@ impl RtspSession {
             rng,
             seed,
             setups: Vec::new(),
+            thinned: Vec::new(),
             playing: false,
             feed: None,
             created: now,
@@ -538,6 +545,16 @@ impl RtspSession {
                 self.reply(r, cseq, with_session);
                 Step::Continue
             }
+            Method::SetParameter
+                if header(&req, &headers::CONTENT_TYPE).is_some_and(|t| {
+                    t.trim()
+                        .eq_ignore_ascii_case("application/x-wms-streamswitch")
+                }) =>
+            {
+                let r = self.stream_switch(req.body());
+                self.reply(r, cseq, true);
+                Step::Continue
+            }
             Method::SetParameter => {
                 use super::client_log::{set_parameter, SetParameter};
                 let content_type = header(&req, &headers::CONTENT_TYPE);
@@ -695,6 +712,7 @@ impl RtspSession {
         }
         self.setups.retain(|s| s.track.control != track.control);
         self.setups.push(SetUp {
+            replaced: Vec::new(),
             track,
             dest: chosen.dest,
         });
@@ -715,7 +733,12 @@ impl RtspSession {
         };
         let mut groups: Vec<RtpSession> = Vec::new();
         for s in &self.setups {
-            let streams = sdp::track_streams(&header, s.track.kind);
+            let mut streams = sdp::track_streams(&header, s.track.kind);
+            for &n in &s.replaced {
+                if !streams.contains(&n) {
+                    streams.push(n);
+                }
+            }
             if streams.is_empty() {
                 continue;
             }
@@ -749,6 +772,83 @@ impl RtspSession {
         self.media.rtp = groups;
     }
 
+    /// A SelectStream (SET_PARAMETER `application/x-wms-streamswitch`, [`super::streamswitch`]):
+    /// a set-up stream replaced by another (in the same RTP session), thinned, or turned off.
+    /// Streams not set up, unknown streams and bodies that do not parse are answered 400 with
+    /// a log line; adding a stream needs a SETUP.
+    fn stream_switch(&mut self, body: &[u8]) -> Reply {
+        use super::streamswitch::parse;
+        use crate::station::delivery::Thinning;
+        let Some(header) = self.header.clone() else {
+            return Reply::new(455);
+        };
+        let entries = match parse(body) {
+            Ok(e) => e,
+            Err(e) => {
+                info!(peer = %self.peer, error = %e, "rtsp stream switch refused");
+                return Reply::new(400);
+            }
+        };
+        for e in &entries {
+            let known = |n: Option<u8>| n.map_or(true, |n| header.header.stream(n).is_some());
+            if !known(e.old) || !known(e.new) {
+                info!(peer = %self.peer, entry = ?e, "rtsp stream switch names a stream the station does not have");
+                return Reply::new(400);
+            }
+            let carried = |n: u8, setups: &[SetUp]| {
+                setups
+                    .iter()
+                    .position(|s| sdp::track_streams(&header, s.track.kind).contains(&n))
+            };
+            match (e.old, e.new) {
+                (Some(old), Some(new)) if old == new => {
+                    if carried(old, &self.setups).is_none() {
+                        info!(peer = %self.peer, stream = old, "rtsp thinning for a stream not set up ignored");
+                        continue;
+                    }
+                    self.thinned.retain(|(n, _)| *n != old);
+                    if e.level != Thinning::All {
+                        self.thinned.push((old, e.level));
+                    }
+                }
+                (Some(old), Some(new)) => {
+                    let Some(i) = carried(old, &self.setups) else {
+                        info!(peer = %self.peer, stream = old, "rtsp switch from a stream not set up ignored");
+                        continue;
+                    };
+                    let Some(track) = sdp::find_track(&header, &format!("stream={new}")) else {
+                        return Reply::new(400);
+                    };
+                    let s = &mut self.setups[i];
+                    if !s.replaced.contains(&old) && s.replaced.len() < 8 {
+                        s.replaced.push(old);
+                    }
+                    s.replaced.retain(|&n| n != new);
+                    s.track = track;
+                    self.thinned.retain(|(n, _)| *n != old && *n != new);
+                    if e.level != Thinning::All {
+                        self.thinned.push((new, e.level));
+                    }
+                }
+                (Some(old), None) => {
+                    if let Some(i) = carried(old, &self.setups) {
+                        if self.setups.len() > 1 {
+                            self.setups.remove(i);
+                        }
+                    }
+                }
+                (None, _) => {
+                    info!(peer = %self.peer, entry = ?e, "rtsp switch adding a stream ignored (needs a SETUP)");
+                }
+            }
+        }
+        self.regroup();
+        if let (Some(choice), Some(feed)) = (self.setup_choice(), self.feed.as_mut()) {
+            feed.switch(choice);
+        }
+        Reply::new(200)
+    }
+
     /// What the client receives: the streams it set up (each rendition of an MBR station is a
     /// section of its own, so a client chooses by SETUP).
     fn setup_choice(&self) -> Option<Choice> {
@@ -762,15 +862,32 @@ impl RtspSession {
         if set_up.is_empty() {
             return None;
         }
+        let current: Vec<u8> = self
+            .setups
+            .iter()
+            .flat_map(|s| sdp::track_streams(header, s.track.kind))
+            .collect();
+        let set_up: Vec<u8> = set_up.into_iter().filter(|n| current.contains(n)).collect();
         Some(Choice {
             removed: header
                 .header
                 .streams
                 .iter()
                 .map(|s| s.number)
-                .filter(|n| !set_up.contains(n))
+                .filter(|n| {
+                    !set_up.contains(n)
+                        || self
+                            .thinned
+                            .iter()
+                            .any(|(m, l)| m == n && *l == crate::station::delivery::Thinning::Off)
+                })
                 .collect(),
-            key_frames_only: Vec::new(),
+            key_frames_only: self
+                .thinned
+                .iter()
+                .filter(|(_, l)| *l == crate::station::delivery::Thinning::KeyFrames)
+                .map(|(n, _)| *n)
+                .collect(),
         })
     }
 

@@ -347,6 +347,15 @@ pub trait Sink {
     }
 }
 
+/// A stream switch for the stream of `client_id` (MS-WMSP SelectStream), carried between two
+/// connections by the shell; `entries` are the request's `stream-switch-entry` values as sent
+/// (the receiving protocol parses them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectStream {
+    pub client_id: u32,
+    pub entries: Vec<String>,
+}
+
 /// What a session tells the status page, the metrics, the control API and the client logs
 /// about its client. Counts are since the session started.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -419,6 +428,16 @@ pub trait Session: Sink {
             station: self.station().map(str::to_string),
             ..ClientInfo::default()
         }
+    }
+    /// A mid-stream stream switch this session received for another connection's stream (MMSH
+    /// SelectStream: a POST naming the playing connection's `client-id`), for the shell to
+    /// route with [`Session::select_stream`]. Default none.
+    fn take_select_stream(&mut self) -> Option<SelectStream> {
+        None
+    }
+    /// Applies a routed [`SelectStream`] when it is for this session's stream; true when it was.
+    fn select_stream(&mut self, _request: &SelectStream, _now: Instant) -> bool {
+        false
     }
     /// The control API's side of a session (requests for the shell to route, answers back);
     /// only the control API's sessions have one ([`crate::ops::api_session`]). Default none.
