@@ -93,6 +93,11 @@ fuzz_target!(|data: &[u8]| {
             check_head(&describe_response(&req, &d.header.bytes, 7).to_bytes());
         }
         MmshRequest::Post => {}
+        MmshRequest::SelectStream { entries, .. } => {
+            assert!(!entries.is_empty() && entries.len() <= 128);
+            let values: Vec<&str> = entries.iter().map(String::as_str).collect();
+            let _ = resolve_switches(&parse_stream_switches(&values), None, header);
+        }
         MmshRequest::Unsupported(status, message) => {
             assert!((400..600).contains(status));
             check_head(&error_response(&req, *status, message).to_bytes());

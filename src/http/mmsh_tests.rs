@@ -369,7 +369,7 @@ fn describe_response_has_the_exact_head_and_one_header_chunk() {
     assert_eq!(
         text,
         "HTTP/1.1 200 OK\r\nServer: Cougar/9.01.01.3814\r\nCache-Control: no-cache\r\n\
-         Pragma: no-cache\r\nPragma: client-id=77\r\nPragma: features=\"broadcast\"\r\n\
+         Pragma: no-cache\r\nPragma: client-id=77\r\nPragma: features=\"broadcast\"\r\nSupported: com.microsoft.wm.sswitch\r\n\
          Content-Type: application/vnd.ms.wms-hdr.asfv1\r\nContent-Length: 15\r\n\
          Connection: close\r\n\r\n$H\x0b\x00\x00\x00\x00\x00\x00\x0c\x0b\x00HDR"
     );
@@ -385,7 +385,7 @@ fn play_response_head_is_exact() {
         String::from_utf8(head).unwrap(),
         "HTTP/1.0 200 OK\r\nServer: Cougar/9.01.01.3814\r\nCache-Control: no-cache\r\n\
          Pragma: no-cache\r\nPragma: client-id=9\r\nPragma: features=\"broadcast\"\r\n\
-         Content-Type: application/x-mms-framed\r\nConnection: close\r\n\r\n"
+         Supported: com.microsoft.wm.sswitch\r\nContent-Type: application/x-mms-framed\r\nConnection: close\r\n\r\n"
     );
 }
 
@@ -695,4 +695,30 @@ fn a_silent_station_and_a_stop_end_the_stream_with_e() {
     s.end(&mut out);
     s.end(&mut out);
     assert_eq!(drain(&mut out), reason_chunk(ChunkType::End, END_FINISHED));
+}
+
+#[test]
+fn a_post_with_switch_entries_is_a_select_stream() {
+    let post = |pragmas: &str| {
+        classify(&req(format!(
+            "POST /mbr HTTP/1.1\r\nHost: a\r\n{pragmas}Content-Length: 0\r\n\r\n"
+        )
+        .as_bytes()))
+    };
+    assert_eq!(
+        post("Pragma: client-id=42\r\nPragma: stream-switch-entry=ffff:1:2 ffff:3:0\r\n"),
+        MmshRequest::SelectStream {
+            client_id: 42,
+            entries: vec!["ffff:1:2 ffff:3:0".into()]
+        }
+    );
+    // Without (or with a garbled) client-id: refused, not guessed.
+    for p in [
+        "Pragma: stream-switch-entry=ffff:1:2\r\n",
+        "Pragma: client-id=x\r\nPragma: stream-switch-entry=ffff:1:2\r\n",
+    ] {
+        assert!(matches!(post(p), MmshRequest::Unsupported(400, _)), "{p}");
+    }
+    // A POST without entries stays a log/event POST.
+    assert_eq!(post("Pragma: client-id=42\r\n"), MmshRequest::Post);
 }
