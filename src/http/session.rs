@@ -570,6 +570,9 @@ impl Session for HttpSession {
             bytes,
             skips,
             skipped,
+            thin_steps: self.stream().map_or(0, |s| {
+                s.selection().stats.steps_down + s.selection().stats.steps_up
+            }),
         }
     }
 }

@@ -128,6 +128,7 @@ pub struct MmsSession {
     /// log line.
     skips: u64,
     skipped: u64,
+    thin_steps: u64,
 }
 
 /// Everything the session sends: its TCP output, its UDP data datagrams, and the Data packet
@@ -185,6 +186,7 @@ impl MmsSession {
             admitted: None,
             skips: 0,
             skipped: 0,
+            thin_steps: 0,
         }
     }
 
@@ -516,6 +518,7 @@ impl MmsSession {
             let (skips, skipped) = f.skips();
             self.skips += skips;
             self.skipped += skipped;
+            self.thin_steps += f.thin_steps();
         }
     }
 
@@ -725,6 +728,7 @@ impl Session for MmsSession {
             bytes: self.media.bytes_sent,
             skips,
             skipped,
+            thin_steps: self.thin_steps + self.feed.as_ref().map_or(0, Delivery::thin_steps),
         }
     }
 

@@ -52,6 +52,7 @@ fn snapshot() -> Snapshot {
                 bytes: 12_345,
                 skips: 1,
                 skipped: 4,
+                thin_steps: 2,
             },
         }],
         ops: Default::default(),

@@ -204,6 +204,7 @@ pub(crate) mod test_support {
                 bytes: 1000,
                 skips: 1,
                 skipped: 5,
+                thin_steps: 2,
             },
         }
     }

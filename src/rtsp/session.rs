@@ -261,6 +261,7 @@ struct EndStats {
     /// Skips and skipped packets of feeds already stopped (PAUSE, BYE).
     skips: u64,
     skipped: u64,
+    thin_steps: u64,
     /// Report blocks about our sources, and the last one.
     receiver_reports: u64,
     last_report: Option<ReportBlock>,
@@ -355,6 +356,7 @@ impl RtspSession {
             let (skips, skipped) = f.skips();
             self.stats.skips += skips;
             self.stats.skipped += skipped;
+            self.stats.thin_steps += f.thin_steps();
         }
     }
 
@@ -1293,6 +1295,7 @@ impl Session for RtspSession {
             bytes: self.media.bytes,
             skips: self.stats.skips + skips,
             skipped: self.stats.skipped + skipped,
+            thin_steps: self.stats.thin_steps + self.feed.as_ref().map_or(0, Delivery::thin_steps),
         }
     }
 

@@ -376,6 +376,11 @@ impl Delivery {
         &self.header
     }
 
+    /// Thinning steps (down and up) taken for this client.
+    pub fn thin_steps(&self) -> u64 {
+        self.selection.stats.steps_down + self.selection.stats.steps_up
+    }
+
     /// Times the client skipped to a clean point, and packets it did not get because of it.
     pub fn skips(&self) -> (u64, u64) {
         (self.feed.skips, self.feed.skipped_packets)

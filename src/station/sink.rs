@@ -376,6 +376,8 @@ pub struct ClientInfo {
     /// Times the client skipped to a clean point because it was behind, and packets skipped.
     pub skips: u64,
     pub skipped: u64,
+    /// Thinning steps (down and up) the server took for the client (Intelligent Streaming).
+    pub thin_steps: u64,
 }
 
 /// A unicast client: a [`Sink`] with a connection the shell reads and writes.
