@@ -52,6 +52,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Turn an FFmpeg multi-rendition ASF (`-map 0:v -map 0:v …`) into a multiple-bit-rate file:
+    /// adds Bitrate Mutual Exclusion (the renditions a player chooses one of) and Stream Bitrate
+    /// Properties (each stream's measured rate).
+    Mbr {
+        input: PathBuf,
+        output: PathBuf,
+        /// A group of streams a player chooses one of, as comma-separated stream numbers
+        /// (repeatable). Default: every video stream, and every audio stream when several.
+        #[arg(long, value_delimiter = ';')]
+        group: Vec<String>,
+    },
     /// .nsc station files.
     Nsc {
         #[command(subcommand)]
@@ -142,6 +153,11 @@ fn main() -> ExitCode {
         Command::Run { config } => run(config),
         Command::Check { paths } => check(&paths),
         Command::Probe { file, json } => probe(file, json),
+        Command::Mbr {
+            input,
+            output,
+            group,
+        } => mbr(&input, &output, &group),
         Command::Nsc {
             command: NscCommand::Decode { file },
         } => nsc_decode(&file),
@@ -197,6 +213,44 @@ fn check(paths: &[PathBuf]) -> ExitCode {
         }
         Err(errs) => {
             eprintln!("{errs}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn mbr(input: &std::path::Path, output: &std::path::Path, groups: &[String]) -> ExitCode {
+    use asfcast::asf::mbr::{convert, Group};
+    let mut parsed = Vec::new();
+    for g in groups {
+        let streams: Result<Vec<u8>, _> = g.split(',').map(|n| n.trim().parse::<u8>()).collect();
+        match streams {
+            Ok(streams) => parsed.push(Group {
+                kind: asfcast::asf::guid::MUTEX_BITRATE,
+                streams,
+            }),
+            Err(e) => {
+                eprintln!("asfcast: --group {g:?}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    match convert(input, output, (!parsed.is_empty()).then_some(parsed)) {
+        Ok(r) => {
+            for g in &r.groups {
+                println!("mutual exclusion (bitrate): streams {:?}", g.streams);
+            }
+            for (n, bps) in &r.bitrates {
+                println!("stream {n}: {} kbps", bps / 1000);
+            }
+            println!(
+                "{}: header grew by {} bytes",
+                output.display(),
+                r.header_growth
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("asfcast: {}: {e}", input.display());
             ExitCode::FAILURE
         }
     }

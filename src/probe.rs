@@ -30,6 +30,14 @@ pub struct StreamSummary {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct ExclusionSummary {
+    /// `bitrate`, `language` or `unknown`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub streams: Vec<u16>,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct ProbeReport {
     pub file: String,
     pub streams: Vec<StreamSummary>,
@@ -51,6 +59,8 @@ pub struct ProbeReport {
     pub clean_point_interval_ms: Option<f64>,
     pub clean_point_max_interval_ms: Option<u32>,
     pub title: Option<String>,
+    /// Mutual exclusion groups (MBR renditions): the streams a player chooses one of.
+    pub mutual_exclusions: Vec<ExclusionSummary>,
     /// The error that ended reading early, if any.
     pub read_error: Option<String>,
 }
@@ -137,6 +147,18 @@ pub fn probe(path: &Path) -> Result<ProbeReport, ReadError> {
             .as_ref()
             .map(|c| c.title.clone())
             .filter(|t| !t.is_empty()),
+        mutual_exclusions: h
+            .mutual_exclusions
+            .iter()
+            .map(|m| ExclusionSummary {
+                kind: match m.exclusion_type {
+                    crate::asf::guid::MUTEX_BITRATE => "bitrate",
+                    crate::asf::guid::MUTEX_LANGUAGE => "language",
+                    _ => "unknown",
+                },
+                streams: m.streams.clone(),
+            })
+            .collect(),
         read_error,
     })
 }
@@ -200,6 +222,15 @@ impl fmt::Display for ProbeReport {
                 write!(f, " ({k} key frames)")?;
             }
             writeln!(f)?;
+        }
+        for m in &self.mutual_exclusions {
+            let list: Vec<String> = m.streams.iter().map(|n| format!("#{n}")).collect();
+            writeln!(
+                f,
+                "  mutual exclusion ({}): {} (a player receives one)",
+                m.kind,
+                list.join(" ")
+            )?;
         }
         if let Some(e) = &self.read_error {
             writeln!(f, "  stopped early: {e}")?;

@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(s.hex.is_some() || s.dec.is_some());
             }
             assert_eq!(client_id, &req.pragma("client-id").flatten());
-            let sel = resolve_switches(switches, header);
+            let sel = resolve_switches(switches, None, header);
             for &n in sel.removed.iter().chain(&sel.key_frames_only) {
                 assert!(header.stream(n).is_some(), "selection names stream {n}");
             }
@@ -93,6 +93,11 @@ fuzz_target!(|data: &[u8]| {
             check_head(&describe_response(&req, &d.header.bytes, 7).to_bytes());
         }
         MmshRequest::Post => {}
+        MmshRequest::SelectStream { entries, .. } => {
+            assert!(!entries.is_empty() && entries.len() <= 128);
+            let values: Vec<&str> = entries.iter().map(String::as_str).collect();
+            let _ = resolve_switches(&parse_stream_switches(&values), None, header);
+        }
         MmshRequest::Unsupported(status, message) => {
             assert!((400..600).contains(status));
             check_head(&error_response(&req, *status, message).to_bytes());
@@ -103,5 +108,5 @@ fuzz_target!(|data: &[u8]| {
     let values: Vec<&str> = text.split('\n').collect();
     let switches = parse_stream_switches(&values);
     assert!(switches.len() <= 128);
-    let _ = resolve_switches(&switches, header);
+    let _ = resolve_switches(&switches, None, header);
 });

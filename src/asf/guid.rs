@@ -93,6 +93,10 @@ pub const STREAM_BITRATE_PROPERTIES: Guid = Guid::from_parts(
     [0x8D, 0x82, 0x00, 0x60, 0x97, 0xC9, 0xA2, 0xB2],
 );
 pub const BITRATE_MUTUAL_EXCLUSION: Guid = Guid::from_parts(0xD6E229DC, 0x35DA, 0x11D1, IDX);
+/// Exclusion types of a Bitrate Mutual Exclusion (ASF spec §10.7; asf.md §1.8).
+pub const MUTEX_LANGUAGE: Guid = Guid::from_parts(0xD6E22A00, 0x35DA, 0x11D1, IDX);
+pub const MUTEX_BITRATE: Guid = Guid::from_parts(0xD6E22A01, 0x35DA, 0x11D1, IDX);
+pub const MUTEX_UNKNOWN: Guid = Guid::from_parts(0xD6E22A02, 0x35DA, 0x11D1, IDX);
 pub const EXTENDED_STREAM_PROPERTIES: Guid = Guid::from_parts(
     0x14E6A5CB,
     0xC672,
@@ -140,6 +144,9 @@ const KNOWN: &[(Guid, &str)] = &[
     (EXTENDED_CONTENT_DESCRIPTION, "ExtendedContentDescription"),
     (STREAM_BITRATE_PROPERTIES, "StreamBitrateProperties"),
     (BITRATE_MUTUAL_EXCLUSION, "BitrateMutualExclusion"),
+    (MUTEX_LANGUAGE, "MutexLanguage"),
+    (MUTEX_BITRATE, "MutexBitrate"),
+    (MUTEX_UNKNOWN, "MutexUnknown"),
     (EXTENDED_STREAM_PROPERTIES, "ExtendedStreamProperties"),
     (ADVANCED_MUTUAL_EXCLUSION, "AdvancedMutualExclusion"),
     (PADDING, "Padding"),

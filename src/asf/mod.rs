@@ -10,6 +10,7 @@
 pub mod bytes;
 pub mod guid;
 pub mod header;
+pub mod mbr;
 pub mod packet;
 pub mod reader;
 pub mod retime;

@@ -9,7 +9,8 @@
 //! announcement edit must not cause one. [`station_change`] sorts every [`StationConfig`]
 //! field into one of three kinds:
 //!
-//! - **announcement only** — `description`, `announcement.{nsc, asx, unicast_url, log_url}`:
+//! - **announcement only** — `description`, `announcement.{nsc, asx, unicast_url, log_url,
+//!   alternates}`:
 //!   what the .nsc/.asx (and the HTTP catalog) say. Applied in place: the files are rewritten
 //!   (old-named ones removed), the stream and its clients are untouched.
 //! - **unicast settings** — `unicast.max_clients` and the `mms`/`mmsh`/`rtsp` switches: read
@@ -214,6 +215,11 @@ mod tests {
         (
             "log_url",
             |s| s.announcement.log_url = Some("http://box/log".into()),
+            StationChange::InPlace,
+        ),
+        (
+            "alternates",
+            |s| s.announcement.alternates = vec!["http://box/news-300k.nsc".into()],
             StationChange::InPlace,
         ),
         (

@@ -256,6 +256,10 @@ pub struct Announcement {
     pub unicast_url: Option<String>,
     /// Client logging URL (.nsc `Log URL`).
     pub log_url: Option<String>,
+    /// Further URLs the .asx lists after the station's own (in order): the other renditions of
+    /// an MBR programme offered as one multicast station each, so a player that cannot play
+    /// this one rolls over to the next.
+    pub alternates: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------
@@ -311,13 +315,14 @@ struct UnicastFile {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of announcement settings (nsc, asx, unicast_url, log_url)"
+    expecting = "a mapping of announcement settings (nsc, asx, unicast_url, log_url, alternates)"
 )]
 struct AnnouncementFile {
     nsc: Option<AnnounceName<false>>,
     asx: Option<AnnounceName<true>>,
     unicast_url: Option<Url<false>>,
     log_url: Option<Url<true>>,
+    alternates: Option<Vec<Url<false>>>,
 }
 
 /// The `source:` mapping. Read by hand rather than as a serde internally tagged
@@ -745,12 +750,19 @@ fn build(path: &Path, text: &str, file: StationFile) -> Result<StationConfig, Ve
             asx: format!("{name}.asx"),
             unicast_url: None,
             log_url: None,
+            alternates: Vec::new(),
         },
         Some(a) => Announcement {
             nsc: a.nsc.map_or_else(|| format!("{name}.nsc"), |v| v.0),
             asx: a.asx.map_or_else(|| format!("{name}.asx"), |v| v.0),
             unicast_url: a.unicast_url.map(|v| v.0),
             log_url: a.log_url.map(|v| v.0),
+            alternates: a
+                .alternates
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| v.0)
+                .collect(),
         },
     };
 
@@ -1079,6 +1091,21 @@ mod tests {
         ));
         assert!(
             e[0].starts_with("s.yaml:6:16: announcement.unicast_url: `ftp://x/y` has scheme `ftp`"),
+            "{e:?}"
+        );
+        // MBR renditions on multicast: the .asx lists the other stations after this one.
+        let s = ok(&format!(
+            "{MINIMAL}announcement:\n  alternates: [http://box/news-300k.nsc, mms://box/news-100k]\n"
+        ));
+        assert_eq!(
+            s.announcement.alternates,
+            ["http://box/news-300k.nsc", "mms://box/news-100k"]
+        );
+        let e = err(&format!(
+            "{MINIMAL}announcement:\n  alternates: [ftp://x/y]\n"
+        ));
+        assert!(
+            e[0].starts_with("s.yaml:6:16: announcement.alternates"),
             "{e:?}"
         );
     }

@@ -44,6 +44,16 @@ impl Follow {
         self.feed.skips()
     }
 
+    /// The client's delivery (its selection, mid-stream switches).
+    pub fn delivery(&mut self) -> &mut Delivery {
+        &mut self.feed
+    }
+
+    /// The client's delivery, read-only.
+    pub fn delivery_ref(&self) -> &Delivery {
+        &self.feed
+    }
+
     /// The header the client plays.
     pub fn header_playing(&self) -> &Arc<StationHeader> {
         self.feed.header()

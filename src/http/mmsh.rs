@@ -75,7 +75,7 @@ const AF_FIRST: u8 = 0x04;
 /// AFFlags of the last piece of a `$H` object.
 const AF_LAST: u8 = 0x08;
 /// Stream-switch entries read from one request at most (streams are numbered 1..=127).
-const MAX_SWITCHES: usize = 128;
+pub const MAX_SWITCHES: usize = 128;
 
 /// The chunk types this server sends (and [`ChunkReader`] reads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,7 +321,7 @@ impl ChunkReader {
     }
 }
 
-pub use crate::station::delivery::{StreamSelection, Thinning};
+pub use crate::station::delivery::{Choice, StreamSelection, Thinning};
 
 /// One `stream-switch-entry` item with the destination stream number kept in both readings
 /// (hexadecimal per the spec, decimal as FFmpeg, VLC and libmms write it).
@@ -364,8 +364,13 @@ pub fn parse_stream_switches(values: &[&str]) -> Vec<StreamSwitch> {
 /// Resolves a client's `stream-switch-entry` items against `header`: the stream number is read
 /// as hexadecimal (the spec) when every entry names a stream of the header that way, else as
 /// decimal (FFmpeg, VLC and libmms write decimal); entries naming no stream are ignored. The
-/// selection rules themselves are the station's ([`StreamSelection`]).
-pub fn resolve_switches(switches: &[StreamSwitch], header: &AsfHeader) -> StreamSelection {
+/// selection rules themselves are the station's ([`Choice::resolve`]; `bandwidth` is the
+/// `LinkBW` the client announced, for MBR renditions it names none of).
+pub fn resolve_switches(
+    switches: &[StreamSwitch],
+    bandwidth: Option<u64>,
+    header: &AsfHeader,
+) -> Choice {
     let known = |n: Option<u16>| {
         n.and_then(|n| u8::try_from(n).ok())
             .filter(|n| header.stream(*n).is_some())
@@ -375,7 +380,7 @@ pub fn resolve_switches(switches: &[StreamSwitch], header: &AsfHeader) -> Stream
     let requests = switches
         .iter()
         .filter_map(|s| Some((known(if use_hex { s.hex } else { s.dec })?, s.level)));
-    StreamSelection::resolve(requests, header)
+    Choice::resolve(requests, bandwidth, header)
 }
 
 /// What a station-path request is.
@@ -392,6 +397,13 @@ pub enum MmshRequest {
     },
     /// POST (logging, events): acknowledged and ignored.
     Post,
+    /// SelectStream ([MS-WMSP] 2.2.2.8, non-pipelined mode): a POST with `client-id` and
+    /// `stream-switch-entry` items for the stream that connection plays.
+    SelectStream {
+        client_id: u32,
+        /// The `stream-switch-entry` values as sent.
+        entries: Vec<String>,
+    },
     /// A request this server does not implement (status, reason).
     Unsupported(u16, &'static str),
 }
@@ -400,7 +412,26 @@ pub enum MmshRequest {
 pub fn classify(request: &Request) -> MmshRequest {
     match request.method.as_str() {
         "GET" | "HEAD" => {}
-        "POST" => return MmshRequest::Post,
+        "POST" => {
+            let pragmas = request.pragmas();
+            let entries: Vec<String> = pragmas
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("stream-switch-entry"))
+                .filter_map(|(_, v)| v.clone())
+                .take(MAX_SWITCHES)
+                .collect();
+            if entries.is_empty() {
+                return MmshRequest::Post;
+            }
+            return match request
+                .pragma("client-id")
+                .flatten()
+                .and_then(|v| v.trim().parse::<u32>().ok())
+            {
+                Some(client_id) => MmshRequest::SelectStream { client_id, entries },
+                None => MmshRequest::Unsupported(400, "SelectStream without a client-id"),
+            };
+        }
         _ => return MmshRequest::Unsupported(405, "method not allowed"),
     }
     let pragmas = request.pragmas();
@@ -432,6 +463,9 @@ fn mmsh_headers(r: Response, client_id: u32) -> Response {
         .header("Pragma", "no-cache")
         .header("Pragma", &format!("client-id={client_id}"))
         .header("Pragma", FEATURES_BROADCAST)
+        // Mid-stream SelectStream is understood ([MS-WMSP] 2.2.2.8; clients SHOULD NOT send
+        // it otherwise).
+        .header("Supported", "com.microsoft.wm.sswitch")
 }
 
 /// The Describe response: the header in `$H` chunks, with `Content-Length`; kept alive when
@@ -449,6 +483,13 @@ pub fn play_response_head(request: &Request, client_id: u32) -> Vec<u8> {
         .until_close()
         .for_request(request)
         .to_bytes()
+}
+
+/// The answer to a SelectStream POST: 200, no body (the switch itself shows on the stream).
+pub fn select_stream_response(request: &Request, client_id: u32) -> Response {
+    mmsh_headers(Response::new(200), client_id)
+        .body(HEADER_CONTENT_TYPE, Vec::new())
+        .for_request(request)
 }
 
 /// An error answer on a station path (with the Cougar `Server` token); closes.

@@ -35,7 +35,7 @@ use super::{
     END_FINISHED, END_NEXT_ENTRY, MAX_CHUNK_PAYLOAD,
 };
 pub use crate::station::delivery::HeaderChange;
-use crate::station::delivery::{Delivery, Framer, Selected, StreamSelection};
+use crate::station::delivery::{Delivery, Framer, StreamSelection};
 use crate::station::feed::FeedConfig;
 use crate::station::sink::{OutQueue, Step};
 use crate::station::{StationHeader, StationPacket};
@@ -89,6 +89,7 @@ pub struct MmshStream {
     header: Arc<StationHeader>,
     first_header_len: usize,
     switches: Vec<StreamSwitch>,
+    bandwidth: Option<u64>,
     follow: Follow,
     data: DataChunks,
 }
@@ -97,7 +98,6 @@ pub struct MmshStream {
 /// numbering, and the counts.
 #[derive(Debug)]
 struct DataChunks {
-    selection: StreamSelection,
     incarnation: u8,
     location: u32,
     stats: StreamStats,
@@ -120,29 +120,28 @@ impl Framer for Framing<'_> {
 }
 
 impl MmshStream {
-    /// Starts a stream at `now`: queues `$H` and the part of the join backlog that is due.
+    /// Starts a stream at `now`: queues `$H` and the part of the join backlog that is due. The
+    /// client's `stream-switch-entry` items and its `LinkBW` choose what it receives.
     pub fn start(
         station: &str,
         header: Arc<StationHeader>,
         backlog: Vec<Arc<StationPacket>>,
-        switches: Vec<StreamSwitch>,
+        (switches, bandwidth): (Vec<StreamSwitch>, Option<u64>),
         config: StreamConfig,
         now: Instant,
         out: &mut OutQueue,
     ) -> MmshStream {
-        let selection = resolve_switches(&switches, &header.header);
+        let choice = resolve_switches(&switches, bandwidth, &header.header);
+        let mut delivery = Delivery::join(config.feed, Arc::clone(&header), backlog, now);
+        delivery.select(StreamSelection::new(choice, &header.header));
         let mut s = MmshStream {
             station: station.to_string(),
             first_header_len: header.bytes.len(),
             switches,
-            follow: Follow::new(
-                Delivery::join(config.feed, Arc::clone(&header), backlog, now),
-                config.silence_timeout,
-                now,
-            ),
+            bandwidth,
+            follow: Follow::new(delivery, config.silence_timeout, now),
             header,
             data: DataChunks {
-                selection,
                 incarnation: 0,
                 location: 0,
                 stats: StreamStats::default(),
@@ -160,8 +159,31 @@ impl MmshStream {
     }
 
     /// What was sent and dropped.
-    pub fn stats(&self) -> &StreamStats {
-        &self.data.stats
+    pub fn stats(&self) -> StreamStats {
+        let sel = &self.follow.delivery_ref().selection().stats;
+        StreamStats {
+            rewritten: sel.rewritten,
+            dropped_empty: sel.dropped_empty,
+            dropped_bad: self.data.stats.dropped_bad + sel.dropped_bad,
+            ..self.data.stats.clone()
+        }
+    }
+
+    /// A mid-stream switch (SelectStream): `switches` replace the client's entries for the
+    /// streams they name; new streams start at their key frame.
+    pub fn switch(&mut self, switches: &[StreamSwitch]) {
+        for sw in switches {
+            self.switches
+                .retain(|s| !(s.hex == sw.hex && s.dec == sw.dec));
+            self.switches.push(*sw);
+        }
+        let excess = self
+            .switches
+            .len()
+            .saturating_sub(crate::http::mmsh::MAX_SWITCHES);
+        self.switches.drain(..excess);
+        let choice = resolve_switches(&self.switches, self.bandwidth, &self.header.header);
+        self.follow.delivery().switch(choice);
     }
 
     /// The station this stream plays.
@@ -169,9 +191,14 @@ impl MmshStream {
         &self.station
     }
 
+    /// Names the client in the delivery's log lines.
+    pub fn set_label(&mut self, label: String) {
+        self.follow.delivery().set_label(label);
+    }
+
     /// The streams the client does not receive whole.
     pub fn selection(&self) -> &StreamSelection {
-        &self.data.selection
+        self.follow.delivery_ref().selection()
     }
 
     /// Times the client skipped forward to a clean point because it was behind.
@@ -217,8 +244,11 @@ impl MmshStream {
                 out.push_owned(reason_chunk(ChunkType::Change, 0).to_vec());
                 out.push_owned(header_chunks(&h.bytes, d.incarnation));
                 d.location = 0;
-                d.selection = resolve_switches(&self.switches, &h.header);
-                d.stats.header_changes += 1;
+                let choice = resolve_switches(&self.switches, self.bandwidth, &h.header);
+                self.follow
+                    .delivery()
+                    .reselect(StreamSelection::new(choice, &h.header));
+                self.data.stats.header_changes += 1;
                 self.header = h.clone();
                 Step::Continue
             }
@@ -267,19 +297,7 @@ impl MmshStream {
 impl DataChunks {
     /// One `$D` chunk for a station packet, after stream selection.
     fn frame(&mut self, p: &Arc<StationPacket>, out: &mut OutQueue) {
-        let rewritten = match self.selection.apply(&p.bytes) {
-            Selected::Whole => None,
-            Selected::Rewritten(v) => Some(v),
-            Selected::Nothing => {
-                self.stats.dropped_empty += 1;
-                return;
-            }
-            Selected::Unreadable => {
-                self.stats.dropped_bad += 1;
-                return;
-            }
-        };
-        let len = rewritten.as_ref().map_or(p.bytes.len(), Vec::len);
+        let len = p.bytes.len();
         let head = match data_chunk_head(ChunkType::Data, self.location, self.incarnation, 0, len) {
             Ok(h) => h,
             Err(_) => {
@@ -288,19 +306,8 @@ impl DataChunks {
             }
         };
         debug_assert!(len <= MAX_CHUNK_PAYLOAD);
-        match rewritten {
-            Some(v) => {
-                let mut chunk = Vec::with_capacity(head.len() + v.len());
-                chunk.extend_from_slice(&head);
-                chunk.extend_from_slice(&v);
-                out.push_owned(chunk);
-                self.stats.rewritten += 1;
-            }
-            None => {
-                out.push_owned(head.to_vec());
-                out.push_shared(p.bytes.clone());
-            }
-        }
+        out.push_owned(head.to_vec());
+        out.push_shared(p.bytes.clone());
         self.location = self.location.wrapping_add(1);
         self.stats.packets += 1;
         self.stats.bytes += len as u64;

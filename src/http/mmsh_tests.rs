@@ -295,13 +295,17 @@ fn selection_resolves_hex_or_decimal_against_the_header() {
         .number;
     let sw = |text: &str| parse_stream_switches(&[text]);
     // Audio off, video thinned.
-    let sel = resolve_switches(&sw(&format!("ffff:{video}:1 ffff:{audio}:2")), &header);
+    let sel = resolve_switches(
+        &sw(&format!("ffff:{video}:1 ffff:{audio}:2")),
+        None,
+        &header,
+    );
     assert_eq!(sel.removed, [audio]);
     assert_eq!(sel.key_frames_only, [video]);
     assert!(!sel.keeps(audio, true));
     assert!(sel.keeps(video, true) && !sel.keeps(video, false));
     // Level 1 on audio is not applied (no key-frame bits on audio).
-    let sel = resolve_switches(&sw(&format!("ffff:{audio}:1")), &header);
+    let sel = resolve_switches(&sw(&format!("ffff:{audio}:1")), None, &header);
     assert!(sel.is_all());
     // Renumber the streams 10 and 16: "10" names stream 16 in hex and 10 in decimal.
     for s in &mut header.streams {
@@ -309,13 +313,13 @@ fn selection_resolves_hex_or_decimal_against_the_header() {
     }
     // FFmpeg/libmms style (decimal): "ffff:10:0 ffff:16:2" — hex would read 16 and 22 (no such
     // stream), so decimal wins and stream 16 (audio) is removed.
-    let sel = resolve_switches(&sw("ffff:10:0 ffff:16:2"), &header);
+    let sel = resolve_switches(&sw("ffff:10:0 ffff:16:2"), None, &header);
     assert_eq!(sel.removed, [16]);
     // Spec style (hex): "ffff:a:0 ffff:10:2" — hex names 10 and 16.
-    let sel = resolve_switches(&sw("ffff:a:0 ffff:10:2"), &header);
+    let sel = resolve_switches(&sw("ffff:a:0 ffff:10:2"), None, &header);
     assert_eq!(sel.removed, [16]);
     // Unknown streams are ignored.
-    assert!(resolve_switches(&sw("ffff:7f:2"), &header).is_all());
+    assert!(resolve_switches(&sw("ffff:7f:2"), None, &header).is_all());
 }
 
 #[test]
@@ -365,7 +369,7 @@ fn describe_response_has_the_exact_head_and_one_header_chunk() {
     assert_eq!(
         text,
         "HTTP/1.1 200 OK\r\nServer: Cougar/9.01.01.3814\r\nCache-Control: no-cache\r\n\
-         Pragma: no-cache\r\nPragma: client-id=77\r\nPragma: features=\"broadcast\"\r\n\
+         Pragma: no-cache\r\nPragma: client-id=77\r\nPragma: features=\"broadcast\"\r\nSupported: com.microsoft.wm.sswitch\r\n\
          Content-Type: application/vnd.ms.wms-hdr.asfv1\r\nContent-Length: 15\r\n\
          Connection: close\r\n\r\n$H\x0b\x00\x00\x00\x00\x00\x00\x0c\x0b\x00HDR"
     );
@@ -381,7 +385,7 @@ fn play_response_head_is_exact() {
         String::from_utf8(head).unwrap(),
         "HTTP/1.0 200 OK\r\nServer: Cougar/9.01.01.3814\r\nCache-Control: no-cache\r\n\
          Pragma: no-cache\r\nPragma: client-id=9\r\nPragma: features=\"broadcast\"\r\n\
-         Content-Type: application/x-mms-framed\r\nConnection: close\r\n\r\n"
+         Supported: com.microsoft.wm.sswitch\r\nContent-Type: application/x-mms-framed\r\nConnection: close\r\n\r\n"
     );
 }
 
@@ -424,7 +428,7 @@ fn start(
         "demo",
         h.clone(),
         backlog,
-        parse_stream_switches(&[switches]),
+        (parse_stream_switches(&[switches]), None),
         CFG,
         t0,
         out,
@@ -610,11 +614,19 @@ fn a_client_that_stops_reading_skips_then_is_closed_with_its_queue_dropped() {
     let t0 = Instant::now();
     let mut out = OutQueue::new();
     let mut s = start(&h, vec![packets[0].clone()], "", t0, &mut out);
-    // Nothing is ever written: the queue grows to the limit, then packets are skipped.
+    // Nothing is ever written: the server thins, the queue still grows to the limit, then packets are skipped. The clip is replayed with fresh sequence numbers.
     let mut now = t0;
     let mut closed = None;
-    for (i, p) in packets[1..].iter().enumerate() {
+    let replayed = (0..20u64).flat_map(|round| {
+        packets[1..].iter().map(move |p| {
+            let mut q = (**p).clone();
+            q.seq += round * 10_000;
+            Arc::new(q)
+        })
+    });
+    for (i, p) in replayed.enumerate() {
         now = t0 + Duration::from_millis(40 * i as u64);
+        let p = &p;
         if let Step::Close { reason } = s.on_packet(p, &mut out, now) {
             closed = Some(reason);
             break;
@@ -627,6 +639,8 @@ fn a_client_that_stops_reading_skips_then_is_closed_with_its_queue_dropped() {
     let reason = closed.expect("closed as stalled");
     assert!(reason.contains("stalled"), "{reason}");
     assert!(s.skips() >= 1);
+    let st = &s.selection().stats;
+    assert!(st.steps_down >= 1, "thinned before skipping: {st:?}");
     assert!(
         out.is_empty(),
         "the queue is dropped so the connection can close"
@@ -681,4 +695,30 @@ fn a_silent_station_and_a_stop_end_the_stream_with_e() {
     s.end(&mut out);
     s.end(&mut out);
     assert_eq!(drain(&mut out), reason_chunk(ChunkType::End, END_FINISHED));
+}
+
+#[test]
+fn a_post_with_switch_entries_is_a_select_stream() {
+    let post = |pragmas: &str| {
+        classify(&req(format!(
+            "POST /mbr HTTP/1.1\r\nHost: a\r\n{pragmas}Content-Length: 0\r\n\r\n"
+        )
+        .as_bytes()))
+    };
+    assert_eq!(
+        post("Pragma: client-id=42\r\nPragma: stream-switch-entry=ffff:1:2 ffff:3:0\r\n"),
+        MmshRequest::SelectStream {
+            client_id: 42,
+            entries: vec!["ffff:1:2 ffff:3:0".into()]
+        }
+    );
+    // Without (or with a garbled) client-id: refused, not guessed.
+    for p in [
+        "Pragma: stream-switch-entry=ffff:1:2\r\n",
+        "Pragma: client-id=x\r\nPragma: stream-switch-entry=ffff:1:2\r\n",
+    ] {
+        assert!(matches!(post(p), MmshRequest::Unsupported(400, _)), "{p}");
+    }
+    // A POST without entries stays a log/event POST.
+    assert_eq!(post("Pragma: client-id=42\r\n"), MmshRequest::Post);
 }

@@ -41,7 +41,9 @@ use crate::access::digest::NonceKey;
 use crate::config::Limits;
 use crate::ops::wmlog_client::ClientReport;
 use crate::station::feed::FeedConfig;
-use crate::station::sink::{ClientInfo, OutQueue, Protocol, Session, Sink, StationView, Step};
+use crate::station::sink::{
+    ClientInfo, OutQueue, Protocol, SelectStream, Session, Sink, StationView, Step,
+};
 use crate::station::{StationHeader, StationPacket};
 
 /// The limits an HTTP session works with (from the server's `limits`).
@@ -104,6 +106,8 @@ pub struct HttpSession {
     admitted: Option<crate::access::limits::Kind>,
     /// Random bits for a push-id, should this connection be an encoder's PushSetup.
     push_token: u128,
+    /// A SelectStream received here for another connection's stream, for the shell.
+    select: Option<SelectStream>,
 }
 
 /// Most client logs one connection keeps (later ones are dropped).
@@ -127,6 +131,7 @@ impl HttpSession {
             nonce_key: None,
             admitted: None,
             push_token: 0,
+            select: None,
         }
     }
 
@@ -265,6 +270,12 @@ impl HttpSession {
                 let logged = client_log::station_post(request, &name);
                 self.logged(logged, request, now)
             }
+            MmshRequest::SelectStream { client_id, entries } => {
+                info!(station = %name, peer = %self.peer, client_id, entries = ?entries, "MMSH SelectStream");
+                self.select = Some(SelectStream { client_id, entries });
+                let r = mmsh::select_stream_response(request, self.client_id);
+                self.answer(r, now)
+            }
             MmshRequest::Unsupported(status, why) => self.refuse(request, status, why),
             MmshRequest::Play {
                 switches,
@@ -282,11 +293,15 @@ impl HttpSession {
                 };
                 self.out
                     .push_owned(mmsh::play_response_head(request, self.client_id));
-                let stream = MmshStream::start(
+                let bandwidth = request
+                    .pragma("LinkBW")
+                    .flatten()
+                    .and_then(|v| crate::access::limits::announced_bandwidth(&v));
+                let mut stream = MmshStream::start(
                     &name,
                     header,
                     stations.join_backlog(&name),
-                    switches,
+                    (switches, bandwidth),
                     config,
                     now,
                     &mut self.out,
@@ -298,9 +313,11 @@ impl HttpSession {
                     client_id = self.client_id,
                     sent_client_id = client_id.as_deref().unwrap_or("-"),
                     user_agent = request.header("user-agent").unwrap_or("-"),
-                    selection = ?stream.selection(),
+                    link_bw = ?bandwidth,
+                    selection = ?stream.selection().current,
                     "MMSH play started"
                 );
+                stream.set_label(format!("{} mmsh", self.peer));
                 self.carry = Vec::new();
                 self.user_agent = request.header("user-agent").map(clip_agent);
                 self.phase = Phase::Streaming(Box::new(stream));
@@ -550,6 +567,23 @@ impl Session for HttpSession {
         out.append(&mut self.client_logs);
     }
 
+    fn take_select_stream(&mut self) -> Option<SelectStream> {
+        self.select.take()
+    }
+
+    fn select_stream(&mut self, request: &SelectStream, _now: Instant) -> bool {
+        if request.client_id != self.client_id {
+            return false;
+        }
+        let Phase::Streaming(s) = &mut self.phase else {
+            return false;
+        };
+        let values: Vec<&str> = request.entries.iter().map(String::as_str).collect();
+        s.switch(&mmsh::parse_stream_switches(&values));
+        info!(peer = %self.peer, client_id = self.client_id, receives = ?s.selection().current, "MMSH stream switched");
+        true
+    }
+
     fn admitted(&self) -> Option<crate::access::limits::Kind> {
         self.station().and(self.admitted)
     }
@@ -572,6 +606,9 @@ impl Session for HttpSession {
             skips,
             skipped,
             client_id: matches!(self.phase, Phase::Streaming(_)).then_some(self.client_id),
+            thin_steps: self.stream().map_or(0, |s| {
+                s.selection().stats.steps_down + s.selection().stats.steps_up
+            }),
         }
     }
 }

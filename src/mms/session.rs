@@ -39,7 +39,7 @@ use super::codec::{
 };
 use crate::config::ServerConfig;
 use crate::station::delivery::{
-    compare_headers, Delivery, Framer, Selected, StreamSelection, Thinning, Verdict,
+    compare_headers, Choice, Delivery, Framer, StreamSelection, Thinning, Verdict,
 };
 use crate::station::feed::FeedConfig;
 use crate::station::sink::{
@@ -113,6 +113,8 @@ pub struct MmsSession {
     station: Option<String>,
     header: Option<Arc<StationHeader>>,
     feed: Option<Delivery>,
+    /// The client's StreamSwitch (0x33) choice, kept for every StartPlaying.
+    choice: Option<Choice>,
     media: Media,
     started: Instant,
     ever_played: bool,
@@ -126,6 +128,7 @@ pub struct MmsSession {
     /// log line.
     skips: u64,
     skipped: u64,
+    thin_steps: u64,
 }
 
 /// Everything the session sends: its TCP output, its UDP data datagrams, and the Data packet
@@ -136,7 +139,6 @@ struct Media {
     datagrams: Vec<Datagram>,
     /// MMSU: where Data packets go.
     udp_to: Option<SocketAddr>,
-    selection: StreamSelection,
     /// The open station's fixed packet size (media packets are re-padded to it).
     packet_size: usize,
     /// StartPlaying playIncarnation (byte 4 of media packets).
@@ -162,12 +164,12 @@ impl MmsSession {
             station: None,
             header: None,
             feed: None,
+            choice: None,
             media: Media {
                 peer,
                 out: OutQueue::new(),
                 datagrams: Vec::new(),
                 udp_to: None,
-                selection: StreamSelection::default(),
                 packet_size: 0,
                 incarnation: 0,
                 location: 0,
@@ -184,6 +186,7 @@ impl MmsSession {
             admitted: None,
             skips: 0,
             skipped: 0,
+            thin_steps: 0,
         }
     }
 
@@ -305,8 +308,15 @@ impl MmsSession {
                     let n = u8::try_from(e.stream).ok()?;
                     Some((n, Thinning::from_level(e.thinning)))
                 });
-                self.media.selection = StreamSelection::resolve(requests, &h.header);
-                debug!(peer = %self.peer, selection = ?self.media.selection, "mms stream selection");
+                // MMS clients announce no bandwidth: an MBR group they name nothing of gets its
+                // highest rendition.
+                let choice = Choice::resolve(requests, None, &h.header);
+                debug!(peer = %self.peer, entries = entries.len(), choice = ?choice, "mms stream selection");
+                if let Some(feed) = self.feed.as_mut() {
+                    // While streaming ([MS-MMSP] 3.2.5.10): a switch, answered with 0x21.
+                    feed.switch(choice.clone());
+                }
+                self.choice = Some(choice);
                 self.send(
                     ServerMessage::StreamSwitch {
                         play_incarnation: 0,
@@ -490,7 +500,14 @@ impl MmsSession {
             backlog = backlog.len(),
             "mms playing"
         );
-        self.feed = Some(Delivery::join(self.cfg.feed, h, backlog, now));
+        let mut feed = Delivery::join(self.cfg.feed, Arc::clone(&h), backlog, now);
+        let choice = self
+            .choice
+            .clone()
+            .unwrap_or_else(|| Choice::resolve(std::iter::empty(), None, &h.header));
+        feed.select(StreamSelection::new(choice, &h.header));
+        feed.set_label(format!("{} mms", self.peer));
+        self.feed = Some(feed);
         self.phase = Phase::Playing;
         self.ever_played = true;
         self.release(now)
@@ -501,6 +518,7 @@ impl MmsSession {
             let (skips, skipped) = f.skips();
             self.skips += skips;
             self.skipped += skipped;
+            self.thin_steps += f.thin_steps();
         }
     }
 
@@ -565,16 +583,7 @@ impl Framer for Media {
         if size == 0 {
             return;
         }
-        let filtered = self.selection.apply(&p.bytes);
-        let len = match &filtered {
-            Selected::Nothing => return,
-            Selected::Unreadable => {
-                debug!(peer = %self.peer, "mms: unparsable station packet skipped");
-                return;
-            }
-            Selected::Whole => p.bytes.len(),
-            Selected::Rewritten(v) => v.len(),
-        };
+        let len = p.bytes.len();
         if len > size {
             debug!(peer = %self.peer, len, size, "mms: packet larger than the packet size skipped");
             return;
@@ -592,10 +601,7 @@ impl Framer for Media {
         self.last_output = now;
         let pad = size - len;
         if let Some(to) = self.udp_to {
-            let body: Arc<[u8]> = match filtered {
-                Selected::Rewritten(v) => v.into(),
-                _ => Arc::clone(&p.bytes),
-            };
+            let body: Arc<[u8]> = Arc::clone(&p.bytes);
             self.datagrams.push(Datagram::split(
                 UdpChannel::MmsData,
                 to,
@@ -607,10 +613,7 @@ impl Framer for Media {
             return;
         }
         self.out.push_owned(head.encode().to_vec());
-        match filtered {
-            Selected::Rewritten(v) => self.out.push_owned(v),
-            _ => self.out.push_shared(p.bytes.clone()),
-        }
+        self.out.push_shared(p.bytes.clone());
         if pad > 0 {
             self.out.push_owned(vec![0; pad]);
         }
@@ -726,6 +729,7 @@ impl Session for MmsSession {
             skips,
             skipped,
             client_id: None,
+            thin_steps: self.thin_steps + self.feed.as_ref().map_or(0, Delivery::thin_steps),
         }
     }
 

@@ -1312,3 +1312,62 @@ fn a_playlist_loop_continues_and_a_new_layout_ends_the_stream() {
     assert!(matches!(step, Step::Close { .. }));
     assert_eq!(numbers(&split(&drain(&mut s))), [0x1E]);
 }
+
+#[test]
+fn a_stream_switch_while_playing_is_answered_and_applied_at_a_key_frame() {
+    let mut v = View::new(20);
+    let now = Instant::now();
+    let mut s = MmsSession::new(peer(), config(None), now);
+    for m in [
+        connect(),
+        connect_funnel("\\\\1.2.3.4\\TCP\\1037"),
+        open_file("demo"),
+        read_block(2),
+        stream_switch(&[(1, 0), (2, 0)]),
+        start_playing(4),
+    ] {
+        exchange(&mut s, &m, now, &v);
+    }
+    s.on_timeout(now + Duration::from_secs(1));
+    drain(&mut s);
+    // Video off while playing ([MS-MMSP] 3.2.5.10): answered with 0x21, then audio only.
+    let (step, pdus) = exchange(&mut s, &stream_switch(&[(1, 2), (2, 0)]), now, &v);
+    assert_eq!(step, Step::Continue);
+    assert_eq!(numbers(&pdus), [0x21]);
+    // A storm of contradictory and unknown entries: answered, never a panic.
+    for i in 0..200u16 {
+        let (_, pdus) = exchange(
+            &mut s,
+            &stream_switch(&[(1, i % 3), (1, 2), (99, 0)]),
+            now,
+            &v,
+        );
+        assert_eq!(numbers(&pdus), [0x21]);
+    }
+    let streams_of = |s: &mut MmsSession, v: &mut View, n: usize| -> Vec<(u8, bool, u32)> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let p = v.more();
+            s.on_packet(&p, now + Duration::from_secs(1));
+            for pdu in split(&drain(s)) {
+                if let Pdu::Data { payload, .. } = pdu {
+                    let pkt = Packet::parse(&payload).unwrap();
+                    out.extend(
+                        pkt.payloads
+                            .iter()
+                            .map(|pl| (pl.stream, pl.key_frame, pl.offset)),
+                    );
+                }
+            }
+        }
+        out
+    };
+    // The storm ended on "1 off".
+    let got = streams_of(&mut s, &mut v, 30);
+    assert!(got.iter().all(|p| p.0 == 2), "audio only");
+    // Video back on: it starts at a key-frame object's first fragment.
+    exchange(&mut s, &stream_switch(&[(1, 0), (2, 0)]), now, &v);
+    let got = streams_of(&mut s, &mut v, 120);
+    let first_video = got.iter().find(|p| p.0 == 1).expect("video again");
+    assert!(first_video.1 && first_video.2 == 0, "{first_video:?}");
+}

@@ -161,6 +161,14 @@ impl Announcer {
                 .into_iter()
                 .filter(|u| Some(u) != a.unicast_url.as_ref()),
         );
+        // Other renditions (one station each on multicast), after this station's own URLs.
+        refs.extend(
+            a.alternates
+                .iter()
+                .filter(|u| !refs.contains(u))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         let title = self
             .station
             .description
@@ -326,6 +334,24 @@ mod tests {
         let asx = read(&dir.0.join("news.asx"));
         assert!(asx.contains("New") && asx.contains("news.nsc"), "{asx}");
         assert_eq!(a.format_for(b"header one").ok(), Some((id, false)));
+    }
+
+    #[test]
+    fn the_asx_lists_the_other_renditions_after_the_station_itself() {
+        let dir = Dir::new("alternates");
+        let server = server_at(&dir.0);
+        let mut a = Announcer::new(
+            &server,
+            &station(
+                "announcement: {alternates: [http://box/news-300k.nsc, http://box/news-100k.nsc]}\n",
+            ),
+        );
+        a.format_for(b"header").unwrap_or_else(|e| panic!("{e}"));
+        a.publish().unwrap_or_else(|e| panic!("{e}"));
+        let asx = read(&dir.0.join("alpha.asx"));
+        let at = |u: &str| asx.find(u).unwrap_or_else(|| panic!("{u} missing: {asx}"));
+        assert!(at("alpha.nsc") < at("news-300k.nsc"), "{asx}");
+        assert!(at("news-300k.nsc") < at("news-100k.nsc"), "{asx}");
     }
 
     #[test]

@@ -496,8 +496,30 @@ impl Daemon {
         if readable {
             c.on_readable(now, &view, &mut self.read_buf);
         }
+        let select = c.session.take_select_stream();
         self.serve_api(idx, now);
         self.after_io(idx);
+        if let Some(request) = select {
+            self.route_select_stream(&request, now);
+        }
+    }
+
+    /// Hands an MMSH SelectStream to the connection whose stream it names (by `client-id`);
+    /// one naming no playing stream is logged and ignored.
+    fn route_select_stream(&mut self, request: &crate::station::sink::SelectStream, now: Instant) {
+        for i in 0..self.conns.len() {
+            let Some(c) = self.conns.get_mut(i).and_then(|c| c.as_mut()) else {
+                continue;
+            };
+            if c.session.select_stream(request, now) {
+                self.after_io(i);
+                return;
+            }
+        }
+        info!(
+            client_id = request.client_id,
+            "SelectStream for an unknown client-id ignored"
+        );
     }
 
     /// Writes what a connection has queued (stream bytes and datagrams), updates its

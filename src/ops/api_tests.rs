@@ -53,6 +53,7 @@ fn snapshot() -> Snapshot {
                 skips: 1,
                 skipped: 4,
                 client_id: None,
+                thin_steps: 2,
             },
         }],
         ops: Default::default(),

@@ -88,6 +88,7 @@ struct ClientRow {
     bytes: u64,
     packets: u64,
     skips: u64,
+    thin_steps: u64,
 }
 
 fn client_rows(snap: &Snapshot) -> Vec<(&str, &'static str, ClientRow)> {
@@ -103,6 +104,7 @@ fn client_rows(snap: &Snapshot) -> Vec<(&str, &'static str, ClientRow)> {
                 bytes: t.bytes,
                 packets: t.packets,
                 skips: t.skips,
+                thin_steps: t.thin_steps,
             };
             for c in snap.clients.iter().filter(|c| {
                 c.info.station.as_deref() == Some(s.name.as_str()) && c.info.protocol == protocol
@@ -110,6 +112,7 @@ fn client_rows(snap: &Snapshot) -> Vec<(&str, &'static str, ClientRow)> {
                 row.bytes += c.info.bytes;
                 row.packets += c.info.packets;
                 row.skips += c.info.skips;
+                row.thin_steps += c.info.thin_steps;
             }
             rows.push((s.name.as_str(), protocol, row));
         }
@@ -129,7 +132,7 @@ pub fn render(snap: &Snapshot) -> String {
 
     let rows = client_rows(snap);
     type Pick = fn(&ClientRow) -> u64;
-    let families: [(&str, &str, &str, Pick); 7] = [
+    let families: [(&str, &str, &str, Pick); 8] = [
         (
             "asfcast_clients",
             "gauge",
@@ -171,6 +174,12 @@ pub fn render(snap: &Snapshot) -> String {
             "counter",
             "Times a client behind skipped to the next clean point.",
             |r| r.skips,
+        ),
+        (
+            "asfcast_client_thinning_steps_total",
+            "counter",
+            "Thinning steps (lower rendition, key frames only, audio only, and back up) the server took for clients behind.",
+            |r| r.thin_steps,
         ),
     ];
     for (name, kind, help, pick) in families {

@@ -206,6 +206,7 @@ pub(crate) mod test_support {
                 skips: 1,
                 skipped: 5,
                 client_id: None,
+                thin_steps: 2,
             },
         }
     }

@@ -20,6 +20,8 @@ pub struct ProtocolTotals {
     pub bytes: u64,
     pub packets: u64,
     pub skips: u64,
+    /// Thinning steps of the sessions that ended.
+    pub thin_steps: u64,
 }
 
 /// The registry, keyed by (station, protocol).
@@ -52,6 +54,7 @@ impl Totals {
         t.bytes += info.bytes;
         t.packets += info.packets;
         t.skips += info.skips;
+        t.thin_steps += info.thin_steps;
     }
 
     /// The figures of one (station, protocol); zero when nothing happened yet.
@@ -85,6 +88,7 @@ mod tests {
             skips: 1,
             skipped: 4,
             client_id: None,
+            thin_steps: 2,
         }
     }
 
@@ -105,7 +109,8 @@ mod tests {
                 drops: 1,
                 bytes: 150,
                 packets: 6,
-                skips: 2
+                skips: 2,
+                thin_steps: 4
             }
         );
         assert_eq!(t.get("demo", "rtsp"), ProtocolTotals::default());

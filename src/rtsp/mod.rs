@@ -24,6 +24,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
+pub mod streamswitch;
 pub mod transport;
 
 #[cfg(test)]

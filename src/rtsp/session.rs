@@ -57,7 +57,9 @@ use tracing::{debug, info, warn};
 use crate::asf::rewrite::{select_streams, Filtered};
 use crate::asf::Packet;
 use crate::config::ServerConfig;
-use crate::station::delivery::{compare_headers, Delivery, Framer, Verdict};
+use crate::station::delivery::{
+    compare_headers, Choice, Delivery, Framer, StreamSelection, Verdict,
+};
 use crate::station::feed::FeedConfig;
 use crate::station::sink::{
     ClientInfo, Datagram, OutQueue, Protocol, Session, Sink, StationView, Step, UdpChannel,
@@ -120,6 +122,10 @@ impl RtspConfig {
 struct SetUp {
     track: Track,
     dest: Dest,
+    /// Streams this section carried before a stream switch replaced them: still in its RTP
+    /// session, since a replaced rendition flows until its replacement starts (the client's
+    /// selection decides which payloads pass).
+    replaced: Vec<u8>,
 }
 
 /// One RTP session: the set-up ASF streams that share a destination.
@@ -221,6 +227,8 @@ pub struct RtspSession {
     rng: StdRng,
     seed: u64,
     setups: Vec<SetUp>,
+    /// Streams the client thinned (SSEntry with the same old and new stream).
+    thinned: Vec<(u8, crate::station::delivery::Thinning)>,
     playing: bool,
     feed: Option<Delivery>,
     media: RtpOut,
@@ -253,6 +261,7 @@ struct EndStats {
     /// Skips and skipped packets of feeds already stopped (PAUSE, BYE).
     skips: u64,
     skipped: u64,
+    thin_steps: u64,
     /// Report blocks about our sources, and the last one.
     receiver_reports: u64,
     last_report: Option<ReportBlock>,
@@ -314,6 +323,7 @@ impl RtspSession {
             rng,
             seed,
             setups: Vec::new(),
+            thinned: Vec::new(),
             playing: false,
             feed: None,
             created: now,
@@ -346,6 +356,7 @@ impl RtspSession {
             let (skips, skipped) = f.skips();
             self.stats.skips += skips;
             self.stats.skipped += skipped;
+            self.stats.thin_steps += f.thin_steps();
         }
     }
 
@@ -536,6 +547,16 @@ impl RtspSession {
                 self.reply(r, cseq, with_session);
                 Step::Continue
             }
+            Method::SetParameter
+                if header(&req, &headers::CONTENT_TYPE).is_some_and(|t| {
+                    t.trim()
+                        .eq_ignore_ascii_case("application/x-wms-streamswitch")
+                }) =>
+            {
+                let r = self.stream_switch(req.body());
+                self.reply(r, cseq, true);
+                Step::Continue
+            }
             Method::SetParameter => {
                 use super::client_log::{set_parameter, SetParameter};
                 let content_type = header(&req, &headers::CONTENT_TYPE);
@@ -693,6 +714,7 @@ impl RtspSession {
         }
         self.setups.retain(|s| s.track.control != track.control);
         self.setups.push(SetUp {
+            replaced: Vec::new(),
             track,
             dest: chosen.dest,
         });
@@ -713,7 +735,12 @@ impl RtspSession {
         };
         let mut groups: Vec<RtpSession> = Vec::new();
         for s in &self.setups {
-            let streams = sdp::track_streams(&header, s.track.kind);
+            let mut streams = sdp::track_streams(&header, s.track.kind);
+            for &n in &s.replaced {
+                if !streams.contains(&n) {
+                    streams.push(n);
+                }
+            }
             if streams.is_empty() {
                 continue;
             }
@@ -745,6 +772,125 @@ impl RtspSession {
             groups.push(g);
         }
         self.media.rtp = groups;
+    }
+
+    /// A SelectStream (SET_PARAMETER `application/x-wms-streamswitch`, [`super::streamswitch`]):
+    /// a set-up stream replaced by another (in the same RTP session), thinned, or turned off.
+    /// Streams not set up, unknown streams and bodies that do not parse are answered 400 with
+    /// a log line; adding a stream needs a SETUP.
+    fn stream_switch(&mut self, body: &[u8]) -> Reply {
+        use super::streamswitch::parse;
+        use crate::station::delivery::Thinning;
+        let Some(header) = self.header.clone() else {
+            return Reply::new(455);
+        };
+        let entries = match parse(body) {
+            Ok(e) => e,
+            Err(e) => {
+                info!(peer = %self.peer, error = %e, "rtsp stream switch refused");
+                return Reply::new(400);
+            }
+        };
+        for e in &entries {
+            let known = |n: Option<u8>| n.map_or(true, |n| header.header.stream(n).is_some());
+            if !known(e.old) || !known(e.new) {
+                info!(peer = %self.peer, entry = ?e, "rtsp stream switch names a stream the station does not have");
+                return Reply::new(400);
+            }
+            let carried = |n: u8, setups: &[SetUp]| {
+                setups
+                    .iter()
+                    .position(|s| sdp::track_streams(&header, s.track.kind).contains(&n))
+            };
+            match (e.old, e.new) {
+                (Some(old), Some(new)) if old == new => {
+                    if carried(old, &self.setups).is_none() {
+                        info!(peer = %self.peer, stream = old, "rtsp thinning for a stream not set up ignored");
+                        continue;
+                    }
+                    self.thinned.retain(|(n, _)| *n != old);
+                    if e.level != Thinning::All {
+                        self.thinned.push((old, e.level));
+                    }
+                }
+                (Some(old), Some(new)) => {
+                    let Some(i) = carried(old, &self.setups) else {
+                        info!(peer = %self.peer, stream = old, "rtsp switch from a stream not set up ignored");
+                        continue;
+                    };
+                    let Some(track) = sdp::find_track(&header, &format!("stream={new}")) else {
+                        return Reply::new(400);
+                    };
+                    let s = &mut self.setups[i];
+                    if !s.replaced.contains(&old) && s.replaced.len() < 8 {
+                        s.replaced.push(old);
+                    }
+                    s.replaced.retain(|&n| n != new);
+                    s.track = track;
+                    self.thinned.retain(|(n, _)| *n != old && *n != new);
+                    if e.level != Thinning::All {
+                        self.thinned.push((new, e.level));
+                    }
+                }
+                (Some(old), None) => {
+                    if let Some(i) = carried(old, &self.setups) {
+                        if self.setups.len() > 1 {
+                            self.setups.remove(i);
+                        }
+                    }
+                }
+                (None, _) => {
+                    info!(peer = %self.peer, entry = ?e, "rtsp switch adding a stream ignored (needs a SETUP)");
+                }
+            }
+        }
+        self.regroup();
+        if let (Some(choice), Some(feed)) = (self.setup_choice(), self.feed.as_mut()) {
+            feed.switch(choice);
+        }
+        Reply::new(200)
+    }
+
+    /// What the client receives: the streams it set up (each rendition of an MBR station is a
+    /// section of its own, so a client chooses by SETUP).
+    fn setup_choice(&self) -> Option<Choice> {
+        let header = self.header.as_ref()?;
+        let set_up: Vec<u8> = self
+            .media
+            .rtp
+            .iter()
+            .flat_map(|g| g.streams.iter().copied())
+            .collect();
+        if set_up.is_empty() {
+            return None;
+        }
+        let current: Vec<u8> = self
+            .setups
+            .iter()
+            .flat_map(|s| sdp::track_streams(header, s.track.kind))
+            .collect();
+        let set_up: Vec<u8> = set_up.into_iter().filter(|n| current.contains(n)).collect();
+        Some(Choice {
+            removed: header
+                .header
+                .streams
+                .iter()
+                .map(|s| s.number)
+                .filter(|n| {
+                    !set_up.contains(n)
+                        || self
+                            .thinned
+                            .iter()
+                            .any(|(m, l)| m == n && *l == crate::station::delivery::Thinning::Off)
+                })
+                .collect(),
+            key_frames_only: self
+                .thinned
+                .iter()
+                .filter(|(_, l)| *l == crate::station::delivery::Thinning::KeyFrames)
+                .map(|(n, _)| *n)
+                .collect(),
+        })
     }
 
     fn play(&mut self, cseq: Option<&str>, now: Instant, stations: &dyn StationView) -> Step {
@@ -783,8 +929,21 @@ impl RtspSession {
             self.playing = true;
             self.stats.played = true;
             let header = self.header.clone().or_else(|| stations.header(&station));
-            self.feed = header
-                .map(|h| Delivery::join(self.cfg.feed, h, stations.join_backlog(&station), now));
+            let choice = self.setup_choice();
+            let label = format!("{} rtsp", self.peer);
+            self.feed = header.map(|h| {
+                let mut d = Delivery::join(
+                    self.cfg.feed,
+                    Arc::clone(&h),
+                    stations.join_backlog(&station),
+                    now,
+                );
+                if let Some(c) = choice {
+                    d.select(StreamSelection::new(c, &h.header));
+                }
+                d.set_label(label);
+                d
+            });
             self.next_report = Some(now + Duration::from_secs(1));
             let transports: Vec<&str> = self
                 .media
@@ -1137,6 +1296,7 @@ impl Session for RtspSession {
             skips: self.stats.skips + skips,
             skipped: self.stats.skipped + skipped,
             client_id: None,
+            thin_steps: self.stats.thin_steps + self.feed.as_ref().map_or(0, Delivery::thin_steps),
         }
     }
 

@@ -956,3 +956,80 @@ fn an_rtcp_bye_ends_delivery_and_a_session_that_never_played_logs_no_end() {
     let log = logged(|| drop(c));
     assert!(!log.contains("rtsp session ended"), "{log}");
 }
+
+#[test]
+fn set_parameter_stream_switch_thins_and_refuses_bad_entries() {
+    let mut c = Client::new(cfg(true, 1450));
+    c.request("DESCRIBE", URL, "");
+    c.request(
+        "SETUP",
+        &format!("{URL}/stream=1"),
+        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+    );
+    c.request(
+        "SETUP",
+        &format!("{URL}/stream=2"),
+        "Transport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n",
+    );
+    let (_, r, _) = c.request("PLAY", URL, "");
+    assert_eq!(status(&r), 200);
+    let mut switch = |body: &str| -> u16 {
+        c.cseq += 1;
+        let req = format!(
+            "SET_PARAMETER {URL}/stream=1 RTSP/1.0\r\nCSeq: {}\r\nSession: {}\r\n\
+             Content-Type: application/x-wms-streamswitch\r\nContent-Length: {}\r\n\r\n{body}",
+            c.cseq,
+            c.session.clone().unwrap(),
+            body.len()
+        );
+        c.send_raw(req.as_bytes());
+        let out = c.take_out();
+        let text = String::from_utf8_lossy(&out);
+        let at = text.find("RTSP/1.0 ").expect("a reply");
+        text[at + 9..at + 12].parse().unwrap()
+    };
+    // Unknown streams, garbage, out-of-range numbers: 400, the session goes on.
+    for bad in [
+        "SSEntry: 1 9 0\r\n",
+        "SSEntry: x\r\n",
+        "nothing",
+        "SSEntry: 1 1 5\r\n",
+    ] {
+        assert_eq!(switch(bad), 400, "{bad:?}");
+    }
+    // Thinning asked on audio: applied to nothing (audio is never thinned).
+    assert_eq!(switch("SSEntry: 2 2 1\r\n"), 200);
+    // Video to key frames only.
+    assert_eq!(
+        switch("SSEntry: 1 1 1 rtsp://127.0.0.1/demo/stream=1\r\n"),
+        200
+    );
+    c.take_out();
+    let (_, pkts) = demo();
+    for p in &pkts {
+        let mut q = (**p).clone();
+        q.seq += 100_000;
+        c.s.on_packet(&Arc::new(q), c.now);
+        c.now += Duration::from_millis(40);
+    }
+    let out = c.take_out();
+    let video = reassemble(&on_channel(&frames(&out), 0));
+    let audio = reassemble(&on_channel(&frames(&out), 2));
+    let keys: Vec<bool> = video
+        .iter()
+        .flat_map(|p| {
+            Packet::parse(p)
+                .unwrap()
+                .payloads
+                .iter()
+                .filter(|pl| pl.stream == 1)
+                .map(|pl| pl.key_frame)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        !keys.is_empty() && keys.iter().all(|&k| k),
+        "video thinned to key frames"
+    );
+    assert!(audio.len() > 50, "audio flows whole: {}", audio.len());
+}

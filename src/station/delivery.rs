@@ -25,11 +25,20 @@
 //!   before a loop boundary used to lose its whole join backlog (1–2 s of media, invisible to
 //!   the player since sequence numbers stayed contiguous). The client then waits for the new
 //!   header's first clean point.
-//! - **Stream selection and thinning** ([`StreamSelection`]): streams turned off lose their
-//!   payloads; thinning to key frames applies to **video streams only** — audio payloads carry
-//!   no key-frame bit in the files we play (asf.md §3.4), so thinning them would silence the
-//!   client (the MMS copy thinned any stream); a selection that would turn every stream off is
-//!   ignored (the client would receive nothing and stall); a packet left empty is not sent.
+//! - **Stream selection** ([`StreamSelection`], `super::selection`): every packet released
+//!   goes through the client's selection (streams off, key frames only, MBR renditions,
+//!   mid-stream switches; a packet left empty is not sent); every video stream starts at its
+//!   own key frame at the join, after a skip and after a header change.
+//! - **Thinning before skipping** (Intelligent Streaming): a client whose queue holds more than
+//!   [`THIN_AFTER`] of what it reads (the bytes that left its queue per second, measured over
+//!   [`RATE_WINDOW`] and smoothed: the wait a new byte has before the client reads it; at least
+//!   [`THIN_MIN_BYTES`], at most half the backlog limit) for [`THIN_HOLD`] steps down its selection's ladder — a lower rendition, then key frames only, then
+//!   audio only — straight to the first rung whose nominal rate fits what it reads, and one
+//!   rung further after [`THIN_SETTLE`] while the queue still grows; after its queue has
+//!   stayed under an eighth of that for the recovery time (from [`RECOVER_MIN`], doubled each
+//!   time a step up had to be taken back soon after, up to [`RECOVER_MAX`]) it steps back up.
+//!   Skipping to the next clean point and, after the stall timeout, dropping the client stay
+//!   the last resort above the backlog limit. Each step is logged and counted.
 //!
 //! Pure: the session passes `now` and its queue; the rules return packets, verdicts and
 //! deadlines.
@@ -37,12 +46,29 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing::info;
+
 use super::feed::{FeedConfig, FeedState, LiveFeed};
+pub use super::selection::{Choice, Selected, SelectionStats, StreamSelection, Thinning};
 use super::sink::OutQueue;
 use super::{StationHeader, StationPacket};
-use crate::asf::header::StreamKind;
-use crate::asf::rewrite::{filter_payloads, Filtered};
-use crate::asf::{AsfHeader, Packet};
+use crate::asf::AsfHeader;
+
+/// How much of what a client receives (in time) may wait in its queue before the server thins.
+pub const THIN_AFTER: Duration = Duration::from_secs(2);
+/// The smallest queue that counts as "behind" for thinning.
+pub const THIN_MIN_BYTES: usize = 24 * 1024;
+/// Least time between two thinning steps down (a new rendition starts at its next key frame).
+pub const THIN_SETTLE: Duration = Duration::from_secs(4);
+/// How long a thinned client's queue must stay drained before it steps back up, at first.
+pub const RECOVER_MIN: Duration = Duration::from_secs(10);
+/// How long the queue must stay above the threshold before a step down (a burst of the
+/// source, a playlist's loop, drains quickly at a healthy client).
+pub const THIN_HOLD: Duration = Duration::from_millis(1000);
+/// How long the rate of what a client is sent is measured over.
+pub const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// The longest recovery wait (after repeated failed climbs).
+pub const RECOVER_MAX: Duration = Duration::from_secs(80);
 
 /// How often a client that is behind is re-checked against the stall timeout when no station
 /// packet arrives to check it.
@@ -78,6 +104,30 @@ pub struct Delivery {
     behind_check: Option<Instant>,
     /// Packets released by the last step, handed to the framer (kept to reuse its allocation).
     due: Vec<Arc<StationPacket>>,
+    selection: StreamSelection,
+    adapt: Adapt,
+    /// The feed was skipping at the last step (a resume restarts the selection's key frames).
+    was_skipping: bool,
+    /// Who the client is, for the thinning log lines.
+    label: String,
+}
+
+/// The thinning policy's memory (see the module doc).
+#[derive(Debug, Clone)]
+struct Adapt {
+    /// Bytes framed into the queue since `window` (when the queue held `window_queued`), and
+    /// the rate (bytes/s) at which the client read its queue, smoothed.
+    window: Option<Instant>,
+    window_queued: usize,
+    window_bytes: u64,
+    measured: bool,
+    rate: f64,
+    /// Since when the queue has been above the thinning threshold.
+    over_since: Option<Instant>,
+    last_down: Option<(Instant, usize)>,
+    last_up: Option<Instant>,
+    calm_since: Option<Instant>,
+    recover: Duration,
 }
 
 impl Delivery {
@@ -95,11 +145,49 @@ impl Delivery {
             .collect();
         Delivery {
             feed: LiveFeed::join(config, backlog, now),
+            selection: StreamSelection::all(&header.header),
             header,
             config,
             behind_check: None,
             due: Vec::new(),
+            adapt: Adapt {
+                window: None,
+                window_queued: 0,
+                window_bytes: 0,
+                measured: false,
+                rate: 0.0,
+                over_since: None,
+                last_down: None,
+                last_up: None,
+                calm_since: None,
+                recover: RECOVER_MIN,
+            },
+            was_skipping: false,
+            label: String::new(),
         }
+    }
+
+    /// Names the client in the thinning log lines (peer, protocol).
+    pub fn set_label(&mut self, label: impl Into<String>) {
+        self.label = label.into();
+    }
+
+    /// Sets the client's selection at its start (before anything was framed).
+    pub fn select(&mut self, mut selection: StreamSelection) {
+        selection.stats = std::mem::take(&mut self.selection.stats);
+        self.selection = selection;
+    }
+
+    /// A client's mid-stream switch: new streams start at their key frame, the ones they
+    /// replace flow until then.
+    pub fn switch(&mut self, choice: Choice) {
+        info!(client = %self.label, from = ?self.selection.current, to = ?choice, "stream switch");
+        self.selection.switch_to(choice, &self.header.header);
+    }
+
+    /// The client's selection (what it receives now, its counters).
+    pub fn selection(&self) -> &StreamSelection {
+        &self.selection
     }
 
     /// A station packet: what is due goes to `framer` at once.
@@ -111,7 +199,7 @@ impl Delivery {
     ) -> Verdict {
         let mut due = std::mem::take(&mut self.due);
         let verdict = self.offer(p, framer.queue(), now, &mut due);
-        Self::frame_all(&mut due, framer, now);
+        self.frame_all(&mut due, framer, now);
         self.due = due;
         verdict
     }
@@ -120,7 +208,7 @@ impl Delivery {
     pub fn release_to(&mut self, framer: &mut impl Framer, now: Instant) -> Verdict {
         let mut due = std::mem::take(&mut self.due);
         let verdict = self.release(framer.queue(), now, &mut due);
-        Self::frame_all(&mut due, framer, now);
+        self.frame_all(&mut due, framer, now);
         self.due = due;
         verdict
     }
@@ -135,20 +223,162 @@ impl Delivery {
     ) -> HeaderChange {
         let mut due = std::mem::take(&mut self.due);
         let change = self.on_header(new, &mut due);
-        Self::frame_all(&mut due, framer, now);
+        self.frame_all(&mut due, framer, now);
         self.due = due;
+        if change.continues() {
+            // The new header's streams start again at their key frames.
+            self.selection.restart();
+        }
         change
     }
 
-    fn frame_all(due: &mut Vec<Arc<StationPacket>>, framer: &mut impl Framer, now: Instant) {
+    /// Re-resolves the client's selection against a new header it continues on.
+    pub fn reselect(&mut self, selection: StreamSelection) {
+        self.select(selection);
+    }
+
+    fn frame_all(
+        &mut self,
+        due: &mut Vec<Arc<StationPacket>>,
+        framer: &mut impl Framer,
+        now: Instant,
+    ) {
+        let before = framer.queue().queued_bytes();
+        self.frame_each(due, framer, now);
+        let after = framer.queue().queued_bytes();
+        let framed = after.saturating_sub(before);
+        let a = &mut self.adapt;
+        if a.window.is_none() {
+            a.window = Some(now);
+            a.window_queued = before;
+        }
+        let start = a.window.unwrap_or(now);
+        a.window_bytes += framed as u64;
+        let span = now.saturating_duration_since(start);
+        if span >= RATE_WINDOW {
+            // What left the queue (the client read it) in the window, per second, smoothed over
+            // several windows: a playlist's loop comes in bursts.
+            let drained = (a.window_bytes + a.window_queued as u64).saturating_sub(after as u64);
+            let r = drained as f64 / span.as_secs_f64();
+            a.rate = if a.measured {
+                a.rate * 0.5 + r * 0.5
+            } else {
+                r
+            };
+            a.measured = true;
+            a.window = Some(now);
+            a.window_queued = after;
+            a.window_bytes = 0;
+        }
+    }
+
+    fn frame_each(
+        &mut self,
+        due: &mut Vec<Arc<StationPacket>>,
+        framer: &mut impl Framer,
+        now: Instant,
+    ) {
         for p in due.drain(..) {
-            framer.frame(&p, now);
+            match self.selection.apply(&p.bytes) {
+                Selected::Whole => framer.frame(&p, now),
+                Selected::Rewritten(v) => {
+                    let q = Arc::new(StationPacket::new(
+                        p.seq,
+                        p.generation,
+                        p.send_time,
+                        p.clean,
+                        v.into(),
+                    ));
+                    framer.frame(&q, now);
+                }
+                Selected::Nothing | Selected::Unreadable => {}
+            }
+        }
+    }
+
+    /// Server thinning (see the module doc): one step down or up when the queue says so.
+    fn adapt(&mut self, queued: usize, now: Instant) {
+        let h: &AsfHeader = &self.header.header;
+        // Nothing is judged before one window of what the client reads was measured (its
+        // start is the fast-start burst).
+        if !self.adapt.measured {
+            return;
+        }
+        let rate = self.adapt.rate;
+        let limit = (rate * THIN_AFTER.as_secs_f64()) as usize;
+        let down_at = limit
+            .max(THIN_MIN_BYTES)
+            .min((self.config.backlog_limit / 2).max(1));
+        let a = &mut self.adapt;
+        if queued > down_at {
+            a.calm_since = None;
+            let over = *a.over_since.get_or_insert(now);
+            let may = now.saturating_duration_since(over) >= THIN_HOLD
+                && match a.last_down {
+                    None => true,
+                    Some((t, q)) => now.saturating_duration_since(t) >= THIN_SETTLE && queued > q,
+                };
+            // Straight to the first step whose nominal rate fits what the client reads (framing
+            // overhead is not counted: MMS pads, so a further step may follow after the
+            // settling time).
+            let step = self.selection.step();
+            let k = 1.0;
+            let budget = 0.8 * a.rate;
+            let mut target = step + 1;
+            while target < self.selection.steps()
+                && self
+                    .selection
+                    .step_bitrate(target, h)
+                    .is_some_and(|b| b as f64 / 8.0 * k > budget)
+            {
+                target += 1;
+            }
+            if may && self.selection.step_down_to(target, h) {
+                if a.last_up
+                    .is_some_and(|t| now.saturating_duration_since(t) < a.recover * 2)
+                {
+                    a.recover = (a.recover * 2).min(RECOVER_MAX);
+                }
+                a.last_down = Some((now, queued));
+                info!(
+                    client = %self.label,
+                    step = self.selection.step(),
+                    of = self.selection.steps(),
+                    queued,
+                    rate = self.adapt.rate as u64,
+                    receives = ?self.selection.current,
+                    "thinning: step down"
+                );
+            }
+        } else if queued <= down_at / 8 {
+            a.over_since = None;
+            let since = *a.calm_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= a.recover && self.selection.step_up(h) {
+                a.calm_since = Some(now);
+                a.last_up = Some(now);
+                a.last_down = None;
+                info!(
+                    client = %self.label,
+                    step = self.selection.step(),
+                    of = self.selection.steps(),
+                    receives = ?self.selection.current,
+                    "thinning: step up"
+                );
+            }
+        } else {
+            a.over_since = None;
+            a.calm_since = None;
         }
     }
 
     /// The header the client plays.
     pub fn header(&self) -> &Arc<StationHeader> {
         &self.header
+    }
+
+    /// Thinning steps (down and up) taken for this client.
+    pub fn thin_steps(&self) -> u64 {
+        self.selection.stats.steps_down + self.selection.stats.steps_up
     }
 
     /// Times the client skipped to a clean point, and packets it did not get because of it.
@@ -164,6 +394,7 @@ impl Delivery {
         now: Instant,
         due: &mut Vec<Arc<StationPacket>>,
     ) -> Verdict {
+        self.adapt(queue.queued_bytes(), now);
         let state = self.feed.offer(p, queue.queued_bytes(), now, due);
         self.verdict(state, queue, now, due)
     }
@@ -175,6 +406,7 @@ impl Delivery {
         now: Instant,
         due: &mut Vec<Arc<StationPacket>>,
     ) -> Verdict {
+        self.adapt(queue.queued_bytes(), now);
         let state = self.feed.release(now, due);
         self.verdict(state, queue, now, due)
     }
@@ -212,8 +444,13 @@ impl Delivery {
         now: Instant,
         due: &mut Vec<Arc<StationPacket>>,
     ) -> Verdict {
+        let was_skipping = std::mem::replace(&mut self.was_skipping, state != FeedState::Flowing);
         match state {
             FeedState::Flowing => {
+                if was_skipping {
+                    // Resumed at a clean point: every video stream starts at its key frame.
+                    self.selection.restart();
+                }
                 self.behind_check = None;
                 Verdict::Flowing
             }
@@ -281,111 +518,6 @@ pub fn compare_headers(current: &StationHeader, new: &StationHeader) -> HeaderCh
         return HeaderChange::Incompatible("different streams or stream formats".to_string());
     }
     HeaderChange::Compatible
-}
-
-/// How a client asks to receive one stream (MMS StreamSwitch, MMSH `stream-switch-entry`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Thinning {
-    /// Level 0: everything.
-    All,
-    /// Level 1: key-frame objects only (video streams only; see the module doc).
-    KeyFrames,
-    /// Level 2: nothing.
-    Off,
-}
-
-impl Thinning {
-    /// The wire level 0/1/2; anything above 2 means off.
-    pub fn from_level(level: u16) -> Thinning {
-        match level {
-            0 => Thinning::All,
-            1 => Thinning::KeyFrames,
-            _ => Thinning::Off,
-        }
-    }
-}
-
-/// Which payloads of the station's packets a client receives; see the module doc.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StreamSelection {
-    /// Streams turned off.
-    pub removed: Vec<u8>,
-    /// Video streams thinned to key frames.
-    pub key_frames_only: Vec<u8>,
-}
-
-/// A packet after stream selection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selected {
-    /// Send the station's shared packet as it is.
-    Whole,
-    /// Send this rewritten packet.
-    Rewritten(Vec<u8>),
-    /// Nothing of it is for this client.
-    Nothing,
-    /// The packet does not parse (cannot be filtered).
-    Unreadable,
-}
-
-impl StreamSelection {
-    /// Resolves a client's requests (stream number, level; later entries win) against
-    /// `header`. Streams the header does not have are ignored.
-    pub fn resolve(
-        requests: impl IntoIterator<Item = (u8, Thinning)>,
-        header: &AsfHeader,
-    ) -> StreamSelection {
-        let mut sel = StreamSelection::default();
-        for (n, level) in requests {
-            let Some(stream) = header.stream(n) else {
-                continue;
-            };
-            sel.removed.retain(|&r| r != n);
-            sel.key_frames_only.retain(|&r| r != n);
-            match level {
-                Thinning::All => {}
-                Thinning::Off => sel.removed.push(n),
-                Thinning::KeyFrames => {
-                    if stream.kind == StreamKind::Video {
-                        sel.key_frames_only.push(n);
-                    }
-                }
-            }
-        }
-        if !header.streams.is_empty()
-            && header
-                .streams
-                .iter()
-                .all(|s| sel.removed.contains(&s.number))
-        {
-            sel.removed.clear();
-        }
-        sel
-    }
-
-    /// True when every payload is sent as it is.
-    pub fn is_all(&self) -> bool {
-        self.removed.is_empty() && self.key_frames_only.is_empty()
-    }
-
-    /// Whether a payload of `stream` (with its key-frame bit) is sent.
-    pub fn keeps(&self, stream: u8, key_frame: bool) -> bool {
-        !self.removed.contains(&stream) && (key_frame || !self.key_frames_only.contains(&stream))
-    }
-
-    /// What of `packet` this client receives.
-    pub fn apply(&self, packet: &[u8]) -> Selected {
-        if self.is_all() {
-            return Selected::Whole;
-        }
-        match Packet::parse(packet) {
-            Ok(pkt) => match filter_payloads(&pkt, |pl| self.keeps(pl.stream, pl.key_frame)) {
-                Filtered::Unchanged => Selected::Whole,
-                Filtered::Rewritten(v) => Selected::Rewritten(v),
-                Filtered::Dropped => Selected::Nothing,
-            },
-            Err(_) => Selected::Unreadable,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -541,63 +673,5 @@ mod tests {
         }
         assert!(q.is_empty(), "the partly written chunk goes too");
         assert!(due.is_empty());
-    }
-
-    #[test]
-    fn selection_table() {
-        let h = header_of("demo.asf", 1);
-        let video = h
-            .header
-            .streams
-            .iter()
-            .find(|s| s.kind == StreamKind::Video)
-            .unwrap()
-            .number;
-        let audio = h
-            .header
-            .streams
-            .iter()
-            .find(|s| s.kind == StreamKind::Audio)
-            .unwrap()
-            .number;
-        use Thinning::*;
-        // (requests, removed, key_frames_only)
-        type Case = (Vec<(u8, Thinning)>, Vec<u8>, Vec<u8>);
-        let cases: Vec<Case> = vec![
-            (vec![], vec![], vec![]),
-            (vec![(video, Off)], vec![video], vec![]),
-            (vec![(video, KeyFrames)], vec![], vec![video]),
-            // Audio is never thinned to key frames.
-            (vec![(audio, KeyFrames)], vec![], vec![]),
-            // Unknown streams are ignored.
-            (vec![(9, Off)], vec![], vec![]),
-            // Everything off: ignored.
-            (vec![(video, Off), (audio, Off)], vec![], vec![]),
-            // Later entries win.
-            (vec![(video, Off), (video, All)], vec![], vec![]),
-        ];
-        for (req, removed, key) in cases {
-            let s = StreamSelection::resolve(req.clone(), &h.header);
-            assert_eq!((s.removed, s.key_frames_only), (removed, key), "{req:?}");
-        }
-        let (_, pkts) = station_of("demo.asf");
-        let audio_off = StreamSelection::resolve([(audio, Off)], &h.header);
-        let mut kinds = [0usize; 4];
-        for p in &pkts {
-            kinds[match audio_off.apply(&p.bytes) {
-                Selected::Whole => 0,
-                Selected::Rewritten(_) => 1,
-                Selected::Nothing => 2,
-                Selected::Unreadable => 3,
-            }] += 1;
-        }
-        // Video-only packets go whole, mixed ones are rewritten (demo.asf has no audio-only one).
-        assert!(kinds[0] > 0 && kinds[1] > 0, "{kinds:?}");
-        assert_eq!(kinds[3], 0);
-        assert_eq!(
-            StreamSelection::default().apply(&[1, 2, 3]),
-            Selected::Whole,
-            "no selection: no parse"
-        );
     }
 }

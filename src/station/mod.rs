@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod delivery;
 pub mod feed;
 pub mod live;
+pub mod selection;
 pub mod sink;
 pub mod source;
 

@@ -360,6 +360,15 @@ pub trait Sink {
     }
 }
 
+/// A stream switch for the stream of `client_id` (MS-WMSP SelectStream), carried between two
+/// connections by the shell; `entries` are the request's `stream-switch-entry` values as sent
+/// (the receiving protocol parses them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectStream {
+    pub client_id: u32,
+    pub entries: Vec<String>,
+}
+
 /// What a session tells the status page, the metrics, the control API and the client logs
 /// about its client. Counts are since the session started.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -383,6 +392,8 @@ pub struct ClientInfo {
     /// The MMSH `client-id` the server gave a session that played, so a log the player posts
     /// later on another connection (`Pragma: client-id=<n>`) joins this session's record.
     pub client_id: Option<u32>,
+    /// Thinning steps (down and up) the server took for the client (Intelligent Streaming).
+    pub thin_steps: u64,
 }
 
 /// A unicast client: a [`Sink`] with a connection the shell reads and writes.
@@ -435,6 +446,16 @@ pub trait Session: Sink {
             station: self.station().map(str::to_string),
             ..ClientInfo::default()
         }
+    }
+    /// A mid-stream stream switch this session received for another connection's stream (MMSH
+    /// SelectStream: a POST naming the playing connection's `client-id`), for the shell to
+    /// route with [`Session::select_stream`]. Default none.
+    fn take_select_stream(&mut self) -> Option<SelectStream> {
+        None
+    }
+    /// Applies a routed [`SelectStream`] when it is for this session's stream; true when it was.
+    fn select_stream(&mut self, _request: &SelectStream, _now: Instant) -> bool {
+        false
     }
     /// The control API's side of a session (requests for the shell to route, answers back);
     /// only the control API's sessions have one ([`crate::ops::api_session`]). Default none.

@@ -2,7 +2,10 @@
  * MMS (mms://) or MMS over HTTP (mmsh://) and writes what libmms hands out (the ASF header,
  * then re-padded data packets) to a file that ffprobe can decode.
  *
- *   libmms_read URL OUT.asf MAX_BYTES
+ *   libmms_read URL OUT.asf MAX_BYTES [BANDWIDTH]
+ *
+ * BANDWIDTH (bits/s, default 1000000) is mmsx_connect's bandwidth argument: libmms picks the
+ * best audio and video stream that fit it and turns the others off (MBR renditions).
  *
  * mmsx_connect tries MMS over TCP first and then MMS over HTTP; with an mmsh:// URL it goes
  * straight to HTTP. The TCP connect is replaced (mms_io_t.connect) by one that takes a numeric
@@ -46,10 +49,11 @@ static int numeric_connect(void *data, const char *host, int port)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s URL OUT MAX_BYTES\n", argv[0]);
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: %s URL OUT MAX_BYTES [BANDWIDTH]\n", argv[0]);
         return 2;
     }
+    int bandwidth = argc == 5 ? (int)strtol(argv[4], NULL, 10) : 1000000;
     long max = strtol(argv[3], NULL, 10);
     if (max <= 0) {
         fprintf(stderr, "bad MAX_BYTES\n");
@@ -58,7 +62,7 @@ int main(int argc, char **argv)
     mms_io_t io = *mms_get_default_io_impl();
     io.connect = numeric_connect;
     io.connect_data = NULL;
-    mmsx_t *m = mmsx_connect(&io, NULL, argv[1], 1000000);
+    mmsx_t *m = mmsx_connect(&io, NULL, argv[1], bandwidth);
     if (!m) {
         fprintf(stderr, "mmsx_connect failed\n");
         return 1;

@@ -1,0 +1,623 @@
+//! Intelligent Streaming end to end (issue 11): a multiple-bit-rate station
+//! (`station-configs/media/demo-mbr.asf`: streams 1/2/3 = 320x240 / 240x180 / 160x120 video
+//! renditions in one Bitrate Mutual Exclusion group, stream 4 audio) and the single-rate demo
+//! station, played by real clients.
+//!
+//! - Every join starts on a key frame: many FFmpeg joins over MMST, MMSH and RTSP, and FFmpeg
+//!   never warns "first frame is no keyframe" (before, MBR joins started renditions 2 and 3 on
+//!   a P frame nearly every time).
+//! - Each real peer receives the rendition that fits the bandwidth it was given — VLC
+//!   `--mms-maxbitrate`, libmms's bandwidth argument, MPlayer `-bandwidth` — judged by the
+//!   picture size of the one video stream ffprobe finds packets for in what the client dumped.
+//!   MPlayer's MMST client puts no bandwidth on the wire and asks for every stream (its
+//!   `asf_mmst_streaming_start` sends level 0 for each), so it gets every rendition, as FFmpeg
+//!   does, and both still decode.
+//! - A reader throttled to 150 kbit/s keeps playing for 60 s: it is thinned (a lower rendition,
+//!   key frames only) with its audio intact, and not dropped.
+//!
+//! `ASFCAST_MBR_DAEMON=/path/to/asfcast` runs another daemon build (to measure the behaviour
+//! of an older one with the same clients); the assertions are for this build.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use asfcast::asf::writer::AsfFileWriter;
+use asfcast::asf::AsfReader;
+use support::{Daemon, TempDir};
+
+struct Setup {
+    daemon: Daemon,
+    dir: TempDir,
+    http: SocketAddr,
+    mms: SocketAddr,
+    rtsp: SocketAddr,
+}
+
+fn mbr_media() -> PathBuf {
+    support::repo_root().join("station-configs/media/demo-mbr.asf")
+}
+
+fn start(tag: &str) -> Setup {
+    let dir = TempDir::new(tag);
+    let (http, mms, rtsp) = (
+        support::free_tcp_port(),
+        support::free_tcp_port(),
+        support::free_tcp_port(),
+    );
+    std::fs::write(
+        dir.path().join("server.yaml"),
+        format!(
+            "listen:\n  http: 127.0.0.1:{http}\n  mms: 127.0.0.1:{mms}\n  rtsp: 127.0.0.1:{rtsp}\n\
+             announce_dir: {}\nlog:\n  level: info\n",
+            dir.path().join("announce").display()
+        ),
+    )
+    .unwrap();
+    for (name, media) in [("demo", support::demo_media()), ("mbr", mbr_media())] {
+        std::fs::write(
+            dir.path().join(format!("{name}.yaml")),
+            format!(
+                "name: {name}\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n\
+                 unicast:\n  mms: true\n  mmsh: true\n  rtsp: true\n  max_clients: 100\n",
+                media.display()
+            ),
+        )
+        .unwrap();
+    }
+    let config = dir.path().to_str().unwrap().to_string();
+    let mut daemon = match std::env::var_os("ASFCAST_MBR_DAEMON") {
+        Some(bin) => {
+            let mut cmd = Command::new(bin);
+            cmd.args(["run", "--config", &config]);
+            Daemon::spawn("asfcast", cmd)
+        }
+        None => Daemon::asfcast(["run", "--config", &config]),
+    };
+    let addr = |p: u16| -> SocketAddr { format!("127.0.0.1:{p}").parse().unwrap() };
+    daemon.wait_for_tcp(addr(rtsp), Duration::from_secs(10));
+    // A first GOP for joiners.
+    thread::sleep(Duration::from_millis(2500));
+    Setup {
+        daemon,
+        dir,
+        http: addr(http),
+        mms: addr(mms),
+        rtsp: addr(rtsp),
+    }
+}
+
+/// Per stream of a dump: (width, height) for video and how many packets ffprobe reads.
+fn stream_packets(path: &Path) -> Vec<(Option<(u32, u32)>, u64)> {
+    let mut cmd = support::bounded(Duration::from_secs(60), "ffprobe");
+    cmd.args(["-v", "error", "-count_packets", "-show_entries"])
+        .args([
+            "stream=codec_type,width,height,nb_read_packets",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path);
+    let out =
+        support::run_bounded(&mut cmd, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').map(str::trim).collect();
+            let n = f.last().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let size = match f.first() {
+                Some(&"video") => Some((
+                    f.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
+                    f.get(2).and_then(|v| v.parse().ok()).unwrap_or(0),
+                )),
+                _ => None,
+            };
+            (size, n)
+        })
+        .collect()
+}
+
+/// The picture sizes of the video streams a dump has packets for, and its audio packets.
+fn received(path: &Path) -> (Vec<(u32, u32)>, u64) {
+    let s = stream_packets(path);
+    let video = s
+        .iter()
+        .filter_map(|(size, n)| size.filter(|_| *n > 0))
+        .collect();
+    let audio = s
+        .iter()
+        .filter(|(size, _)| size.is_none())
+        .map(|(_, n)| n)
+        .sum();
+    (video, audio)
+}
+
+fn nobody_dir(parent: &Path, name: &str) -> PathBuf {
+    let d = parent.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    let _ = Command::new("chmod").arg("0777").arg(&d).status();
+    let _ = Command::new("chmod").arg("0755").arg(parent).status();
+    d
+}
+
+#[test]
+fn the_first_frame_of_every_join_is_a_key_frame() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let s = start("mbr-keyframe");
+    let urls: Vec<String> = ["demo", "mbr"]
+        .iter()
+        .flat_map(|st| {
+            [
+                format!("mmst://{}/{st}", s.mms),
+                format!("mmsh://{}/{st}", s.http),
+                format!("rtsp://{}/{st}", s.rtsp),
+            ]
+        })
+        .collect();
+    let mut joins = 0;
+    let mut warned = Vec::new();
+    // Joins spread over the GOP (2 s) and the loop: 8 rounds, 6 clients each, at staggered
+    // offsets.
+    for round in 0..8u64 {
+        let children: Vec<_> = urls
+            .iter()
+            .map(|u| {
+                let mut cmd = support::bounded(Duration::from_secs(40), "ffmpeg");
+                cmd.args(["-hide_banner", "-nostdin", "-v", "warning", "-i", u])
+                    .args(["-map", "0", "-t", "1", "-f", "framemd5", "-"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                (u.clone(), cmd.spawn().expect("ffmpeg"))
+            })
+            .collect();
+        for (u, child) in children {
+            let out = child.wait_with_output().expect("ffmpeg");
+            let (stdout, stderr) = (out.stdout, out.stderr);
+            let err = String::from_utf8_lossy(&stderr);
+            let frames = String::from_utf8_lossy(&stdout)
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .count();
+            assert!(frames > 10, "{u}: {frames} frames\n{err}");
+            joins += 1;
+            if err.contains("first frame is no keyframe") {
+                warned.push(u);
+            }
+        }
+        thread::sleep(Duration::from_millis(130 * (round % 5)));
+    }
+    eprintln!("{joins} joins, {} warned: {warned:?}", warned.len());
+    assert!(warned.is_empty(), "joins on a non-key frame: {warned:?}");
+}
+
+/// VLC (as nobody) dumps `url` with `--mms-maxbitrate=bw`.
+fn vlc_dump(url: &str, bw: u64, out: &Path, home: &Path) {
+    let mut cmd = support::bounded(Duration::from_secs(25), "setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "env"])
+        .arg(format!("HOME={}", home.display()))
+        .args(["cvlc", "-I", "dummy", "-q", url])
+        .arg(format!("--mms-maxbitrate={bw}"))
+        .arg("--demux=dump")
+        .arg(format!("--demuxdump-file={}", out.display()))
+        .args(["--run-time=5", "--play-and-exit", "vlc://quit"]);
+    let _ = support::run_bounded(&mut cmd, Duration::from_secs(25));
+}
+
+fn libmms_dump(bin: &Path, url: &str, bw: u64, out: &Path) {
+    let mut cmd = support::bounded(Duration::from_secs(30), bin);
+    cmd.arg(url).arg(out).arg("1500000").arg(bw.to_string());
+    let _ = support::run_bounded(&mut cmd, Duration::from_secs(30));
+}
+
+fn mplayer_dump(url: &str, bw: u64, out: &Path) {
+    // MPlayer dumps until stopped: SIGINT after 8 s ends it cleanly.
+    let mut cmd = Command::new("timeout");
+    cmd.args([
+        "-s",
+        "INT",
+        "-k",
+        "5",
+        "8",
+        "mplayer",
+        "-really-quiet",
+        "-noconfig",
+        "all",
+    ])
+    .arg("-bandwidth")
+    .arg(bw.to_string())
+    .args(["-dumpstream", "-dumpfile"])
+    .arg(out)
+    .arg(url);
+    let _ = cmd.output();
+}
+
+#[test]
+fn each_player_receives_the_rendition_that_fits_its_bandwidth() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let s = start("mbr-peers");
+    let libmms = s.dir.path().join("libmms_read");
+    let src = support::repo_root().join("tests/clients/libmms_read.c");
+    let built = Command::new("gcc")
+        .arg(&src)
+        .arg("-o")
+        .arg(&libmms)
+        .arg("-lmms")
+        .status()
+        .expect("gcc");
+    assert!(built.success());
+    let home = nobody_dir(s.dir.path(), "dumps");
+    // (bandwidth, the picture size that fits it): renditions ~760/400/150 kbps + 31 kbps audio.
+    let table = [
+        (2_000_000u64, (320u32, 240u32)),
+        (500_000, (240, 180)),
+        (250_000, (160, 120)),
+    ];
+    // Every (client, bandwidth) dump at once: they only dump, nothing decodes.
+    let mut jobs = Vec::new();
+    for (bw, want) in table {
+        let runs: [(&str, String); 6] = [
+            ("vlc mms", format!("mms://{}/mbr", s.mms)),
+            ("vlc mmsh", format!("mmsh://{}/mbr", s.http)),
+            ("libmms mms", format!("mms://{}/mbr", s.mms)),
+            ("libmms mmsh", format!("mmsh://{}/mbr", s.http)),
+            ("mplayer mmsh", format!("mmsh://{}/mbr", s.http)),
+            ("mplayer mmst", format!("mmst://{}/mbr", s.mms)),
+        ];
+        for (who, url) in runs {
+            let out = home.join(format!("{}-{bw}.asf", who.replace(' ', "-")));
+            let (home, libmms) = (home.clone(), libmms.clone());
+            jobs.push(thread::spawn(move || {
+                match who.split(' ').next() {
+                    Some("vlc") => vlc_dump(&url, bw, &out, &home),
+                    Some("libmms") => libmms_dump(&libmms, &url, bw, &out),
+                    _ => mplayer_dump(&url, bw, &out),
+                }
+                (who, bw, want, out)
+            }));
+        }
+    }
+    for job in jobs {
+        let (who, bw, want, out) = job.join().unwrap();
+        let (video, audio) = received(&out);
+        eprintln!("{who} bandwidth {bw}: video {video:?}, audio packets {audio}");
+        assert!(audio > 50, "{who} {bw}: audio packets {audio}");
+        if who == "mplayer mmst" {
+            // No bandwidth on the wire, every stream asked for: every rendition.
+            assert_eq!(video, [(320, 240), (240, 180), (160, 120)], "{who} {bw}");
+        } else {
+            assert_eq!(video, [want], "{who} {bw}");
+        }
+    }
+    // FFmpeg asks for every stream and decodes all three renditions and the audio.
+    for url in [
+        format!("mmst://{}/mbr", s.mms),
+        format!("mmsh://{}/mbr", s.http),
+        format!("rtsp://{}/mbr", s.rtsp),
+    ] {
+        let mut cmd = support::bounded(Duration::from_secs(40), "ffmpeg");
+        cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-i", &url])
+            .args(["-map", "0", "-t", "3", "-f", "framemd5", "-"]);
+        let out = cmd.output().expect("ffmpeg");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let count = |i: &str| {
+            text.lines()
+                .filter(|l| l.split(',').next().map(str::trim) == Some(i))
+                .count()
+        };
+        let counts = [count("0"), count("1"), count("2"), count("3")];
+        eprintln!("ffmpeg {url}: frames per stream {counts:?}");
+        assert!(counts.iter().all(|&c| c >= 25), "{url}: {counts:?}");
+    }
+    assert!(
+        s.daemon.stderr().contains("NSPlayer/7.10.0.3059"),
+        "VLC played"
+    );
+}
+
+/// Reads an MMSH play of `station` at `bits_per_sec` for `secs`; the body bytes, and whether
+/// the stream was still open at the end.
+fn throttled_mmsh(
+    addr: SocketAddr,
+    station: &str,
+    bits_per_sec: u64,
+    secs: u64,
+) -> (Vec<u8>, bool) {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    sock.set_recv_buffer_size(16 * 1024).unwrap();
+    sock.connect_timeout(&addr.into(), Duration::from_secs(5))
+        .unwrap();
+    let mut s: TcpStream = sock.into();
+    // A player that names no stream and announces no bandwidth: the highest rendition.
+    let req = format!(
+        "GET /{station} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: NSPlayer/4.1.0.3856\r\n\
+         Pragma: no-cache,rate=1.000000,request-context=2\r\nPragma: xPlayStrm=1\r\n\
+         Pragma: xClientGUID={{c77e7400-738a-11d2-9add-0020af0a3279}}\r\nConnection: Close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let t0 = Instant::now();
+    let mut data = Vec::new();
+    let mut open = true;
+    let per_tick = (bits_per_sec / 8 / 10) as usize;
+    let mut buf = vec![0u8; per_tick];
+    let mut tick = t0;
+    while t0.elapsed() < Duration::from_secs(secs) {
+        let mut got = 0;
+        while got < per_tick {
+            match s.read(&mut buf[got..]) {
+                Ok(0) => {
+                    open = false;
+                    break;
+                }
+                Ok(n) => got += n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break
+                }
+                Err(_) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        data.extend_from_slice(&buf[..got]);
+        if !open {
+            break;
+        }
+        tick += Duration::from_millis(100);
+        if let Some(wait) = tick.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+    }
+    let body = match data.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(i) => data[i + 4..].to_vec(),
+        None => Vec::new(),
+    };
+    (body, open)
+}
+
+fn audio_span_of(t: &[f64]) -> f64 {
+    t.last().unwrap_or(&0.0) - t.first().unwrap_or(&0.0)
+}
+
+/// Writes an MMSH body as an ASF file; the number of data packets.
+fn mmsh_body_to_asf(body: &[u8], out: &Path) -> u64 {
+    let raw = out.with_extension("mmsh");
+    std::fs::write(&raw, body).unwrap();
+    let mut r = AsfReader::open(&raw).expect("MMSH body");
+    let header = r.header().clone();
+    let data = r.data_head().clone();
+    let mut w = AsfFileWriter::new(std::fs::File::create(out).unwrap(), &header, &data).unwrap();
+    while let Some(Ok(p)) = r.next_packet() {
+        let _ = w.write_packet(&p.bytes);
+    }
+    let n = w.packets();
+    w.finish().unwrap();
+    n
+}
+
+/// Per stream index: the packets' (pts seconds, key) from ffprobe.
+fn packets(path: &Path) -> Vec<(usize, f64, bool)> {
+    let mut cmd = support::bounded(Duration::from_secs(60), "ffprobe");
+    cmd.args([
+        "-v",
+        "error",
+        "-show_entries",
+        "packet=stream_index,pts_time,flags",
+    ])
+    .args(["-of", "csv=p=0"])
+    .arg(path);
+    let out =
+        support::run_bounded(&mut cmd, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some((
+                f.first()?.trim().parse().ok()?,
+                f.get(1)?.trim().parse().ok()?,
+                f.get(2)?.contains('K'),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn a_throttled_reader_is_thinned_and_keeps_its_audio() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let s = start("mbr-throttle");
+    const SECS: u64 = 60;
+    let readers: Vec<_> = ["mbr", "demo"]
+        .into_iter()
+        .map(|station| {
+            let http = s.http;
+            thread::spawn(move || (station, throttled_mmsh(http, station, 150_000, SECS)))
+        })
+        .collect();
+    let dumps = s.dir.path().join("dumps");
+    std::fs::create_dir_all(&dumps).unwrap();
+    let results: Vec<_> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    for l in s
+        .daemon
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("thinning") || l.contains("stalled"))
+    {
+        eprintln!("{l}");
+    }
+    type Check = (&'static str, bool, f64, f64, Vec<usize>, usize, usize);
+    let mut checks: Vec<Check> = Vec::new();
+    for (station, (body, open)) in results {
+        let file = dumps.join(format!("{station}.asf"));
+        let n = mmsh_body_to_asf(&body, &file);
+        let pk = packets(&file);
+        let audio_index = if station == "mbr" { 3 } else { 1 };
+        let audio: Vec<f64> = pk
+            .iter()
+            .filter(|p| p.0 == audio_index)
+            .map(|p| p.1)
+            .collect();
+        let largest_audio_gap = audio.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+        let video: Vec<&(usize, f64, bool)> = pk.iter().filter(|p| p.0 != audio_index).collect();
+        // The second half of what the reader got (by presentation time).
+        let middle = audio.first().unwrap_or(&0.0) + (audio_span_of(&audio) / 2.0);
+        let late_video: Vec<_> = video.iter().filter(|p| p.1 > middle).collect();
+        let late_streams: Vec<usize> = {
+            let mut v: Vec<usize> = late_video.iter().map(|p| p.0).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let late_keys = late_video.iter().filter(|p| p.2).count();
+        let audio_span = audio.last().unwrap_or(&0.0) - audio.first().unwrap_or(&0.0);
+        eprintln!(
+            "{station}: open after {SECS} s: {open}; {} body bytes, {n} packets; audio {} packets over {audio_span:.1} s, largest gap {largest_audio_gap:.2} s; video {} packets; second half: streams {late_streams:?}, {} packets, {late_keys} key",
+            body.len(),
+            audio.len(),
+            video.len(),
+            late_video.len()
+        );
+        checks.push((
+            station,
+            open,
+            audio_span,
+            largest_audio_gap,
+            late_streams,
+            late_keys,
+            late_video.len(),
+        ));
+    }
+    for (station, open, audio_span, gap, late_streams, late_keys, late_video) in checks {
+        assert!(open, "{station}: the reader was dropped");
+        assert!(audio_span > 20.0, "{station}: audio over {audio_span} s");
+        assert!(gap < 1.0, "{station}: audio gap {gap} s");
+        if station == "mbr" {
+            // Thinned: the lower renditions (or key frames only), not the 320x240 one.
+            assert!(!late_streams.contains(&0), "{station}: {late_streams:?}");
+        } else {
+            // Single rate: key frames only (or none) once thinned.
+            assert_eq!(late_keys, late_video, "{station}: key frames only");
+        }
+    }
+    let log = s.daemon.stderr();
+    let downs = log.matches("thinning: step down").count();
+    eprintln!(
+        "thinning steps down: {downs}, up: {}",
+        log.matches("thinning: step up").count()
+    );
+    assert!(downs >= 2, "{log}");
+    assert!(!log.contains("client stalled"), "nobody dropped");
+}
+
+/// Reads from `s` for `d` (a fast reader), appending to `data`.
+fn read_for(s: &mut TcpStream, d: Duration, data: &mut Vec<u8>) {
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let end = Instant::now() + d;
+    let mut buf = [0u8; 65536];
+    while Instant::now() < end {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+}
+
+#[test]
+fn an_mmsh_client_switches_renditions_mid_stream_with_select_stream() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let s = start("mbr-switch");
+    // Play the 320x240 rendition and the audio.
+    let mut play = TcpStream::connect(s.http).unwrap();
+    let req = "GET /mbr HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: NSPlayer/9.0.0.2980\r\n\
+               Pragma: xPlayStrm=1\r\nPragma: stream-switch-count=4\r\n\
+               Pragma: stream-switch-entry=ffff:1:0 ffff:2:2 ffff:3:2 ffff:4:0\r\n\r\n";
+    play.write_all(req.as_bytes()).unwrap();
+    let mut data = Vec::new();
+    read_for(&mut play, Duration::from_secs(4), &mut data);
+    let head_end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head")
+        + 4;
+    let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+    assert!(head.contains("com.microsoft.wm.sswitch"), "{head}");
+    let client_id: u32 = head
+        .split("client-id=")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .expect("client-id");
+    // SelectStream on a second connection: 160x120 instead, hex as the spec writes it; then a
+    // storm of contradictory switches for an unknown client, and garbage entries.
+    let select = |id: u32, entries: &str| {
+        let mut c = TcpStream::connect(s.http).unwrap();
+        let r = format!(
+            "POST /mbr HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: NSPlayer/9.0.0.2980\r\n\
+             Pragma: client-id={id}\r\nPragma: no-cache\r\nPragma: stream-switch-count=2\r\n\
+             Pragma: stream-switch-entry={entries}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        c.write_all(r.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = c.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).to_string()
+    };
+    for _ in 0..50 {
+        assert!(select(client_id + 1000, "ffff:2:0 ffff:2:2 ffff:99:0").starts_with("HTTP/1.1 200"));
+    }
+    assert!(select(client_id, "ffff:1:2 ffff:3:0").starts_with("HTTP/1.1 200"));
+    read_for(&mut play, Duration::from_secs(6), &mut data);
+    let file = s.dir.path().join("switched.asf");
+    mmsh_body_to_asf(&data[head_end..], &file);
+    let pk = packets(&file);
+    let times = |i: usize| -> Vec<(f64, bool)> {
+        pk.iter().filter(|p| p.0 == i).map(|p| (p.1, p.2)).collect()
+    };
+    let (hi, lo, mid) = (times(0), times(2), times(1));
+    eprintln!(
+        "before: {} packets of 320x240 (last at {:?}); after: {} of 160x120 (first at {:?}); 240x180: {}",
+        hi.len(),
+        hi.last(),
+        lo.len(),
+        lo.first(),
+        mid.len()
+    );
+    assert!(hi.len() > 50 && lo.len() > 50, "both renditions played");
+    assert!(mid.is_empty(), "240x180 never asked for");
+    assert!(hi[0].1 && lo[0].1, "each rendition starts at a key frame");
+    let (last_hi, first_lo) = (hi[hi.len() - 1].0, lo[0].0);
+    assert!(last_hi < first_lo, "no frame twice: {last_hi} / {first_lo}");
+    assert!(
+        first_lo - last_hi <= 0.081,
+        "no gap: {last_hi} → {first_lo}"
+    );
+    for t in [&hi, &lo] {
+        assert!(
+            t.windows(2).all(|w| w[1].0 > w[0].0),
+            "timestamps go forward"
+        );
+    }
+    let log = s.daemon.stderr();
+    assert!(log.contains("SelectStream for an unknown client-id ignored"));
+    assert!(log.contains("MMSH stream switched"));
+}
