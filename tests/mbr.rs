@@ -18,6 +18,9 @@
 //!   packets) — and what it received, written as an ASF file, is judged by ffprobe: each
 //!   rendition starts at a key frame, the new one right after the old one's last frame (no
 //!   instant twice, no gap), timestamps only go forward, both picture sizes decode.
+//! - The same MBR programme pushed live by an encoder ([MS-WMHTTP] `$H` with the file's own
+//!   header, then `$D` packets in real time, to a push station with no fallback) gives VLC
+//!   and libmms the rendition that fits their bandwidth, as the file station does.
 //! - A reader throttled to 150 kbit/s keeps playing for 60 s: it is thinned (a lower rendition,
 //!   key frames only) with its audio intact, and not dropped.
 //!
@@ -76,6 +79,13 @@ fn start(tag: &str) -> Setup {
         )
         .unwrap();
     }
+    // A push station with no fallback: what an encoder pushes is all it plays.
+    std::fs::write(
+        dir.path().join("live.yaml"),
+        "name: live\nsource:\n  type: push\n\
+         unicast:\n  mms: true\n  mmsh: true\n  rtsp: true\n  max_clients: 100\n",
+    )
+    .unwrap();
     let config = dir.path().to_str().unwrap().to_string();
     let mut daemon = match std::env::var_os("ASFCAST_MBR_DAEMON") {
         Some(bin) => {
@@ -1051,4 +1061,91 @@ fn an_rtsp_client_switches_renditions_mid_stream_with_set_parameter() {
         audio.len()
     );
     judge_switch(&file, "rtsp");
+}
+
+#[test]
+fn a_pushed_mbr_programme_gives_each_player_the_rendition_that_fits() {
+    use asfcast::http::push::framing::{write_chunk, Layout};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use support::push::{parts, push_start, send_packets_at};
+    if !support::require_private_netns() {
+        return;
+    }
+    let mut s = start("mbr-push");
+    // The encoder: demo-mbr.asf's own header (with its Bitrate Mutual Exclusion and Stream
+    // Bitrate Properties objects) and its packets, looped in real time.
+    let (head, packets) = parts(&mbr_media());
+    let duration_ms = AsfReader::open(&mbr_media())
+        .unwrap()
+        .header()
+        .file
+        .duration_ms();
+    let per_sec = (packets.len() as u64 * 1000).div_ceil(duration_ms.max(1));
+    let mut push = push_start(s.http, "0");
+    push.write_all(&write_chunk(Layout::Spec, b'H', &head, 0).unwrap())
+        .unwrap();
+    let mut at = send_packets_at(&mut push, &packets, 0, 3 * per_sec as usize, per_sec);
+    assert!(
+        s.daemon
+            .wait_for_stderr("live source back at a key frame", Duration::from_secs(15)),
+        "{}",
+        s.daemon.stderr()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let encoder = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                at = send_packets_at(&mut push, &packets, at, per_sec as usize, per_sec);
+            }
+        })
+    };
+    let libmms = support::libmms_client(s.dir.path());
+    let home = nobody_dir(s.dir.path(), "dumps");
+    let table = [(2_000_000u64, (320u32, 240u32)), (250_000, (160, 120))];
+    let mut jobs = Vec::new();
+    for (bw, want) in table {
+        let runs: [(&str, String); 4] = [
+            ("vlc mms", format!("mms://{}/live", s.mms)),
+            ("vlc mmsh", format!("mmsh://{}/live", s.http)),
+            ("libmms mms", format!("mms://{}/live", s.mms)),
+            ("libmms mmsh", format!("mmsh://{}/live", s.http)),
+        ];
+        for (who, url) in runs {
+            let out = home.join(format!("push-{}-{bw}.asf", who.replace(' ', "-")));
+            let (home, libmms) = (home.clone(), libmms.clone());
+            jobs.push(thread::spawn(move || {
+                if who.starts_with("vlc") {
+                    vlc_dump(&url, bw, &out, &home);
+                } else {
+                    libmms_dump(&libmms, &url, bw, &out);
+                }
+                (who, bw, want, out)
+            }));
+        }
+    }
+    let results: Vec<_> = jobs.into_iter().map(|j| j.join().unwrap()).collect();
+    stop.store(true, Ordering::Relaxed);
+    encoder.join().unwrap();
+    for (who, bw, want, out) in results {
+        let (video, audio) = received(&out);
+        // The header the player got still has the Bitrate Mutual Exclusion of the push.
+        let groups = AsfReader::open(&out)
+            .map(|r| asfcast::station::selection::rendition_groups(r.header()))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut g| {
+                // libmms lists the streams in its own order.
+                g.sort_unstable();
+                g
+            })
+            .collect::<Vec<_>>();
+        eprintln!(
+            "pushed: {who} bandwidth {bw}: rendition groups in its header {groups:?}, video {video:?}, audio packets {audio}"
+        );
+        assert_eq!(groups, [vec![1, 2, 3]], "{who} {bw}");
+        assert!(audio > 50, "{who} {bw}: audio packets {audio}");
+        assert_eq!(video, [want], "{who} {bw}");
+    }
 }
