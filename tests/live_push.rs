@@ -19,8 +19,8 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use asfcast::asf::AsfReader;
 use asfcast::http::push::framing::{write_chunk, Layout};
+use support::push::{parts, push_start, response_head, send_packets, write_push_start};
 use support::{bounded, Daemon, TempDir};
 
 const USER: &str = "enc";
@@ -485,62 +485,6 @@ fn a_second_pusher_is_refused_and_the_first_goes_on() {
 
 // ---------------------------------------------------------------------------
 // An in-repo [MS-WMHTTP] encoder
-
-/// `$H` payload and packets of a file.
-fn parts(path: &Path) -> (Vec<u8>, Vec<Vec<u8>>) {
-    let mut r = AsfReader::open(path).unwrap();
-    let mut head = r.header_bytes().to_vec();
-    head.extend_from_slice(&r.data_head().to_bytes());
-    let mut packets = Vec::new();
-    while let Some(p) = r.next_packet() {
-        packets.push(p.unwrap().bytes);
-    }
-    (head, packets)
-}
-
-fn response_head(s: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match s.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&head).into_owned()
-}
-
-fn push_start(addr: SocketAddr, push_id: &str) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write_push_start(&mut s, addr, push_id);
-    s
-}
-
-fn write_push_start(s: &mut TcpStream, addr: SocketAddr, push_id: &str) {
-    write!(
-        s,
-        "POST /live HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: WMEncoder/12.0.7601.17514\r\n\
-         Content-Type: application/x-wms-pushstart\r\nCookie: push-id={push_id}\r\n\
-         Content-Length: 2147483647\r\nCache-Control: no-cache\r\n\r\n"
-    )
-    .unwrap();
-}
-
-/// Writes packets in real time (15.5 a second, like the file).
-fn send_packets(s: &mut TcpStream, packets: &[Vec<u8>], from: usize, n: usize) -> usize {
-    let start = Instant::now();
-    for i in 0..n {
-        let p = &packets[(from + i) % packets.len()];
-        s.write_all(&write_chunk(Layout::Spec, b'D', p, 0).unwrap())
-            .unwrap();
-        let due = start + Duration::from_millis((i as u64 + 1) * 1000 / 16);
-        if let Some(d) = due.checked_duration_since(Instant::now()) {
-            thread::sleep(d);
-        }
-    }
-    from + n
-}
 
 #[test]
 fn wmhttp_client_setup_start_header_change_drop_and_resume() {

@@ -12,6 +12,15 @@
 //!   MPlayer's MMST client puts no bandwidth on the wire and asks for every stream (its
 //!   `asf_mmst_streaming_start` sends level 0 for each), so it gets every rendition, as FFmpeg
 //!   does, and both still decode.
+//! - An in-repo client switches from 320x240 to 160x120 mid-stream on each protocol — MMSH
+//!   SelectStream, MMS 0x33 StreamSwitch while playing (answered 0x21), RTSP `SET_PARAMETER`
+//!   `application/x-wms-streamswitch` over TCP interleaved (x-asf-pf reassembled into ASF
+//!   packets) — and what it received, written as an ASF file, is judged by ffprobe: each
+//!   rendition starts at a key frame, the new one right after the old one's last frame (no
+//!   instant twice, no gap), timestamps only go forward, both picture sizes decode.
+//! - The same MBR programme pushed live by an encoder ([MS-WMHTTP] `$H` with the file's own
+//!   header, then `$D` packets in real time, to a push station with no fallback) gives VLC
+//!   and libmms the rendition that fits their bandwidth, as the file station does.
 //! - A reader throttled to 150 kbit/s keeps playing for 60 s: it is thinned (a lower rendition,
 //!   key frames only) with its audio intact, and not dropped.
 //!
@@ -70,6 +79,13 @@ fn start(tag: &str) -> Setup {
         )
         .unwrap();
     }
+    // A push station with no fallback: what an encoder pushes is all it plays.
+    std::fs::write(
+        dir.path().join("live.yaml"),
+        "name: live\nsource:\n  type: push\n\
+         unicast:\n  mms: true\n  mmsh: true\n  rtsp: true\n  max_clients: 100\n",
+    )
+    .unwrap();
     let config = dir.path().to_str().unwrap().to_string();
     let mut daemon = match std::env::var_os("ASFCAST_MBR_DAEMON") {
         Some(bin) => {
@@ -92,25 +108,34 @@ fn start(tag: &str) -> Setup {
     }
 }
 
-/// Per stream of a dump: (width, height) for video and how many packets ffprobe reads.
-fn stream_packets(path: &Path) -> Vec<(Option<(u32, u32)>, u64)> {
+/// ffprobe's `-of csv=p=0` rows for `args` on `path`, each split into trimmed fields.
+fn ffprobe_rows(path: &Path, args: &[&str]) -> Vec<Vec<String>> {
     let mut cmd = support::bounded(Duration::from_secs(60), "ffprobe");
-    cmd.args(["-v", "error", "-count_packets", "-show_entries"])
-        .args([
-            "stream=codec_type,width,height,nb_read_packets",
-            "-of",
-            "csv=p=0",
-        ])
+    cmd.args(["-v", "error"])
+        .args(args)
+        .args(["-of", "csv=p=0"])
         .arg(path);
     let out =
         support::run_bounded(&mut cmd, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').map(str::trim).collect();
+        .map(|l| l.split(',').map(|f| f.trim().to_owned()).collect())
+        .collect()
+}
+
+/// Per stream of a dump: (width, height) for video and how many packets ffprobe reads.
+fn stream_packets(path: &Path) -> Vec<(Option<(u32, u32)>, u64)> {
+    let args = [
+        "-count_packets",
+        "-show_entries",
+        "stream=codec_type,width,height,nb_read_packets",
+    ];
+    ffprobe_rows(path, &args)
+        .into_iter()
+        .map(|f| {
             let n = f.last().and_then(|v| v.parse().ok()).unwrap_or(0);
-            let size = match f.first() {
-                Some(&"video") => Some((
+            let size = match f.first().map(String::as_str) {
+                Some("video") => Some((
                     f.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
                     f.get(2).and_then(|v| v.parse().ok()).unwrap_or(0),
                 )),
@@ -589,35 +614,538 @@ fn an_mmsh_client_switches_renditions_mid_stream_with_select_stream() {
     read_for(&mut play, Duration::from_secs(6), &mut data);
     let file = s.dir.path().join("switched.asf");
     mmsh_body_to_asf(&data[head_end..], &file);
-    let pk = packets(&file);
+    judge_switch(&file, "mmsh");
+    let log = s.daemon.stderr();
+    assert!(log.contains("SelectStream for an unknown client-id ignored"));
+    assert!(log.contains("MMSH stream switched"));
+}
+
+/// Judges a dump in which the client played the 320x240 rendition (stream 1, ffprobe index 0)
+/// and the audio, then switched to 160x120 (stream 3, index 2): both renditions played, each
+/// starts at a key frame, the new one begins right after the old one's last frame (no frame
+/// twice, no gap longer than a frame at 12.5 fps), timestamps only go forward, 240x180 never
+/// arrived, and the audio went on.
+fn judge_switch(file: &Path, who: &str) {
+    let pk = packets(file);
     let times = |i: usize| -> Vec<(f64, bool)> {
         pk.iter().filter(|p| p.0 == i).map(|p| (p.1, p.2)).collect()
     };
-    let (hi, lo, mid) = (times(0), times(2), times(1));
+    let (hi, mid, lo, audio) = (times(0), times(1), times(2), times(3));
     eprintln!(
-        "before: {} packets of 320x240 (last at {:?}); after: {} of 160x120 (first at {:?}); 240x180: {}",
+        "{who}: before: {} packets of 320x240 (last at {:?}); after: {} of 160x120 (first at {:?}); 240x180: {}; audio: {}",
         hi.len(),
         hi.last(),
         lo.len(),
         lo.first(),
-        mid.len()
+        mid.len(),
+        audio.len()
     );
-    assert!(hi.len() > 50 && lo.len() > 50, "both renditions played");
-    assert!(mid.is_empty(), "240x180 never asked for");
-    assert!(hi[0].1 && lo[0].1, "each rendition starts at a key frame");
+    assert!(
+        hi.len() > 50 && lo.len() > 50,
+        "{who}: both renditions played"
+    );
+    assert!(mid.is_empty(), "{who}: 240x180 never asked for");
+    assert!(audio.len() > 50, "{who}: audio played");
+    assert!(
+        hi[0].1 && lo[0].1,
+        "{who}: each rendition starts at a key frame"
+    );
     let (last_hi, first_lo) = (hi[hi.len() - 1].0, lo[0].0);
-    assert!(last_hi < first_lo, "no frame twice: {last_hi} / {first_lo}");
+    assert!(
+        last_hi < first_lo,
+        "{who}: no frame twice: {last_hi} / {first_lo}"
+    );
     assert!(
         first_lo - last_hi <= 0.081,
-        "no gap: {last_hi} → {first_lo}"
+        "{who}: no gap: {last_hi} → {first_lo}"
     );
-    for t in [&hi, &lo] {
+    for t in [&hi, &lo, &audio] {
         assert!(
             t.windows(2).all(|w| w[1].0 > w[0].0),
-            "timestamps go forward"
+            "{who}: timestamps go forward"
         );
     }
-    let log = s.daemon.stderr();
-    assert!(log.contains("SelectStream for an unknown client-id ignored"));
-    assert!(log.contains("MMSH stream switched"));
+    // What decodes: the 320x240 pictures, then the 160x120 ones.
+    let decoded = decoded_frames(file);
+    eprintln!("{who}: decoded video frames per stream (width, height, frames): {decoded:?}");
+    let frames_of = |w: u32, h: u32| {
+        decoded
+            .iter()
+            .find(|d| (d.0, d.1) == (w, h))
+            .map_or(0, |d| d.2)
+    };
+    assert!(
+        frames_of(320, 240) > 50 && frames_of(160, 120) > 50,
+        "{who}: both sizes decode: {decoded:?}"
+    );
+}
+
+/// Per video stream of a dump: (width, height, frames ffprobe decoded).
+fn decoded_frames(path: &Path) -> Vec<(u32, u32, u64)> {
+    let args = [
+        "-count_frames",
+        "-select_streams",
+        "v",
+        "-show_entries",
+        "stream=width,height,nb_read_frames",
+    ];
+    ffprobe_rows(path, &args)
+        .into_iter()
+        .filter_map(|f| {
+            Some((
+                f.first()?.parse().ok()?,
+                f.get(1)?.parse().ok()?,
+                f.get(2)?.parse().unwrap_or(0),
+            ))
+        })
+        .collect()
+}
+
+/// Writes a stream header blob (Header Object + Data Object head, as MMS and RTSP carry it)
+/// and stripped packets as an ASF file; how many packets it holds.
+fn parts_to_asf(header: &[u8], packets: &[Vec<u8>], out: &Path) -> u64 {
+    let r = AsfReader::new(std::io::Cursor::new(header)).expect("stream header");
+    let mut w = AsfFileWriter::new(
+        std::fs::File::create(out).unwrap(),
+        r.header(),
+        r.data_head(),
+    )
+    .unwrap();
+    for p in packets {
+        w.write_packet(p).expect("an ASF packet");
+    }
+    let n = w.packets();
+    w.finish().unwrap();
+    n
+}
+
+/// A 0x33 StreamSwitch's fields: (stream, thinning level) entries.
+fn mms_switch_fields(entries: &[(u16, u16)]) -> Vec<u8> {
+    let mut f = (entries.len() as u32).to_le_bytes().to_vec();
+    for &(stream, level) in entries {
+        f.extend(0xFFFFu16.to_le_bytes());
+        f.extend(stream.to_le_bytes());
+        f.extend(level.to_le_bytes());
+    }
+    f
+}
+
+/// What an MMS (TCP) server sent, split offline: command replies by number, data packets.
+enum MmsPdu {
+    Reply(u16),
+    Data(asfcast::mms::codec::DataHead, Vec<u8>),
+}
+
+fn mms_pdus(mut b: &[u8]) -> Vec<MmsPdu> {
+    use asfcast::mms::codec::{DataHead, SESSION_ID};
+    let mut out = Vec::new();
+    while b.len() >= 8 {
+        if u32::from_le_bytes(b[4..8].try_into().unwrap()) == SESSION_ID {
+            let Some(len) = b.get(8..12) else { break };
+            let total = 16 + u32::from_le_bytes(len.try_into().unwrap()) as usize;
+            let Some(msg) = b.get(..total) else { break };
+            out.push(MmsPdu::Reply(u16::from_le_bytes([msg[36], msg[37]])));
+            b = &b[total..];
+        } else {
+            let h = DataHead::parse(&b[..8]).expect("a data head");
+            let Some(p) = b.get(8..usize::from(h.packet_size)) else {
+                break;
+            };
+            out.push(MmsPdu::Data(h, p.to_vec()));
+            b = &b[usize::from(h.packet_size)..];
+        }
+    }
+    out
+}
+
+#[test]
+fn an_mms_client_switches_renditions_mid_stream_with_stream_switch() {
+    use asfcast::mms::codec::cmd;
+    use support::raw::{mms_command, mms_commands};
+    if !support::require_private_netns() {
+        return;
+    }
+    let s = start("mbr-mms-switch");
+    let mut c = TcpStream::connect(s.mms).unwrap();
+    // The handshake FFmpeg makes, asking for the 320x240 rendition and the audio.
+    let mut commands = mms_commands("\\\\192.168.0.129\\TCP\\1037", "mbr");
+    for (number, fields) in &mut commands {
+        if *number == cmd::STREAM_SWITCH {
+            *fields = mms_switch_fields(&[(1, 0), (2, 2), (3, 2), (4, 0)]);
+        }
+    }
+    let mut data = Vec::new();
+    for (number, fields) in &commands {
+        c.write_all(&mms_command(*number, fields)).unwrap();
+        read_for(&mut c, Duration::from_millis(300), &mut data);
+    }
+    read_for(&mut c, Duration::from_secs(4), &mut data);
+    let before = data.len();
+    // While playing: 160x120 instead (0x33, answered 0x21).
+    let switch = mms_switch_fields(&[(1, 2), (2, 2), (3, 0), (4, 0)]);
+    c.write_all(&mms_command(cmd::STREAM_SWITCH, &switch))
+        .unwrap();
+    read_for(&mut c, Duration::from_secs(6), &mut data);
+    let pdus = mms_pdus(&data);
+    let replies: Vec<u16> = pdus
+        .iter()
+        .filter_map(|p| match p {
+            MmsPdu::Reply(n) => Some(*n),
+            MmsPdu::Data(..) => None,
+        })
+        .collect();
+    assert_eq!(
+        replies,
+        [0x01, 0x02, 0x06, 0x11, 0x21, 0x05, 0x21],
+        "every command answered, the switch while playing with 0x21"
+    );
+    assert!(before < data.len());
+    // Header packets (LocationId 0, 1, …; AFFlags 0x04, the last 0x0C) come before
+    // StartPlaying's reply; media packets after.
+    let mut header = Vec::new();
+    let mut media = Vec::new();
+    let mut started = false;
+    for p in pdus {
+        match p {
+            MmsPdu::Reply(0x05) => started = true,
+            MmsPdu::Reply(_) => {}
+            MmsPdu::Data(h, bytes) if !started => {
+                assert!(matches!(h.af_flags, 0x04 | 0x0C), "{h:?}");
+                header.extend(bytes);
+            }
+            MmsPdu::Data(_, bytes) => media.push(bytes),
+        }
+    }
+    let file = s.dir.path().join("mms-switched.asf");
+    let n = parts_to_asf(&header, &media, &file);
+    eprintln!("mms: {} header bytes, {n} packets", header.len());
+    judge_switch(&file, "mms");
+}
+
+/// What an RTSP server sent over one TCP connection, split offline: responses (their status
+/// line and CSeq) and interleaved frames (channel, bytes), in order.
+enum RtspUnit {
+    Response(String),
+    Frame(u8, Vec<u8>),
+}
+
+fn rtsp_units(mut b: &[u8]) -> Vec<RtspUnit> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        if b[0] == b'$' {
+            let Some(&[_, ch, hi, lo]) = b.get(..4) else {
+                break;
+            };
+            let end = 4 + usize::from(u16::from_be_bytes([hi, lo]));
+            let Some(f) = b.get(4..end) else { break };
+            out.push(RtspUnit::Frame(ch, f.to_vec()));
+            b = &b[end..];
+        } else {
+            let Some(head) = b.windows(4).position(|w| w == b"\r\n\r\n") else {
+                break;
+            };
+            let text = String::from_utf8_lossy(&b[..head + 4]).into_owned();
+            let body = support::raw::rtsp_header(&text, "Content-Length")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            let end = (head + 4 + body).min(b.len());
+            out.push(RtspUnit::Response(text));
+            b = &b[end..];
+        }
+    }
+    out
+}
+
+/// The ASF packets of one channel's x-asf-pf RTP packets (rtsp-wmsp.md §2.2): a unit with L
+/// is a whole packet (Length counted from its header), fragments (no L, Offset) run until the
+/// marker bit. Each packet with whether its RTP packet had S (key frame) set.
+fn x_asf_pf_packets(rtp: &[&[u8]]) -> Vec<(Vec<u8>, bool)> {
+    let mut done = Vec::new();
+    let mut frag: Option<Vec<u8>> = None;
+    for p in rtp {
+        assert!(p.len() > 16 && p[0] == 0x80, "RTP v2, no CSRC");
+        let marker = p[1] & 0x80 != 0;
+        let pl = &p[12..];
+        let (flags, field) = (
+            pl[0],
+            usize::from(pl[1]) << 16 | usize::from(pl[2]) << 8 | usize::from(pl[3]),
+        );
+        let head = 4 + 4 * (flags & 0x38).count_ones() as usize;
+        let data = &pl[head..];
+        let key = flags & 0x80 != 0;
+        if flags & 0x40 != 0 {
+            assert_eq!(field, data.len() + head, "one whole packet per RTP packet");
+            done.push((data.to_vec(), key));
+        } else {
+            match &mut frag {
+                Some(f) if f.len() == field => f.extend_from_slice(data),
+                _ => {
+                    assert_eq!(field, 0, "a fragment run starts at offset 0");
+                    frag = Some(data.to_vec());
+                }
+            }
+            if marker {
+                done.extend(frag.take().map(|f| (f, key)));
+            }
+        }
+    }
+    done
+}
+
+#[test]
+fn an_rtsp_client_switches_renditions_mid_stream_with_set_parameter() {
+    use base64::Engine as _;
+    use support::raw::{rtsp_exchange, rtsp_header};
+    if !support::require_private_netns() {
+        return;
+    }
+    let s = start("mbr-rtsp-switch");
+    let url = format!("rtsp://{}/mbr", s.rtsp);
+    let mut c = TcpStream::connect(s.rtsp).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let d = rtsp_exchange(
+        &mut c,
+        &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n"),
+    )
+    .unwrap();
+    assert!(d.starts_with("RTSP/1.0 200"), "{d}");
+    let header = d
+        .lines()
+        .find_map(|l| l.strip_prefix("a=pgmpu:data:application/vnd.ms.wms-hdr.asfv1;base64,"))
+        .map(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .unwrap()
+        })
+        .expect("the ASF header in the SDP");
+    // One section per rendition: the client sets up 320x240 (stream 1) and the audio.
+    for n in 1..=4 {
+        assert!(d.contains(&format!("a=stream:{n}")), "{d}");
+    }
+    let mut session = String::new();
+    for (cseq, (stream, channels)) in [(1, "0-1"), (4, "2-3")].into_iter().enumerate() {
+        let sess = if session.is_empty() {
+            String::new()
+        } else {
+            format!("Session: {session}\r\n")
+        };
+        let r = rtsp_exchange(
+            &mut c,
+            &format!(
+                "SETUP {url}/stream={stream} RTSP/1.0\r\nCSeq: {}\r\n{sess}\
+                 Transport: RTP/AVP/TCP;unicast;interleaved={channels};mode=play\r\n\r\n",
+                cseq + 2
+            ),
+        )
+        .unwrap();
+        assert!(r.starts_with("RTSP/1.0 200"), "{r}");
+        if session.is_empty() {
+            session = rtsp_header(&r, "Session")
+                .and_then(|v| v.split(';').next().map(str::to_owned))
+                .unwrap();
+        }
+    }
+    c.write_all(
+        format!("PLAY {url} RTSP/1.0\r\nCSeq: 4\r\nSession: {session}\r\nRange: npt=0-\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut data = Vec::new();
+    read_for(&mut c, Duration::from_secs(4), &mut data);
+    // While playing: 160x120 (stream 3) in place of stream 1, on the same channel.
+    let body = format!("SSEntry: 1 3 0 {url}/stream=1 {url}/stream=3\r\n");
+    c.write_all(
+        format!(
+            "SET_PARAMETER {url} RTSP/1.0\r\nCSeq: 5\r\nSession: {session}\r\n\
+             Content-Type: application/x-wms-streamswitch\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    read_for(&mut c, Duration::from_secs(6), &mut data);
+    let units = rtsp_units(&data);
+    let responses: Vec<(String, String)> = units
+        .iter()
+        .filter_map(|u| match u {
+            RtspUnit::Response(t) => Some((
+                t.lines().next().unwrap_or("").to_owned(),
+                rtsp_header(t, "CSeq").unwrap_or_default(),
+            )),
+            RtspUnit::Frame(..) => None,
+        })
+        .collect();
+    let status = |cseq: &str| {
+        responses
+            .iter()
+            .find(|r| r.1 == cseq)
+            .map(|r| r.0.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        status("4").starts_with("RTSP/1.0 200"),
+        "PLAY: {responses:?}"
+    );
+    assert!(
+        status("5").starts_with("RTSP/1.0 200"),
+        "SET_PARAMETER: {responses:?}"
+    );
+    let channel = |ch: u8| -> Vec<&[u8]> {
+        units
+            .iter()
+            .filter_map(|u| match u {
+                RtspUnit::Frame(c, f) if *c == ch => Some(f.as_slice()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (video, audio) = (x_asf_pf_packets(&channel(0)), x_asf_pf_packets(&channel(2)));
+    // At the RTP level: stream 1's payloads, then stream 3's, the first of them a key frame
+    // with S set.
+    let streams_of = |p: &[u8]| -> Vec<(u8, bool)> {
+        asfcast::asf::packet::Packet::parse(p)
+            .expect("an ASF packet")
+            .payloads
+            .iter()
+            .map(|pl| (pl.stream, pl.key_frame))
+            .collect()
+    };
+    let order: Vec<u8> = {
+        let mut v: Vec<u8> = video
+            .iter()
+            .flat_map(|(p, _)| streams_of(p))
+            .map(|s| s.0)
+            .collect();
+        v.dedup();
+        v
+    };
+    assert_eq!(order, [1, 3], "stream 1, then stream 3 on channel 0");
+    let first_new = video
+        .iter()
+        .find(|(p, _)| streams_of(p).iter().any(|s| s.0 == 3))
+        .unwrap();
+    assert!(first_new.1, "S set on the new rendition's first packet");
+    assert!(
+        streams_of(&first_new.0)
+            .iter()
+            .find(|s| s.0 == 3)
+            .is_some_and(|s| s.1),
+        "the new rendition starts with a key frame"
+    );
+    // The reassembled packets, in arrival order, as a file ffprobe judges.
+    let mut packets = Vec::new();
+    let (mut v, mut a) = (0, 0);
+    for u in &units {
+        if let RtspUnit::Frame(ch, f) = u {
+            // Each channel's packet completes on its marker.
+            if f[1] & 0x80 != 0 {
+                match ch {
+                    0 if v < video.len() => {
+                        packets.push(video[v].0.clone());
+                        v += 1;
+                    }
+                    2 if a < audio.len() => {
+                        packets.push(audio[a].0.clone());
+                        a += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let file = s.dir.path().join("rtsp-switched.asf");
+    let n = parts_to_asf(&header, &packets, &file);
+    eprintln!(
+        "rtsp: {n} packets ({} video, {} audio), video streams in order {order:?}",
+        video.len(),
+        audio.len()
+    );
+    judge_switch(&file, "rtsp");
+}
+
+#[test]
+fn a_pushed_mbr_programme_gives_each_player_the_rendition_that_fits() {
+    use asfcast::http::push::framing::{write_chunk, Layout};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use support::push::{parts, push_start, send_packets_at};
+    if !support::require_private_netns() {
+        return;
+    }
+    let mut s = start("mbr-push");
+    // The encoder: demo-mbr.asf's own header (with its Bitrate Mutual Exclusion and Stream
+    // Bitrate Properties objects) and its packets, looped in real time.
+    let (head, packets) = parts(&mbr_media());
+    let duration_ms = AsfReader::open(&mbr_media())
+        .unwrap()
+        .header()
+        .file
+        .duration_ms();
+    let per_sec = (packets.len() as u64 * 1000).div_ceil(duration_ms.max(1));
+    let mut push = push_start(s.http, "0");
+    push.write_all(&write_chunk(Layout::Spec, b'H', &head, 0).unwrap())
+        .unwrap();
+    let mut at = send_packets_at(&mut push, &packets, 0, 3 * per_sec as usize, per_sec);
+    assert!(
+        s.daemon
+            .wait_for_stderr("live source back at a key frame", Duration::from_secs(15)),
+        "{}",
+        s.daemon.stderr()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let encoder = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                at = send_packets_at(&mut push, &packets, at, per_sec as usize, per_sec);
+            }
+        })
+    };
+    let libmms = support::libmms_client(s.dir.path());
+    let home = nobody_dir(s.dir.path(), "dumps");
+    let table = [(2_000_000u64, (320u32, 240u32)), (250_000, (160, 120))];
+    let mut jobs = Vec::new();
+    for (bw, want) in table {
+        let runs: [(&str, String); 4] = [
+            ("vlc mms", format!("mms://{}/live", s.mms)),
+            ("vlc mmsh", format!("mmsh://{}/live", s.http)),
+            ("libmms mms", format!("mms://{}/live", s.mms)),
+            ("libmms mmsh", format!("mmsh://{}/live", s.http)),
+        ];
+        for (who, url) in runs {
+            let out = home.join(format!("push-{}-{bw}.asf", who.replace(' ', "-")));
+            let (home, libmms) = (home.clone(), libmms.clone());
+            jobs.push(thread::spawn(move || {
+                if who.starts_with("vlc") {
+                    vlc_dump(&url, bw, &out, &home);
+                } else {
+                    libmms_dump(&libmms, &url, bw, &out);
+                }
+                (who, bw, want, out)
+            }));
+        }
+    }
+    let results: Vec<_> = jobs.into_iter().map(|j| j.join().unwrap()).collect();
+    stop.store(true, Ordering::Relaxed);
+    encoder.join().unwrap();
+    for (who, bw, want, out) in results {
+        let (video, audio) = received(&out);
+        // The header the player got still has the Bitrate Mutual Exclusion of the push.
+        let groups = AsfReader::open(&out)
+            .map(|r| asfcast::station::selection::rendition_groups(r.header()))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut g| {
+                // libmms lists the streams in its own order.
+                g.sort_unstable();
+                g
+            })
+            .collect::<Vec<_>>();
+        eprintln!(
+            "pushed: {who} bandwidth {bw}: rendition groups in its header {groups:?}, video {video:?}, audio packets {audio}"
+        );
+        assert_eq!(groups, [vec![1, 2, 3]], "{who} {bw}");
+        assert!(audio > 50, "{who} {bw}: audio packets {audio}");
+        assert_eq!(video, [want], "{who} {bw}");
+    }
 }

@@ -356,6 +356,25 @@ mod tests {
             .join(name)
     }
 
+    #[test]
+    fn padding_keeps_an_mbr_header_mbr() {
+        // A pushed MBR header goes through `pad`: its Bitrate Mutual Exclusion and stream bit
+        // rates must survive, as players choose their rendition from them.
+        use crate::station::selection::rendition_groups;
+        let h = AsfReader::open(&media("demo-mbr.asf"))
+            .unwrap()
+            .header()
+            .clone();
+        let padded = pad(Box::new(h.clone()));
+        let bytes = padded.to_bytes();
+        assert_eq!(bytes.len() % HEADER_STEP, 0);
+        let back = AsfHeader::parse(&bytes).unwrap();
+        assert_eq!(rendition_groups(&back), [vec![1, 2, 3]]);
+        for n in 1..=4 {
+            assert_eq!(back.stream_bitrate(n), h.stream_bitrate(n), "stream {n}");
+        }
+    }
+
     #[derive(Debug, PartialEq)]
     enum Out {
         Header(String),

@@ -325,6 +325,10 @@ struct Ending {
     new: u8,
     /// Presentation time of the replacement's first object, once it started.
     new_start: Option<u32>,
+    /// Presentation time of the last object of `old` sent before the switch: a replacement
+    /// key frame at or before it would show that instant twice, so the replacement waits for
+    /// its next one.
+    old_last: Option<u32>,
 }
 
 /// What a selection did, for the client's log line and the counters.
@@ -359,6 +363,8 @@ pub struct StreamSelection {
     endings: Vec<Ending>,
     /// Per stream: the object being sent or dropped now (object number, kept).
     objects: Vec<Option<(u32, bool)>>,
+    /// Per stream: the presentation time of the last object sent (when parsed).
+    last_sent: Vec<Option<u32>>,
     /// Streams whose objects were all sent unparsed (the fast path): an object's tail with no
     /// recorded decision belongs to an object that was sent.
     sent_unparsed: u128,
@@ -378,6 +384,7 @@ impl StreamSelection {
             waiting: Vec::new(),
             endings: Vec::new(),
             objects: vec![None; 128],
+            last_sent: vec![None; 128],
             sent_unparsed: 0,
             stats: SelectionStats::default(),
         };
@@ -410,6 +417,7 @@ impl StreamSelection {
             .collect();
         self.endings.clear();
         self.objects.iter_mut().for_each(|o| *o = None);
+        self.last_sent.iter_mut().for_each(|t| *t = None);
         self.sent_unparsed = 0;
     }
 
@@ -512,6 +520,7 @@ impl StreamSelection {
                             old,
                             new,
                             new_start: None,
+                            old_last: self.last_sent[usize::from(old & 0x7F)],
                         });
                     }
                 }
@@ -567,6 +576,12 @@ impl StreamSelection {
             if !key {
                 return false;
             }
+            // The rendition it replaces already showed this instant: wait for the next key
+            // frame (the old one flows until then).
+            let shown = |e: &Ending| e.new == n && e.new_start.is_none() && e.old_last >= pts;
+            if pts.is_some() && self.endings.iter().any(shown) {
+                return false;
+            }
             self.waiting.retain(|&m| m != n);
             for e in self.endings.iter_mut().filter(|e| e.new == n) {
                 e.new_start = pts.or(Some(0));
@@ -601,6 +616,9 @@ impl StreamSelection {
                 let pts = pl.presentation_time(packet);
                 let k = self.admit(n, pl.key_frame, pts);
                 self.objects[slot] = Some((pl.object_number, k));
+                if k {
+                    self.last_sent[slot] = pts;
+                }
                 self.sent_unparsed &= !(1u128 << n);
                 k
             } else {
@@ -690,6 +708,17 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The presentation times of stream `n`'s kept objects, in order.
+    fn object_times(kept: &[Kept], n: u8) -> Vec<u32> {
+        let mut t: Vec<u32> = kept
+            .iter()
+            .filter(|k| k.0 == n && k.2 == 0)
+            .map(|k| k.4)
+            .collect();
+        t.dedup();
+        t
     }
 
     /// Every stream's first kept payload of each object is its start (offset 0), and every
@@ -838,16 +867,7 @@ mod tests {
             }
         });
         assert_whole_objects_from_a_key_frame(&kept, &h);
-        let times = |n: u8| -> Vec<u32> {
-            let mut t: Vec<u32> = kept
-                .iter()
-                .filter(|k| k.0 == n && k.2 == 0)
-                .map(|k| k.4)
-                .collect();
-            t.dedup();
-            t
-        };
-        let (old, new) = (times(1), times(3));
+        let (old, new) = (object_times(&kept, 1), object_times(&kept, 3));
         let last_old = *old.last().unwrap();
         let first_new = new[0];
         assert!(
@@ -859,9 +879,41 @@ mod tests {
             first_new - last_old <= 40,
             "no gap: {last_old} → {first_new}"
         );
-        assert!(times(2).is_empty());
+        assert!(object_times(&kept, 2).is_empty());
         assert_eq!(sel.stats.switches, 1);
         assert_eq!(sel.current, choice(&[1, 2], &[]));
+    }
+
+    #[test]
+    fn a_switch_at_any_packet_never_shows_an_instant_twice() {
+        // Renditions have their key frames at the same instants; a switch that lands after
+        // the old rendition's key frame went out but before the new one's (same time) must
+        // not start the new rendition there (the MMS end-to-end test caught 8.092 sent twice).
+        let (h, packets) = media("demo-mbr.asf");
+        let mut doubled_before = 0;
+        for at in 30..200 {
+            let mut sel = StreamSelection::new(choice(&[2, 3], &[]), &h);
+            let kept = run(&mut sel, &packets, |i, s| {
+                if i == at {
+                    s.switch_to(choice(&[1, 2], &[]), &h);
+                }
+            });
+            assert_whole_objects_from_a_key_frame(&kept, &h);
+            let (old, new) = (object_times(&kept, 1), object_times(&kept, 3));
+            let (last_old, first_new) = (*old.last().unwrap(), new[0]);
+            if last_old >= first_new {
+                doubled_before += 1;
+            }
+            assert!(
+                last_old < first_new,
+                "switch before packet {at}: {last_old} shown by both renditions ({first_new})"
+            );
+            assert!(
+                first_new - last_old <= 40,
+                "switch before packet {at}: gap {last_old} → {first_new}"
+            );
+        }
+        assert_eq!(doubled_before, 0);
     }
 
     #[test]
