@@ -390,9 +390,7 @@ impl<'de> Deserialize<'de> for NscValue {
                     super::values::check_url(v, &["http"]).map_err(E::custom)?;
                     return Ok(NscValue(NscLocation::Url(v.to_string())));
                 }
-                if v.trim().is_empty() || v.contains('\0') || v.len() > 4096 {
-                    return Err(E::custom("an .nsc file path or http:// URL is expected"));
-                }
+                super::values::check_file_path(v).map_err(E::custom)?;
                 Ok(NscValue(NscLocation::File(PathBuf::from(v))))
             }
         }

@@ -449,6 +449,20 @@ impl<'de, const MIN_MILLI: u64, const MAX_MILLI: u64> Deserialize<'de>
 /// A file-system path: not empty, no NUL byte.
 pub struct FilePath(pub PathBuf);
 
+/// What every file path in a config must be: not empty, no NUL, at most 4096 bytes.
+pub fn check_file_path(v: &str) -> Result<(), &'static str> {
+    if v.trim().is_empty() {
+        return Err("the path is empty");
+    }
+    if v.contains('\0') {
+        return Err("the path contains a NUL character");
+    }
+    if v.len() > 4096 {
+        return Err("the path is longer than 4096 bytes");
+    }
+    Ok(())
+}
+
 impl<'de> Deserialize<'de> for FilePath {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct V;
@@ -458,15 +472,7 @@ impl<'de> Deserialize<'de> for FilePath {
                 f.write_str("a file path")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<FilePath, E> {
-                if v.trim().is_empty() {
-                    return Err(E::custom("the path is empty"));
-                }
-                if v.contains('\0') {
-                    return Err(E::custom("the path contains a NUL character"));
-                }
-                if v.len() > 4096 {
-                    return Err(E::custom("the path is longer than 4096 bytes"));
-                }
+                check_file_path(v).map_err(E::custom)?;
                 Ok(FilePath(PathBuf::from(v)))
             }
         }
