@@ -234,6 +234,36 @@ fn vlc_dump(url: &str, bw: u64, out: &Path, home: &Path) {
     let _ = support::run_bounded(&mut cmd, Duration::from_secs(25));
 }
 
+/// Every (client, URL) of `runs` dumps at every (bandwidth, expected picture size) of `table`,
+/// all at once in their own threads (they only dump, nothing decodes). The client is the first
+/// word of its name: `vlc`, `libmms` (the `libmms` binary) or `mplayer`. Returns (client,
+/// bandwidth, expected size, dump file) for each, the files named `{prefix}{client}-{bw}.asf`.
+fn dump_at_bandwidths(
+    prefix: &str,
+    runs: &[(&'static str, String)],
+    table: &[(u64, (u32, u32))],
+    home: &Path,
+    libmms: &Path,
+) -> Vec<(&'static str, u64, (u32, u32), PathBuf)> {
+    let mut jobs = Vec::new();
+    for &(bw, want) in table {
+        for (who, url) in runs {
+            let (who, url) = (*who, url.clone());
+            let out = home.join(format!("{prefix}{}-{bw}.asf", who.replace(' ', "-")));
+            let (home, libmms) = (home.to_path_buf(), libmms.to_path_buf());
+            jobs.push(thread::spawn(move || {
+                match who.split(' ').next() {
+                    Some("vlc") => vlc_dump(&url, bw, &out, &home),
+                    Some("libmms") => libmms_dump(&libmms, &url, bw, &out),
+                    _ => mplayer_dump(&url, bw, &out),
+                }
+                (who, bw, want, out)
+            }));
+        }
+    }
+    jobs.into_iter().map(|j| j.join().unwrap()).collect()
+}
+
 fn libmms_dump(bin: &Path, url: &str, bw: u64, out: &Path) {
     let mut cmd = support::bounded(Duration::from_secs(30), bin);
     cmd.arg(url).arg(out).arg("1500000").arg(bw.to_string());
@@ -268,16 +298,7 @@ fn each_player_receives_the_rendition_that_fits_its_bandwidth() {
         return;
     }
     let s = start("mbr-peers");
-    let libmms = s.dir.path().join("libmms_read");
-    let src = support::repo_root().join("tests/clients/libmms_read.c");
-    let built = Command::new("gcc")
-        .arg(&src)
-        .arg("-o")
-        .arg(&libmms)
-        .arg("-lmms")
-        .status()
-        .expect("gcc");
-    assert!(built.success());
+    let libmms = support::libmms_client(s.dir.path());
     let home = nobody_dir(s.dir.path(), "dumps");
     // (bandwidth, the picture size that fits it): renditions ~760/400/150 kbps + 31 kbps audio.
     let table = [
@@ -285,32 +306,15 @@ fn each_player_receives_the_rendition_that_fits_its_bandwidth() {
         (500_000, (240, 180)),
         (250_000, (160, 120)),
     ];
-    // Every (client, bandwidth) dump at once: they only dump, nothing decodes.
-    let mut jobs = Vec::new();
-    for (bw, want) in table {
-        let runs: [(&str, String); 6] = [
-            ("vlc mms", format!("mms://{}/mbr", s.mms)),
-            ("vlc mmsh", format!("mmsh://{}/mbr", s.http)),
-            ("libmms mms", format!("mms://{}/mbr", s.mms)),
-            ("libmms mmsh", format!("mmsh://{}/mbr", s.http)),
-            ("mplayer mmsh", format!("mmsh://{}/mbr", s.http)),
-            ("mplayer mmst", format!("mmst://{}/mbr", s.mms)),
-        ];
-        for (who, url) in runs {
-            let out = home.join(format!("{}-{bw}.asf", who.replace(' ', "-")));
-            let (home, libmms) = (home.clone(), libmms.clone());
-            jobs.push(thread::spawn(move || {
-                match who.split(' ').next() {
-                    Some("vlc") => vlc_dump(&url, bw, &out, &home),
-                    Some("libmms") => libmms_dump(&libmms, &url, bw, &out),
-                    _ => mplayer_dump(&url, bw, &out),
-                }
-                (who, bw, want, out)
-            }));
-        }
-    }
-    for job in jobs {
-        let (who, bw, want, out) = job.join().unwrap();
+    let runs = [
+        ("vlc mms", format!("mms://{}/mbr", s.mms)),
+        ("vlc mmsh", format!("mmsh://{}/mbr", s.http)),
+        ("libmms mms", format!("mms://{}/mbr", s.mms)),
+        ("libmms mmsh", format!("mmsh://{}/mbr", s.http)),
+        ("mplayer mmsh", format!("mmsh://{}/mbr", s.http)),
+        ("mplayer mmst", format!("mmst://{}/mbr", s.mms)),
+    ];
+    for (who, bw, want, out) in dump_at_bandwidths("", &runs, &table, &home, &libmms) {
         let (video, audio) = received(&out);
         eprintln!("{who} bandwidth {bw}: video {video:?}, audio packets {audio}");
         assert!(audio > 50, "{who} {bw}: audio packets {audio}");
@@ -1104,28 +1108,13 @@ fn a_pushed_mbr_programme_gives_each_player_the_rendition_that_fits() {
     let libmms = support::libmms_client(s.dir.path());
     let home = nobody_dir(s.dir.path(), "dumps");
     let table = [(2_000_000u64, (320u32, 240u32)), (250_000, (160, 120))];
-    let mut jobs = Vec::new();
-    for (bw, want) in table {
-        let runs: [(&str, String); 4] = [
-            ("vlc mms", format!("mms://{}/live", s.mms)),
-            ("vlc mmsh", format!("mmsh://{}/live", s.http)),
-            ("libmms mms", format!("mms://{}/live", s.mms)),
-            ("libmms mmsh", format!("mmsh://{}/live", s.http)),
-        ];
-        for (who, url) in runs {
-            let out = home.join(format!("push-{}-{bw}.asf", who.replace(' ', "-")));
-            let (home, libmms) = (home.clone(), libmms.clone());
-            jobs.push(thread::spawn(move || {
-                if who.starts_with("vlc") {
-                    vlc_dump(&url, bw, &out, &home);
-                } else {
-                    libmms_dump(&libmms, &url, bw, &out);
-                }
-                (who, bw, want, out)
-            }));
-        }
-    }
-    let results: Vec<_> = jobs.into_iter().map(|j| j.join().unwrap()).collect();
+    let runs = [
+        ("vlc mms", format!("mms://{}/live", s.mms)),
+        ("vlc mmsh", format!("mmsh://{}/live", s.http)),
+        ("libmms mms", format!("mms://{}/live", s.mms)),
+        ("libmms mmsh", format!("mmsh://{}/live", s.http)),
+    ];
+    let results = dump_at_bandwidths("push-", &runs, &table, &home, &libmms);
     stop.store(true, Ordering::Relaxed);
     encoder.join().unwrap();
     for (who, bw, want, out) in results {
