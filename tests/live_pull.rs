@@ -185,6 +185,15 @@ fn wait_count(daemon: &mut Daemon, needle: &str, n: usize, timeout: Duration) ->
     daemon.stderr().matches(needle).count() >= n
 }
 
+/// The daemon's pull station is streaming from its upstream within 20 s (`name` for the message).
+fn assert_pulling(d: &mut Daemon, name: &str) {
+    assert!(
+        d.wait_for_stderr("pull stream started", Duration::from_secs(20)),
+        "{name}: {}",
+        d.stderr()
+    );
+}
+
 fn assert_no_panic(d: &Daemon) {
     let e = d.stderr();
     assert!(!e.contains("panicked"), "{e}");
@@ -241,12 +250,7 @@ fn vlc_mmsh_output_as_a_pull_source() {
             pull("fromvlc", &format!("mmsh://127.0.0.1:{port}/"), ""),
         )],
     );
-    assert!(
-        b.daemon
-            .wait_for_stderr("pull stream started", Duration::from_secs(20)),
-        "{}",
-        b.daemon.stderr()
-    );
+    assert_pulling(&mut b.daemon, "edge");
     assert!(
         b.daemon.stderr().contains("server=\"Cougar 4.1.0.3921\""),
         "{}",
@@ -333,12 +337,7 @@ fn ffmpeg_listen_server_as_a_pull_source() {
             ),
         )],
     );
-    assert!(
-        b.daemon
-            .wait_for_stderr("pull stream started", Duration::from_secs(20)),
-        "{}",
-        b.daemon.stderr()
-    );
+    assert_pulling(&mut b.daemon, "edge");
     assert_decodes(&b, "fromff", "FFmpeg -listen 1 → asfcast", (110, 90));
     // One request was all FFmpeg's server answers: no Play was needed, and no loss was
     // logged but refused connects while FFmpeg was starting.
@@ -372,11 +371,7 @@ fn origin_to_edge_to_edge_by_pull_serves_the_origins_header() {
         &[("demo", pull("demo", &format!("http://{}/demo", a.http), ""))],
     );
     for (name, d) in [("edge A", &mut a.daemon), ("edge B", &mut b.daemon)] {
-        assert!(
-            d.wait_for_stderr("pull stream started", Duration::from_secs(20)),
-            "{name}: {}",
-            d.stderr()
-        );
+        assert_pulling(d, name);
     }
     let want = describe_header(origin.http, "demo");
     assert!(want.len() > 500, "origin header {} bytes", want.len());
@@ -410,12 +405,7 @@ fn origin_to_edge_by_pull_to_edge_by_multicast() {
         pull("demo", &format!("mmsh://{}/demo", origin.http), "")
     );
     let mut a = start_box(dir.path(), "edge-a", false, &[("demo", a_yaml)]);
-    assert!(
-        a.daemon
-            .wait_for_stderr("pull stream started", Duration::from_secs(20)),
-        "{}",
-        a.daemon.stderr()
-    );
+    assert_pulling(&mut a.daemon, "edge");
     // Edge B: from edge A's .nsc over HTTP; served by unicast and sent again on another group.
     let b_port = support::free_udp_port();
     let b_yaml = format!(
@@ -521,12 +511,7 @@ fn an_upstream_restart_is_ridden_through_by_a_connected_player() {
             ),
         )],
     );
-    assert!(
-        edge.daemon
-            .wait_for_stderr("pull stream started", Duration::from_secs(20)),
-        "{}",
-        edge.daemon.stderr()
-    );
+    assert_pulling(&mut edge.daemon, "edge");
     let edge_http = edge.http;
     let player = thread::spawn(move || ffmpeg_frames(&format!("mmsh://{edge_http}/demo"), 20));
     thread::sleep(Duration::from_secs(5));
