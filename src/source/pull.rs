@@ -28,7 +28,7 @@
 
 use std::time::Instant;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::asf::retime::Retimer;
 use crate::asf::{AsfHeader, DataHead, Packet};
@@ -124,8 +124,14 @@ impl PullSource {
                         let (header, data) = self.keep_identity(header, data);
                         self.retimer.new_entry();
                         let origin = self.client.url().to_string();
-                        self.counters.started += 1;
-                        info!(station = %self.station, upstream = %origin, server = self.client.server.as_deref().unwrap_or("-"), "pull stream started");
+                        // Once per stream: an upstream that repeats its header on one connection
+                        // (a header storm) must not write a line per header.
+                        if matches!(self.state, SourceState::Playing { .. }) {
+                            debug!(station = %self.station, upstream = %origin, "upstream header again");
+                        } else {
+                            self.counters.started += 1;
+                            info!(station = %self.station, upstream = %origin, server = self.client.server.as_deref().unwrap_or("-"), "pull stream started");
+                        }
                         self.state = SourceState::Playing {
                             origin: origin.clone(),
                         };
