@@ -38,6 +38,11 @@ enum Command {
         /// Config directory or files (server.yaml + one YAML per station).
         #[arg(long, short, required = true, num_args = 1..)]
         config: Vec<PathBuf>,
+        /// Keep the last valid configuration here and run it when the config has errors
+        /// (shown on the status page, `GET /v1/config/errors` and `asfcast_config_errors`)
+        /// instead of refusing to start.
+        #[arg(long, value_name = "DIR")]
+        last_good: Option<PathBuf>,
     },
     /// Validate config directories or files; every error is listed with file:line:column.
     Check {
@@ -86,6 +91,9 @@ enum Command {
     },
     /// Operate the running daemon through its control API (`listen.api` in server.yaml).
     Ctl(asfcast::ctl::CtlArgs),
+    /// Write systemd-networkd, timesyncd and hostname files from the config's network.yaml
+    /// (DHCP on every wired port without one); nothing is written when it is invalid (exit 1).
+    Netconfig(asfcast::netconfig::NetconfigArgs),
     /// Set a user's password in a users file (`auth.users_file`); the password is read from
     /// stdin, or asked for without echo on a terminal, never taken from the arguments.
     Passwd(asfcast::passwd::PasswdArgs),
@@ -150,7 +158,7 @@ fn init_logging(log: &asfcast::config::LogConfig) -> Option<asfcast::net::LogLev
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => run(config),
+        Command::Run { config, last_good } => run(config, last_good),
         Command::Check { paths } => check(&paths),
         Command::Probe { file, json } => probe(file, json),
         Command::Mbr {
@@ -170,19 +178,36 @@ fn main() -> ExitCode {
         } => recv(nsc, output, seconds, interface, drop_one_per_span),
         Command::Ctl(args) => asfcast::ctl::run(&args),
         Command::Passwd(args) => asfcast::passwd::run(&args),
+        Command::Netconfig(args) => asfcast::netconfig::run(&args),
     }
 }
 
-fn run(config: Vec<PathBuf>) -> ExitCode {
-    let hook = match asfcast::config::load(&config) {
-        Ok(c) => init_logging(&c.server.log),
-        Err(errs) => {
-            eprintln!("asfcast: configuration refused:\n{errs}");
-            return ExitCode::FAILURE;
+fn run(config: Vec<PathBuf>, last_good: Option<PathBuf>) -> ExitCode {
+    let started = match last_good {
+        Some(dir) => {
+            // Logging first (with the defaults' settings when the server file is broken), so
+            // the config's errors reach the journal.
+            let log = asfcast::config::load(&config)
+                .map(|c| c.server.log)
+                .unwrap_or_default();
+            let hook = init_logging(&log);
+            let startup = asfcast::net::last_good::resolve(&config, &dir);
+            asfcast::net::Daemon::start_with(config, startup, Some(dir))
+                .map(|d| d.with_log_level_hook(hook))
+        }
+        None => {
+            let hook = match asfcast::config::load(&config) {
+                Ok(c) => init_logging(&c.server.log),
+                Err(errs) => {
+                    eprintln!("asfcast: configuration refused:\n{errs}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            asfcast::net::Daemon::start(config).map(|d| d.with_log_level_hook(hook))
         }
     };
-    let daemon = match asfcast::net::Daemon::start(config) {
-        Ok(d) => d.with_log_level_hook(hook),
+    let daemon = match started {
+        Ok(d) => d,
         Err(e) => {
             tracing::error!("{e}");
             return ExitCode::FAILURE;

@@ -159,6 +159,7 @@ mod tests {
         Config {
             server: ServerConfig::default(),
             stations,
+            network: None,
         }
     }
 

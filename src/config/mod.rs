@@ -32,6 +32,7 @@ pub mod error;
 pub mod limits;
 pub mod live;
 pub mod locate;
+pub mod network;
 pub mod server;
 pub mod station;
 pub mod values;
@@ -64,6 +65,8 @@ pub struct Config {
     /// The stations, in the order their files were read (sorted by file name
     /// within a directory).
     pub stations: Vec<StationConfig>,
+    /// `network.yaml`, when the configuration has one.
+    pub network: Option<network::NetworkConfig>,
 }
 
 impl Config {
@@ -92,6 +95,18 @@ fn is_server_file(path: &Path) -> bool {
     )
 }
 
+/// True when `path` names the network file (`network.yaml`), which is no station either.
+fn is_network_file(path: &Path) -> bool {
+    matches!(
+        path.file_name().and_then(|n| n.to_str()),
+        Some("network.yaml" | "network.yml")
+    )
+}
+
+/// Whether a file of a config directory is read as config: `*.yaml`/`*.yml`, not hidden.
+/// Everything else on the config partition is left alone: README.txt, authorized_keys,
+/// api.token, media/, FAT's `System Volume Information`, macOS `._*` and `.DS_Store`,
+/// editors' `*.bak`/`*~`, and the `.<name>.part` files of writes in progress.
 fn is_yaml(path: &Path) -> bool {
     let hidden = path
         .file_name()
@@ -181,9 +196,17 @@ struct Loaded {
     text: String,
 }
 
+/// One config file as read: the name it is known by (errors, relative paths) and its text.
+pub type SourceText = (PathBuf, String);
+
 /// Loads the configuration from directories and/or files, collecting every
 /// error from every file.
 pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
+    load_with_sources(paths).map(|(c, _)| c)
+}
+
+/// [`load`], also returning the texts of the files it read (what the last-good copy keeps).
+pub fn load_with_sources(paths: &[PathBuf]) -> Result<(Config, Vec<SourceText>), ConfigErrors> {
     let mut errors = Vec::new();
     if paths.is_empty() {
         return Err(ConfigErrors(vec![ConfigError::file(
@@ -193,19 +216,84 @@ pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
     }
     let files = collect_files(paths, &mut errors);
     let missing_paths = !errors.is_empty();
+    let read: Vec<(PathBuf, Result<String, ConfigError>)> = files
+        .into_iter()
+        .map(|p| {
+            let t = read_text(&p);
+            (p, t)
+        })
+        .collect();
+    let place = paths
+        .first()
+        .map_or_else(|| PathBuf::from("."), Clone::clone);
+    load_texts(read, errors, missing_paths, &place)
+}
 
+/// Loads the YAML files of `texts_dir` as if they were in `named_dir`: errors name
+/// `named_dir/<file>` and relative paths (media, users files) resolve against `named_dir`.
+/// The daemon's last-good copy is read this way, so its stations still find the media of the
+/// real config directory.
+pub fn load_as(
+    texts_dir: &Path,
+    named_dir: &Path,
+) -> Result<(Config, Vec<SourceText>), ConfigErrors> {
+    let mut errors = Vec::new();
+    let files = collect_files(&[texts_dir.to_path_buf()], &mut errors);
+    let missing = !errors.is_empty();
+    let read = files
+        .into_iter()
+        .map(|p| {
+            let t = read_text(&p);
+            let name = named_dir.join(p.file_name().unwrap_or_default());
+            (name, t)
+        })
+        .collect();
+    load_texts(read, errors, missing, named_dir)
+}
+
+/// The network file of a config directory, if there is one ([`network::parse`]).
+pub fn load_network(file: &Path) -> Result<Option<network::NetworkConfig>, ConfigErrors> {
+    match std::fs::metadata(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        _ => {}
+    }
+    let text = read_text(file).map_err(|e| ConfigErrors(vec![e]))?;
+    network::parse(file, &text).map(Some).map_err(ConfigErrors)
+}
+
+fn load_texts(
+    files: Vec<(PathBuf, Result<String, ConfigError>)>,
+    mut errors: Vec<ConfigError>,
+    missing_paths: bool,
+    place: &Path,
+) -> Result<(Config, Vec<SourceText>), ConfigErrors> {
     let mut server: Option<ServerConfig> = None;
     let mut server_file: Option<PathBuf> = None;
+    let mut net: Option<network::NetworkConfig> = None;
     let mut loaded: Vec<Loaded> = Vec::new();
+    let mut sources: Vec<SourceText> = Vec::new();
     let mut station_files = 0usize;
-    for path in &files {
-        let text = match read_text(path) {
+    for (path, text) in files {
+        let path = &path;
+        let text = match text {
             Ok(t) => t,
             Err(e) => {
                 errors.push(e);
                 continue;
             }
         };
+        if is_network_file(path) {
+            if net.is_some() {
+                errors.push(ConfigError::file(path, "a second network file"));
+                continue;
+            }
+            match network::parse(path, &text) {
+                Ok(n) => net = Some(n),
+                Err(e) => errors.extend(e),
+            }
+            sources.push((path.clone(), text));
+            continue;
+        }
         if is_server_file(path) {
             if let Some(first) = &server_file {
                 errors.push(ConfigError::file(
@@ -222,6 +310,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
                 Ok(s) => server = Some(s),
                 Err(e) => errors.extend(e),
             }
+            sources.push((path.clone(), text));
             continue;
         }
         station_files += 1;
@@ -232,6 +321,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
             ));
             break;
         }
+        sources.push((path.clone(), text.clone()));
         match station::parse(path, &text) {
             Ok(station) => loaded.push(Loaded { station, text }),
             Err(e) => errors.extend(e),
@@ -240,11 +330,8 @@ pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
 
     // When a path could not be read, "no station files" would only repeat that.
     if station_files == 0 && !missing_paths {
-        let place = paths
-            .first()
-            .map_or_else(|| PathBuf::from("."), Clone::clone);
         errors.push(ConfigError::file(
-            &place,
+            place,
             "no station files found (expected one *.yaml file per station next to server.yaml)",
         ));
     }
@@ -271,10 +358,14 @@ pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    Ok(Config {
-        server: server.unwrap_or_default(),
-        stations: loaded.into_iter().map(|l| l.station).collect(),
-    })
+    Ok((
+        Config {
+            server: server.unwrap_or_default(),
+            stations: loaded.into_iter().map(|l| l.station).collect(),
+            network: net,
+        },
+        sources,
+    ))
 }
 
 /// A push station's `source.auth` users file, and its `source.header_template` (which must be
@@ -471,6 +562,38 @@ mod tests {
             ["127.0.0.1:8080".parse().unwrap_or_else(|_| panic!())]
         );
         assert!(c.station("b").is_some());
+    }
+
+    /// What a FAT config partition holds besides config is left alone; network.yaml is read
+    /// as the network file, not as a station.
+    #[test]
+    fn a_config_partition_reads_only_its_config() {
+        let d = TempDir::new("partition");
+        d.write("news.yaml", &station("news", "239.1.1.1"));
+        d.write("network.yaml", "hostname: box\n");
+        for junk in [
+            "README.txt",
+            "authorized_keys",
+            "api.token",
+            "._news.yaml",
+            ".DS_Store",
+            "news.yaml.bak",
+            "news.yaml~",
+            ".news.yaml.part",
+        ] {
+            d.write(junk, "\u{0}\u{1} not yaml: [");
+        }
+        for dir in ["media", "System Volume Information", ".Trashes"] {
+            std::fs::create_dir_all(d.0.join(dir)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        d.write("media/clip.yaml", "not: [a station");
+        let c = load(&[d.0.clone()]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.stations.len(), 1);
+        assert_eq!(c.network.and_then(|n| n.hostname).as_deref(), Some("box"));
+        d.write("network.yaml", "hostname: [box\n");
+        let e = messages(load(&[d.0.clone()]));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("network.yaml:2:1: invalid YAML"), "{e:?}");
     }
 
     #[test]

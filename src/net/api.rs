@@ -45,6 +45,15 @@ pub enum ApiError {
 }
 
 impl ApiState {
+    /// Credentials no request has: the API is on but refuses everything (its credentials
+    /// files could not be read).
+    pub fn locked() -> ApiState {
+        ApiState {
+            credentials: Credentials::locked(),
+            stopped: BTreeSet::new(),
+        }
+    }
+
     /// Reads the credentials files `settings` names.
     pub fn load(settings: &ApiSettings) -> Result<ApiState, ApiError> {
         Ok(ApiState {

@@ -116,6 +116,10 @@ pub struct Daemon {
     pub(super) client_log: Option<super::client_log::ClientLog>,
     /// Station names by upstream token slot (a name keeps its slot for the daemon's life).
     pub(super) upstream_slots: Vec<String>,
+    /// Which configuration runs and the config directory's errors ([`super::last_good`]).
+    pub(super) config_state: crate::ops::ConfigState,
+    /// `--last-good DIR`: where the last valid configuration's texts are kept.
+    pub(super) last_good: Option<PathBuf>,
 }
 
 /// Changes the running log level (see [`Daemon::with_log_level_hook`]).
@@ -133,7 +137,40 @@ impl Daemon {
     /// starts every station.
     pub fn start(paths: Vec<PathBuf>) -> Result<Daemon, DaemonError> {
         let config = config::load(&paths).map_err(DaemonError::Config)?;
-        let api = super::api::ApiState::load(&config.server.api)?;
+        let startup = super::last_good::Startup {
+            config,
+            errors: Vec::new(),
+            origin: crate::ops::ConfigOrigin::Current,
+        };
+        Self::start_with(paths, startup, None)
+    }
+
+    /// Starts with a configuration already resolved ([`super::last_good::resolve`]). With a
+    /// last-good directory the daemon never stops for the config: unreadable API credentials
+    /// lock the control API (every request 401) and a station that fails to start is logged.
+    pub fn start_with(
+        paths: Vec<PathBuf>,
+        startup: super::last_good::Startup,
+        last_good: Option<PathBuf>,
+    ) -> Result<Daemon, DaemonError> {
+        let config = startup.config;
+        let mut config_errors = startup.errors;
+        let api = match super::api::ApiState::load(&config.server.api) {
+            Ok(a) => a,
+            Err(e) if last_good.is_some() => {
+                tracing::error!("{e}; the control API refuses every request until it is fixed");
+                config_errors.push(config::ConfigError::file(
+                    config
+                        .server
+                        .file
+                        .as_deref()
+                        .unwrap_or_else(|| std::path::Path::new("server.yaml")),
+                    e.to_string(),
+                ));
+                super::api::ApiState::locked()
+            }
+            Err(e) => return Err(e.into()),
+        };
         raise_open_file_limit(config.server.limits.max_clients);
         let signals = Signals::new()?;
         let timer = PacingTimer::new()?;
@@ -229,6 +266,11 @@ impl Daemon {
             api,
             client_log: None,
             upstream_slots: Vec::new(),
+            config_state: crate::ops::ConfigState {
+                running: startup.origin,
+                errors: std::sync::Arc::new(config_errors),
+            },
+            last_good,
         };
         if let Some(c) = &d.config.server.log.clients {
             d.client_log = Some(super::client_log::ClientLog::open(c)?);
@@ -237,7 +279,13 @@ impl Daemon {
         let now = Instant::now();
         let stations = d.config.stations.clone();
         for s in &stations {
-            d.start_station(s, now)?;
+            match d.start_station(s, now) {
+                Ok(()) => {}
+                Err(e) if d.last_good.is_some() => {
+                    tracing::error!(station = %s.name, error = %e, "station failed to start")
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         info!(stations = d.stations.len(), "asfcast running");
         Ok(d)
@@ -288,6 +336,7 @@ impl Daemon {
         s.ops = self
             .ops
             .figures(self.stations.values(), self.config.server.web);
+        s.ops.config = self.config_state.clone();
         s
     }
 

@@ -28,6 +28,7 @@ pub mod client_log;
 pub mod connections;
 pub mod daemon;
 pub mod fd_reserve;
+pub mod last_good;
 pub mod listen;
 pub mod mcast_source;
 pub mod multicast;

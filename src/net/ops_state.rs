@@ -77,6 +77,7 @@ impl OpsState {
             timer_lateness: self.timer_lateness.clone(),
             process: if web.metrics { read_process() } else { None },
             web,
+            config: crate::ops::ConfigState::default(),
         }
     }
 

@@ -1,5 +1,7 @@
 //! Reload (SIGHUP) by diff: the new config is loaded and checked first (a broken one is
-//! refused with its errors logged and the running config stays); stations whose config is
+//! refused with its errors logged and kept for the status page, the API and the metrics, and
+//! the running config stays; a valid one clears them and, with `--last-good`, is saved as the
+//! last good copy); stations whose config is
 //! equal keep running untouched with their clients, stations whose stream changed restart,
 //! removed ones stop, new ones start; server settings apply as far as they can without a
 //! restart.
@@ -18,6 +20,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{self, Unicast};
 use crate::ops::api::{ReloadPlan, ReloadReport};
+use crate::ops::ConfigOrigin;
 use crate::station::sink::Protocol;
 
 use super::daemon::Daemon;
@@ -35,10 +38,21 @@ impl Daemon {
     }
 
     fn apply_reload(&mut self) -> ReloadReport {
-        let new = match config::load(&self.paths) {
-            Ok(c) => c,
+        let new = match config::load_with_sources(&self.paths) {
+            Ok((c, sources)) => {
+                if let Some(dir) = &self.last_good {
+                    super::last_good::store(dir, &sources);
+                }
+                self.config_state = crate::ops::ConfigState::default();
+                c
+            }
             Err(errs) => {
                 error!("reload refused, keeping the running configuration:\n{errs}");
+                // The running config is now an earlier one (unless none ran).
+                if self.config_state.running == ConfigOrigin::Current {
+                    self.config_state.running = ConfigOrigin::LastGood;
+                }
+                self.config_state.errors = std::sync::Arc::new(errs.0.clone());
                 return ReloadReport::Refused(errs);
             }
         };

@@ -44,6 +44,8 @@ pub const REALM: &str = "asfcast";
 pub struct Credentials {
     token: Option<String>,
     basic: Vec<(String, String)>,
+    /// Nothing is accepted (the credentials files could not be read).
+    locked: bool,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -106,12 +108,24 @@ impl Credentials {
                 return Err(CredentialsError::NoUsers);
             }
         }
-        Ok(Credentials { token, basic })
+        Ok(Credentials {
+            token,
+            basic,
+            locked: false,
+        })
+    }
+
+    /// Credentials nothing matches: every request gets 401.
+    pub fn locked() -> Self {
+        Credentials {
+            locked: true,
+            ..Credentials::default()
+        }
     }
 
     /// Whether requests must authenticate.
     pub fn required(&self) -> bool {
-        self.token.is_some() || !self.basic.is_empty()
+        self.locked || self.token.is_some() || !self.basic.is_empty()
     }
 
     /// Whether `authorization` (the header value) is accepted.

@@ -129,6 +129,28 @@ pub fn render(snap: &Snapshot) -> String {
         "Seconds since the daemon started.",
     );
     o.sample("asfcast_uptime_seconds", &[], snap.uptime.as_secs_f64());
+    o.family(
+        "asfcast_config_errors",
+        "gauge",
+        "Errors in the config directory (0: it runs as it is).",
+    );
+    #[allow(clippy::cast_precision_loss)]
+    o.sample(
+        "asfcast_config_errors",
+        &[],
+        snap.ops.config.errors.len() as f64,
+    );
+    o.family(
+        "asfcast_config_last_good",
+        "gauge",
+        "1 while the config directory has errors and an earlier configuration runs instead (or none).",
+    );
+    let fallback = snap.ops.config.running != super::ConfigOrigin::Current;
+    o.sample(
+        "asfcast_config_last_good",
+        &[],
+        if fallback { 1.0 } else { 0.0 },
+    );
 
     let rows = client_rows(snap);
     type Pick = fn(&ClientRow) -> u64;

@@ -60,6 +60,40 @@ pub struct OpsFigures {
     pub process: Option<process::ProcessFigures>,
     /// Which web views are on (the server's `status:` and `metrics:`).
     pub web: web::WebConfig,
+    /// Which configuration runs and what is wrong with the config directory.
+    pub config: ConfigState,
+}
+
+/// Which configuration the daemon runs, and the errors of the config directory that kept it
+/// from running that directory as it is (shown on the status page, by `GET
+/// /v1/config/errors` and as `asfcast_config_errors`).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigState {
+    pub running: ConfigOrigin,
+    /// Empty when the config directory is valid.
+    pub errors: Arc<Vec<crate::config::ConfigError>>,
+}
+
+/// Where the running configuration came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    /// The config directory as it is.
+    #[default]
+    Current,
+    /// The last configuration that validated (the directory has errors).
+    LastGood,
+    /// Neither: the directory has errors and there is no last-good copy; no stations run.
+    Fallback,
+}
+
+impl ConfigOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigOrigin::Current => "config",
+            ConfigOrigin::LastGood => "last-good",
+            ConfigOrigin::Fallback => "none",
+        }
+    }
 }
 
 impl Default for OpsFigures {
@@ -72,6 +106,7 @@ impl Default for OpsFigures {
             timer_lateness: histogram::Histogram::new(histogram::LOOP_BOUNDS),
             process: None,
             web: web::WebConfig::default(),
+            config: ConfigState::default(),
         }
     }
 }

@@ -152,8 +152,45 @@ pub fn index(snap: &Snapshot, refresh_s: u32) -> String {
         }
         h.push_str("</table>\n");
     }
+    config_section(&mut h, &snap.ops.config);
     h.push_str("<p><a href=\"/metrics\">metrics</a></p>\n</body>\n</html>\n");
     h
+}
+
+/// The "Configuration" section: shown when the config directory has errors, with which
+/// configuration runs instead and every error's file, line, column, field and message.
+fn config_section(h: &mut String, c: &super::ConfigState) {
+    use super::ConfigOrigin;
+    if c.errors.is_empty() {
+        return;
+    }
+    let running = match c.running {
+        ConfigOrigin::Current => "The configuration in force is the config directory's.",
+        ConfigOrigin::LastGood => {
+            "The config directory has errors: the last configuration that was valid runs instead."
+        }
+        ConfigOrigin::Fallback => {
+            "The config directory has errors and there is no earlier valid configuration: no station runs."
+        }
+    };
+    let _ = writeln!(
+        h,
+        "<h2 id=\"configuration\">Configuration</h2>\n<p class=\"bad\" id=\"config-running\" data-running=\"{}\">{running}</p>",
+        c.running.as_str()
+    );
+    h.push_str("<table id=\"config-errors\">\n<tr><th>File</th><th>Line</th><th>Column</th><th>Field</th><th>Error</th></tr>\n");
+    for e in c.errors.iter() {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&e.file.display().to_string()),
+            e.line,
+            e.column,
+            escape(&e.field),
+            escape(&e.message)
+        );
+    }
+    h.push_str("</table>\n");
 }
 
 /// One station's page, or None when there is no such station.
