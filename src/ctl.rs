@@ -67,6 +67,36 @@ pub enum CtlCommand {
         #[arg(long)]
         server: bool,
     },
+    /// Print the daemon's version (`asfcast --version` of the running binary).
+    Version,
+    /// The config directory's errors and which configuration runs (config, last-good, none).
+    Errors,
+    /// Upload a station file (validated with the whole config, written, reloaded); the
+    /// station's name is the file's name without `.yaml` unless --name says otherwise.
+    PutStation {
+        file: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Print a station's YAML file.
+    GetStation { name: String },
+    /// Remove a station's file and reload.
+    DeleteStation { name: String },
+    /// Upload a media file into the config directory's media/ (streamed from disk).
+    PutMedia {
+        file: PathBuf,
+        /// The name on the box (default: the file's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the media files.
+    Media,
+    /// Remove a media file.
+    DeleteMedia { name: String },
+    /// Upload an update image (image/build's artefact); the box installs it and reboots.
+    Update { file: PathBuf },
+    /// The update service's status and the running version.
+    UpdateStatus,
 }
 
 /// Why the API could not be asked.
@@ -103,15 +133,70 @@ pub fn run(args: &CtlArgs) -> ExitCode {
     }
 }
 
+/// A request's body: bytes in memory, or a file streamed from disk.
+enum Body {
+    None,
+    Bytes(Vec<u8>),
+    File(PathBuf),
+}
+
+fn read_file(file: &PathBuf) -> Result<Vec<u8>, CtlError> {
+    std::fs::read(file).map_err(|error| CtlError::File {
+        file: file.display().to_string(),
+        error,
+    })
+}
+
+/// The file's name without its extension (a station's name), or its whole name (media).
+fn file_name(file: &std::path::Path, stem: bool) -> String {
+    let n = if stem {
+        file.file_stem()
+    } else {
+        file.file_name()
+    };
+    n.map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 fn run_inner(args: &CtlArgs) -> Result<ExitCode, CtlError> {
     let auth = authorization(args)?;
     let (method, path, body) = match &args.command {
-        CtlCommand::Stations => ("GET", "/v1/stations".to_string(), None),
-        CtlCommand::Clients => ("GET", "/v1/clients".to_string(), None),
-        CtlCommand::Kick { id } => ("DELETE", format!("/v1/clients/{id}"), None),
-        CtlCommand::Stop { name } => ("POST", format!("/v1/stations/{name}/stop"), None),
-        CtlCommand::Start { name } => ("POST", format!("/v1/stations/{name}/start"), None),
-        CtlCommand::Reload => ("POST", "/v1/reload".to_string(), None),
+        CtlCommand::Version => ("GET", "/v1/version".to_string(), Body::None),
+        CtlCommand::Errors => ("GET", "/v1/config/errors".to_string(), Body::None),
+        CtlCommand::PutStation { file, name } => {
+            let name = name.clone().unwrap_or_else(|| file_name(file, true));
+            (
+                "PUT",
+                format!("/v1/config/stations/{name}"),
+                Body::Bytes(read_file(file)?),
+            )
+        }
+        CtlCommand::GetStation { name } => {
+            ("GET", format!("/v1/config/stations/{name}"), Body::None)
+        }
+        CtlCommand::DeleteStation { name } => {
+            ("DELETE", format!("/v1/config/stations/{name}"), Body::None)
+        }
+        CtlCommand::PutMedia { file, name } => {
+            let name = name.clone().unwrap_or_else(|| file_name(file, false));
+            (
+                "PUT",
+                format!("/v1/config/media/{name}"),
+                Body::File(file.clone()),
+            )
+        }
+        CtlCommand::Media => ("GET", "/v1/config/media".to_string(), Body::None),
+        CtlCommand::DeleteMedia { name } => {
+            ("DELETE", format!("/v1/config/media/{name}"), Body::None)
+        }
+        CtlCommand::Update { file } => ("PUT", "/v1/update".to_string(), Body::File(file.clone())),
+        CtlCommand::UpdateStatus => ("GET", "/v1/update".to_string(), Body::None),
+        CtlCommand::Stations => ("GET", "/v1/stations".to_string(), Body::None),
+        CtlCommand::Clients => ("GET", "/v1/clients".to_string(), Body::None),
+        CtlCommand::Kick { id } => ("DELETE", format!("/v1/clients/{id}"), Body::None),
+        CtlCommand::Stop { name } => ("POST", format!("/v1/stations/{name}/stop"), Body::None),
+        CtlCommand::Start { name } => ("POST", format!("/v1/stations/{name}/start"), Body::None),
+        CtlCommand::Reload => ("POST", "/v1/reload".to_string(), Body::None),
         CtlCommand::Check { file, server } => {
             let text = std::fs::read(file).map_err(|error| CtlError::File {
                 file: file.display().to_string(),
@@ -121,10 +206,10 @@ fn run_inner(args: &CtlArgs) -> Result<ExitCode, CtlError> {
                 true => "/v1/check?kind=server",
                 false => "/v1/check",
             };
-            ("POST", path.to_string(), Some(text))
+            ("POST", path.to_string(), Body::Bytes(text))
         }
     };
-    let answer = request(&args.api, method, &path, auth.as_deref(), body.as_deref())?;
+    let answer = request(&args.api, method, &path, auth.as_deref(), &body)?;
     if args.json {
         println!(
             "{}",
@@ -165,6 +250,56 @@ fn run_inner(args: &CtlArgs) -> Result<ExitCode, CtlError> {
             b["clients_ended"].as_u64().unwrap_or(0)
         ),
         CtlCommand::Start { name } => println!("station {name} started"),
+        CtlCommand::Version => println!("asfcast {}", text(&b["version"])),
+        CtlCommand::Errors => {
+            println!("running: {}", text(&b["running"]));
+            let errs = b["errors"].as_array().cloned().unwrap_or_default();
+            print_errors(&errs, None);
+            if !errs.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        CtlCommand::PutStation { .. } | CtlCommand::DeleteStation { .. } => {
+            let what = if b["removed"].is_string() {
+                format!("removed {}", text(&b["removed"]))
+            } else {
+                format!("wrote {}", text(&b["file"]))
+            };
+            let r = &b["reload"];
+            if r["ok"].as_bool() == Some(true) {
+                let p = &r["plan"];
+                let n = |k: &str| p[k].as_u64().unwrap_or(0);
+                println!(
+                    "{what}; reloaded: {} unchanged, {} updated, {} restarted, {} stopped, {} started",
+                    n("unchanged"),
+                    n("updated"),
+                    n("restarted"),
+                    n("stopped"),
+                    n("started")
+                );
+            } else {
+                println!("{what}; the reload was refused:");
+                print_errors(r["errors"].as_array().map_or(&[][..], Vec::as_slice), None);
+            }
+        }
+        CtlCommand::GetStation { .. } => print!("{}", text(&b["text"])),
+        CtlCommand::PutMedia { .. } | CtlCommand::Update { .. } => {
+            println!("stored {} ({} bytes)", text(&b["file"]), text(&b["bytes"]));
+        }
+        CtlCommand::Media => {
+            for m in b["media"].as_array().into_iter().flatten() {
+                println!("{:>12}  {}", text(&m["size"]), text(&m["name"]));
+            }
+        }
+        CtlCommand::DeleteMedia { name } => println!("removed {name}"),
+        CtlCommand::UpdateStatus => {
+            println!("version: {}", text(&b["version"]));
+            println!("pending: {}", text(&b["pending"]));
+            println!(
+                "status: {}",
+                serde_json::to_string_pretty(&b["status"]).unwrap_or_default()
+            );
+        }
         CtlCommand::Reload => {
             let p = &b["plan"];
             let n = |k: &str| p[k].as_u64().unwrap_or(0);
@@ -248,7 +383,7 @@ fn request(
     method: &str,
     path: &str,
     auth: Option<&str>,
-    body: Option<&[u8]>,
+    body: &Body,
 ) -> Result<Answer, CtlError> {
     let host = authority(url)?;
     let with_port = if host
@@ -282,17 +417,42 @@ fn request(
     if let Some(a) = auth {
         head.push_str(&format!("Authorization: {a}\r\n"));
     }
-    let body = body.unwrap_or_default();
+    let file_err = |file: &PathBuf, error| CtlError::File {
+        file: file.display().to_string(),
+        error,
+    };
+    let (kind, length, file) = match body {
+        Body::None => ("application/yaml", 0, None),
+        Body::Bytes(b) => ("application/yaml", b.len() as u64, None),
+        Body::File(p) => {
+            let f = std::fs::File::open(p).map_err(|e| file_err(p, e))?;
+            let len = f.metadata().map_err(|e| file_err(p, e))?.len();
+            ("application/octet-stream", len, Some(f))
+        }
+    };
     if method != "GET" {
         head.push_str(&format!(
-            "Content-Type: application/yaml\r\nContent-Length: {}\r\n",
-            body.len()
+            "Content-Type: {kind}\r\nContent-Length: {length}\r\n"
         ));
     }
     head.push_str("\r\n");
     let mut out = head.into_bytes();
-    out.extend_from_slice(body);
+    if let Body::Bytes(b) = body {
+        out.extend_from_slice(b);
+    }
     stream.write_all(&out).map_err(io_err)?;
+    if let Some(mut f) = file {
+        // Streamed from disk; a refusal (413, 401) closes the connection early, and its
+        // answer is still read below.
+        if let Err(e) = std::io::copy(&mut (&mut f).take(length), &mut stream) {
+            if !matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ) {
+                return Err(io_err(e));
+            }
+        }
+    }
     read_answer(&mut stream).map_err(|what| match what {
         ReadError::Io(error) => io_err(error),
         ReadError::Protocol(what) => CtlError::Protocol {
@@ -361,9 +521,14 @@ fn read_answer(stream: &mut impl Read) -> Result<Answer, ReadError> {
     let body = if body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&body).unwrap_or_else(
-            |_| serde_json::json!({ "error": String::from_utf8_lossy(&body).trim().to_string() }),
-        )
+        let yaml = head
+            .to_ascii_lowercase()
+            .contains("content-type: application/yaml");
+        match serde_json::from_slice(&body) {
+            Ok(v) if !yaml => v,
+            _ if yaml => serde_json::json!({ "text": String::from_utf8_lossy(&body) }),
+            _ => serde_json::json!({ "error": String::from_utf8_lossy(&body).trim().to_string() }),
+        }
     };
     Ok(Answer { status, body })
 }

@@ -20,6 +20,13 @@
 //!   control API's client), [`passwd`] (the users file of protected stations);
 //! - [`access`]: who may watch: Digest and Basic authentication, pure.
 
+/// The version `asfcast --version` prints and `GET /v1/version` answers: the crate's, or
+/// `ASFCAST_VERSION` when set at build time (the image build stamps its builds with it).
+pub const VERSION: &str = match option_env!("ASFCAST_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 pub mod access;
 pub mod asf;
 pub mod config;

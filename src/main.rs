@@ -22,7 +22,7 @@ Examples:
 #[derive(Parser)]
 #[command(
     name = "asfcast",
-    version,
+    version = asfcast::VERSION,
     about = "Windows Media (ASF) broadcast station: MSB multicast, .nsc announcements, MMS/MMSH/RTSP fallback",
     after_help = EXAMPLES
 )]

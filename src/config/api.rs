@@ -7,6 +7,11 @@
 //! daemon) refuses the config. Giving either file turns authentication on, whatever the
 //! address, so a loopback listener can require it too.
 //!
+//! Uploads (`PUT /v1/config/media/<file>`, `PUT /v1/update`) are capped by `max_media_size`
+//! (default 1 GiB) and `max_update_size` (default 512 MiB); updates are taken only when
+//! `update_dir` is set (on the box `/var/lib/asfcast/update`, watched by the image's
+//! `asfcast-update.path`).
+//!
 //! The config names the files; it never holds a secret. The daemon reads them when it starts
 //! and again on every reload (a rotated token applies without a restart); an unreadable or
 //! empty file refuses the start (a reload keeps the old credentials and says why).
@@ -18,15 +23,39 @@ use serde::Deserialize;
 
 use super::error::ConfigError;
 use super::locate::{locate_nearest, Seg};
-use super::values::FilePath;
+use super::values::{Bytes, FilePath};
 
 /// The control API's settings besides its listener.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiSettings {
     /// A file whose first line is the token clients send as `Authorization: Bearer <token>`.
     pub token_file: Option<PathBuf>,
     /// A file of `user:password` lines for `Authorization: Basic`.
     pub credentials_file: Option<PathBuf>,
+    /// Largest media file `PUT /v1/config/media/<file>` takes.
+    pub max_media_size: u64,
+    /// Where `PUT /v1/update` writes `upload.img` (and the update service its `status.json`);
+    /// None: updates are not taken through the API.
+    pub update_dir: Option<PathBuf>,
+    /// Largest update image `PUT /v1/update` takes.
+    pub max_update_size: u64,
+}
+
+/// Default of `api.max_media_size`.
+pub const DEFAULT_MAX_MEDIA: u64 = 1 << 30;
+/// Default of `api.max_update_size`.
+pub const DEFAULT_MAX_UPDATE: u64 = 512 << 20;
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            token_file: None,
+            credentials_file: None,
+            max_media_size: DEFAULT_MAX_MEDIA,
+            update_dir: None,
+            max_update_size: DEFAULT_MAX_UPDATE,
+        }
+    }
 }
 
 impl ApiSettings {
@@ -39,11 +68,14 @@ impl ApiSettings {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of control API settings (token_file, credentials_file)"
+    expecting = "a mapping of control API settings (token_file, credentials_file, max_media_size, update_dir, max_update_size)"
 )]
 pub(super) struct ApiFile {
     token_file: Option<FilePath>,
     credentials_file: Option<FilePath>,
+    max_media_size: Option<Bytes<1, { 64 << 30 }>>,
+    update_dir: Option<FilePath>,
+    max_update_size: Option<Bytes<1, { 64 << 30 }>>,
 }
 
 /// The settings of `file` (relative paths against the server file's directory `base`).
@@ -54,6 +86,9 @@ pub(super) fn build(base: &Path, file: Option<ApiFile>) -> ApiSettings {
     ApiSettings {
         token_file: f.token_file.map(|p| base.join(p.0)),
         credentials_file: f.credentials_file.map(|p| base.join(p.0)),
+        max_media_size: f.max_media_size.map_or(DEFAULT_MAX_MEDIA, |b| b.0),
+        update_dir: f.update_dir.map(|p| base.join(p.0)),
+        max_update_size: f.max_update_size.map_or(DEFAULT_MAX_UPDATE, |b| b.0),
     }
 }
 

@@ -229,6 +229,34 @@ pub fn load_with_sources(paths: &[PathBuf]) -> Result<(Config, Vec<SourceText>),
     load_texts(read, errors, missing_paths, &place)
 }
 
+/// [`load`] as it would be with `edit` holding `text` (None: without `edit`): what a station
+/// written or removed through the control API is validated with before anything is written.
+pub fn load_edited(
+    paths: &[PathBuf],
+    edit: &Path,
+    text: Option<&str>,
+) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut files = collect_files(paths, &mut errors);
+    let missing = !errors.is_empty();
+    files.retain(|p| p != edit);
+    let mut read: Vec<(PathBuf, Result<String, ConfigError>)> = files
+        .into_iter()
+        .map(|p| {
+            let t = read_text(&p);
+            (p, t)
+        })
+        .collect();
+    if let Some(t) = text {
+        read.push((edit.to_path_buf(), Ok(t.to_string())));
+        read.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    let place = paths
+        .first()
+        .map_or_else(|| PathBuf::from("."), Clone::clone);
+    load_texts(read, errors, missing, &place).map(|(c, _)| c)
+}
+
 /// Loads the YAML files of `texts_dir` as if they were in `named_dir`: errors name
 /// `named_dir/<file>` and relative paths (media, users files) resolve against `named_dir`.
 /// The daemon's last-good copy is read this way, so its stations still find the media of the

@@ -153,9 +153,20 @@ pub struct RequestReader {
     started: bool,
     pending: Option<Pending>,
     failed: Option<HttpError>,
+    /// Requests whose body the caller streams itself (see [`Self::with_streamed_bodies`]).
+    streamed: Option<fn(&Request) -> bool>,
 }
 
 impl RequestReader {
+    /// Requests `streamed` picks are returned as soon as their head is read, with an empty
+    /// body and no body limit (a valid `Content-Length` is still required to be well formed);
+    /// the body bytes that follow stay buffered for [`Self::take_buffered`], and the caller
+    /// reads the body itself (the control API's uploads, streamed to a file).
+    pub fn with_streamed_bodies(mut self, streamed: fn(&Request) -> bool) -> Self {
+        self.streamed = Some(streamed);
+        self
+    }
+
     /// A reader that accepts heads (and bodies) of at most `max_bytes` each.
     pub fn new(max_bytes: usize) -> Self {
         RequestReader {
@@ -167,6 +178,7 @@ impl RequestReader {
             started: false,
             pending: None,
             failed: None,
+            streamed: None,
         }
     }
 
@@ -406,6 +418,9 @@ impl RequestReader {
             length = Some(n);
         }
         let length = length.unwrap_or(0);
+        if self.streamed.is_some_and(|f| f(request)) {
+            return Ok(0);
+        }
         match usize::try_from(length) {
             Ok(n) if n <= self.max_bytes => Ok(n),
             _ => Err(HttpError::BodyTooLarge {

@@ -30,6 +30,8 @@ pub struct ApiState {
     pub credentials: Credentials,
     /// Stations stopped through the API.
     pub stopped: BTreeSet<String>,
+    /// Uploads being written, by connection index ([`super::api_files`]).
+    pub uploads: super::api_files::Uploads,
 }
 
 /// A credentials file that cannot be used. Names the file, never its content.
@@ -50,7 +52,7 @@ impl ApiState {
     pub fn locked() -> ApiState {
         ApiState {
             credentials: Credentials::locked(),
-            stopped: BTreeSet::new(),
+            ..ApiState::default()
         }
     }
 
@@ -58,7 +60,7 @@ impl ApiState {
     pub fn load(settings: &ApiSettings) -> Result<ApiState, ApiError> {
         Ok(ApiState {
             credentials: read_credentials(settings)?,
-            stopped: BTreeSet::new(),
+            ..ApiState::default()
         })
     }
 }
@@ -108,6 +110,12 @@ impl Daemon {
     /// Answers the control API requests connection `idx` has read (none for other sessions).
     pub(super) fn serve_api(&mut self, idx: usize, now: Instant) {
         loop {
+            if self.api.uploads.contains_key(&idx) {
+                if self.pump_upload(idx, now) {
+                    continue;
+                }
+                return;
+            }
             let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
                 return;
             };
@@ -125,6 +133,16 @@ impl Daemon {
                 Routed::Refuse { response, reason } => {
                     info!(%peer, method = %req.method, path = %printable(&req.path), status = response.status, reason, "control API request refused");
                     response
+                }
+                Routed::Act(Action::Upload { target, length }) => {
+                    match self.begin_upload(idx, &target, length, &req) {
+                        // Its body is written as it arrives; the answer comes at its end.
+                        Ok(()) => continue,
+                        Err(response) => {
+                            info!(%peer, path = %printable(&req.path), status = response.status, "control API upload refused");
+                            response
+                        }
+                    }
                 }
                 Routed::Act(action) => {
                     let outcome = self.perform(&action, now);
@@ -169,11 +187,16 @@ impl Daemon {
     }
 
     fn perform(&mut self, action: &Action, now: Instant) -> Outcome {
+        if let Some(outcome) = self.perform_file(action) {
+            return outcome;
+        }
         match action {
             Action::Disconnect(id) => self.disconnect(*id, now),
             Action::StopStation(name) => self.stop_by_api(name, now),
             Action::StartStation(name) => self.start_by_api(name, now),
             Action::Reload => Outcome::Reloaded(self.reload()),
+            // Answered by `perform_file` and `serve_api`.
+            _ => Outcome::Answer(api::error(500, "not performed")),
         }
     }
 
@@ -261,6 +284,8 @@ fn outcome_word(o: &Outcome) -> &'static str {
         Outcome::StartFailed(_) => "start failed",
         Outcome::Reloaded(api::ReloadReport::Applied(_)) => "reloaded",
         Outcome::Reloaded(api::ReloadReport::Refused(_)) => "reload refused",
+        Outcome::Answer(r) if r.status < 300 => "done",
+        Outcome::Answer(_) => "refused",
     }
 }
 

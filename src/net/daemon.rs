@@ -621,6 +621,7 @@ impl Daemon {
     }
 
     pub(super) fn close(&mut self, idx: usize) {
+        self.abandon_upload(idx);
         if let Some(mut c) = self.conns.get_mut(idx).and_then(|c| c.take()) {
             log_close(&c);
             self.ops.closed(&c.session.info(), c.close_reason());

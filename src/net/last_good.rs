@@ -6,8 +6,8 @@
 //! control API and the metrics, and the daemon runs the last-good texts instead — read as if
 //! they were in the config directory ([`crate::config::load_as`]), so relative media paths
 //! still resolve there. With neither (first boot with a broken file) it runs no station, with
-//! the server file alone if that one is valid (else the defaults), and stays up to show the
-//! errors: never a crash loop.
+//! the server file alone if that one is valid (else the defaults) and the status page on, and
+//! stays up to show the errors: never a crash loop.
 //!
 //! The copy is replaced atomically: each save writes a new `gen-<n>/` directory (files
 //! fsynced), points a new symlink at it and renames that over `current`; readers follow
@@ -83,9 +83,10 @@ pub fn resolve(paths: &[PathBuf], dir: &Path) -> Startup {
     }
 }
 
-/// No station; the server file of `dir` when it is valid on its own, else the defaults.
+/// No station; the server file of `dir` when it is valid on its own, else the defaults; the
+/// status page on either way (it is where the errors are shown).
 fn fallback(dir: &Path) -> Config {
-    let server = ["server.yaml", "server.yml"]
+    let mut server: config::ServerConfig = ["server.yaml", "server.yml"]
         .iter()
         .map(|n| dir.join(n))
         .find(|p| p.is_file())
@@ -94,6 +95,7 @@ fn fallback(dir: &Path) -> Config {
             config::parse_server(&p, &text).ok()
         })
         .unwrap_or_default();
+    server.web.status = true;
     Config {
         server,
         stations: Vec::new(),

@@ -24,6 +24,7 @@ pub mod accept;
 pub mod admitted;
 pub mod announce;
 pub mod api;
+pub mod api_files;
 pub mod client_log;
 pub mod connections;
 pub mod daemon;

@@ -32,6 +32,8 @@ impl Daemon {
     pub(super) fn reload(&mut self) -> ReloadReport {
         self.manager.reloading();
         let report = self.apply_reload();
+        // The status page and metrics show the config's errors (or their end) at once.
+        self.ops_snapshot.ops.config = self.config_state.clone();
         let status = self.status_line();
         self.manager.ready(&status);
         report

@@ -12,6 +12,20 @@
 //! | `POST`   | `/v1/stations/{name}/start` | [`Action::StartStation`]                          |
 //! | `POST`   | `/v1/reload`                | [`Action::Reload`] (what SIGHUP does)             |
 //! | `POST`   | `/v1/check`                 | the config loader's errors for the YAML body      |
+//! | `GET`    | `/v1/version`               | the running `asfcast --version`                   |
+//! | `GET`    | `/v1/config/errors`         | which config runs and the config dir's errors     |
+//! | `GET`    | `/v1/config/stations/{name}`| the station's YAML file ([`Action::GetStation`])  |
+//! | `PUT`    | `/v1/config/stations/{name}`| validate with the whole config, write, reload     |
+//! | `DELETE` | `/v1/config/stations/{name}`| validate without it, remove, reload               |
+//! | `GET`    | `/v1/config/media`          | the media files ([`Action::ListMedia`])           |
+//! | `PUT`    | `/v1/config/media/{file}`   | body streamed to `media/.{file}.part`, renamed    |
+//! | `DELETE` | `/v1/config/media/{file}`   | remove the media file                             |
+//! | `PUT`    | `/v1/update`                | body streamed to `<update_dir>/upload.part` → `upload.img` (202) |
+//! | `GET`    | `/v1/update`                | the update service's `status.json` and the version|
+//!
+//! The `PUT`s of media and updates are uploads: [`super::api_session`] hands the shell the
+//! request's head at once and the body as it arrives ([`Action::Upload`]); the shell writes
+//! it to the file and answers when the last byte is on disk.
 //!
 //! Why the split: reading state needs only the snapshot, so it is answered here; changing
 //! state (ending a session, stopping a source, reloading) is the shell's, which performs the
@@ -203,6 +217,30 @@ pub enum Action {
     StartStation(String),
     /// What SIGHUP does.
     Reload,
+    /// The YAML of `<config dir>/<name>.yaml`.
+    GetStation(String),
+    /// Validate the config as it would be with this text as `<name>.yaml`; write it
+    /// atomically and reload, or answer 422 with the errors.
+    PutStation { name: String, text: String },
+    /// Validate the config without `<name>.yaml`; remove it and reload.
+    DeleteStation(String),
+    /// The files in `<config dir>/media/`.
+    ListMedia,
+    /// Remove `<config dir>/media/<file>`.
+    DeleteMedia(String),
+    /// `<update_dir>/status.json` and the running version.
+    UpdateStatus,
+    /// A body to stream to a file (see the module doc).
+    Upload { target: UploadTarget, length: u64 },
+}
+
+/// Where an upload goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadTarget {
+    /// `<config dir>/media/<file>`.
+    Media(String),
+    /// `<update_dir>/upload.img`.
+    Update,
 }
 
 impl Action {
@@ -213,6 +251,20 @@ impl Action {
             Action::StopStation(s) => format!("stop station {s}"),
             Action::StartStation(s) => format!("start station {s}"),
             Action::Reload => "reload".to_string(),
+            Action::GetStation(n) => format!("read station file {n}"),
+            Action::PutStation { name, .. } => format!("write station file {name}"),
+            Action::DeleteStation(n) => format!("remove station file {n}"),
+            Action::ListMedia => "list media".to_string(),
+            Action::DeleteMedia(f) => format!("remove media {f}"),
+            Action::UpdateStatus => "update status".to_string(),
+            Action::Upload {
+                target: UploadTarget::Media(f),
+                length,
+            } => format!("upload media {f} ({length} bytes)"),
+            Action::Upload {
+                target: UploadTarget::Update,
+                length,
+            } => format!("upload update ({length} bytes)"),
         }
     }
 }
@@ -222,13 +274,17 @@ impl Action {
 pub enum Outcome {
     Disconnected,
     NoSuchClient,
-    Stopped { clients_ended: usize },
+    Stopped {
+        clients_ended: usize,
+    },
     AlreadyStopped,
     Started,
     AlreadyRunning,
     NoSuchStation,
     StartFailed(String),
     Reloaded(ReloadReport),
+    /// Answered by the shell (file operations).
+    Answer(Response),
 }
 
 /// A reload's result.
@@ -344,6 +400,58 @@ pub fn route(req: &Request, creds: &Credentials, view: &ApiView) -> Routed {
         }
         ["reload"] => only(method, "POST", || Routed::Act(Action::Reload)),
         ["check"] => only(method, "POST", || check(req)),
+        ["version"] => only(method, "GET", || {
+            Routed::Respond(json_value(200, version_json()))
+        }),
+        ["config", "errors"] => only(method, "GET", || {
+            let c = &view.snapshot.ops.config;
+            let errs = ConfigErrors(c.errors.as_ref().clone());
+            Routed::Respond(json_value(
+                200,
+                serde_json::json!({
+                    "running": c.running.as_str(),
+                    "errors": errors_json(&errs, None),
+                }),
+            ))
+        }),
+        ["config", "stations", name] => {
+            if let Some(r) = check_station_file(name) {
+                return r;
+            }
+            let name = name.to_string();
+            methods(method, &["GET", "PUT", "DELETE"], || match method {
+                "GET" => Routed::Act(Action::GetStation(name)),
+                "DELETE" => Routed::Act(Action::DeleteStation(name)),
+                _ => match String::from_utf8(req.body.clone()) {
+                    Ok(text) => Routed::Act(Action::PutStation { name, text }),
+                    Err(_) => refuse(
+                        error(400, "the body is not UTF-8 text"),
+                        "station body not UTF-8",
+                    ),
+                },
+            })
+        }
+        ["config", "media"] => only(method, "GET", || Routed::Act(Action::ListMedia)),
+        ["config", "media", file] => {
+            if !check_media_name(file) {
+                return refuse(
+                    error(
+                        400,
+                        "a media file name is 1–128 of A-Z a-z 0-9 . _ - and does not start with a dot",
+                    ),
+                    "bad media file name",
+                );
+            }
+            let file = file.to_string();
+            methods(method, &["PUT", "DELETE"], || match method {
+                "PUT" => upload(req, UploadTarget::Media(file)),
+                _ => Routed::Act(Action::DeleteMedia(file)),
+            })
+        }
+        ["update"] => methods(method, &["GET", "PUT"], || match method {
+            "PUT" => upload(req, UploadTarget::Update),
+            _ => Routed::Act(Action::UpdateStatus),
+        }),
         _ => refuse(error(404, "not found"), "unknown path"),
     }
 }
@@ -379,6 +487,83 @@ pub fn answer(action: &Action, outcome: Outcome) -> Response {
         Outcome::Reloaded(ReloadReport::Applied(plan)) => {
             json_value(200, json!({ "ok": true, "plan": plan }))
         }
+        Outcome::Answer(r) => r,
+    }
+}
+
+/// A reload's result as JSON (the `reload` member of a station write's answer).
+pub fn reload_json(report: &ReloadReport) -> serde_json::Value {
+    match report {
+        ReloadReport::Refused(errs) => {
+            serde_json::json!({ "ok": false, "refused": true, "errors": errors_json(errs, None) })
+        }
+        ReloadReport::Applied(plan) => serde_json::json!({ "ok": true, "plan": plan }),
+    }
+}
+
+/// 422 with the config's errors (a station write or removal that would break it).
+pub fn refused_config(errs: &ConfigErrors) -> Response {
+    json_value(
+        422,
+        serde_json::json!({ "ok": false, "errors": errors_json(errs, None) }),
+    )
+}
+
+/// The version `asfcast --version` prints.
+pub fn version_json() -> serde_json::Value {
+    serde_json::json!({ "name": "asfcast", "version": crate::VERSION })
+}
+
+/// Whether `name` may be a media file's name: 1–128 of `[A-Za-z0-9._-]`, not starting with
+/// `.` (no hidden files, no `..`, no separators, no control characters, nothing a URL would
+/// have to encode).
+pub fn check_media_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// A station file's name in `/v1/config/stations/{name}`: a station name, but not one that
+/// would be `server.yaml` or `network.yaml`.
+fn check_station_file(name: &str) -> Option<Routed> {
+    if let Some(r) = check_name(name) {
+        return Some(r);
+    }
+    matches!(name, "server" | "network").then(|| {
+        refuse(
+            error(400, "server and network are not station names"),
+            "reserved station file name",
+        )
+    })
+}
+
+/// The `Content-Length` of an upload (the reader has checked it is well formed).
+fn upload_length(req: &Request) -> Option<u64> {
+    req.header("content-length")
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn upload(req: &Request, target: UploadTarget) -> Routed {
+    match upload_length(req) {
+        Some(length) => Routed::Act(Action::Upload { target, length }),
+        None => refuse(
+            error(411, "an upload needs Content-Length"),
+            "upload without Content-Length",
+        ),
+    }
+}
+
+/// `handler` for the method among `allowed`, else 405 with `Allow`.
+fn methods(method: &str, allowed: &[&str], handler: impl FnOnce() -> Routed) -> Routed {
+    if allowed.contains(&method) {
+        handler()
+    } else {
+        let r = error(405, "method not allowed").header("Allow", &allowed.join(", "));
+        refuse(r, "method not allowed")
     }
 }
 
@@ -483,13 +668,14 @@ fn refuse(response: Response, reason: &str) -> Routed {
     }
 }
 
+/// A JSON answer.
+pub fn json_value(status: u16, value: serde_json::Value) -> Response {
+    json(status, &value)
+}
+
 /// `{"error": message}` with `status`.
 pub fn error(status: u16, message: &str) -> Response {
     json_value(status, serde_json::json!({ "error": message }))
-}
-
-fn json_value(status: u16, value: serde_json::Value) -> Response {
-    json(status, &value)
 }
 
 fn json<T: Serialize>(status: u16, value: &T) -> Response {
@@ -507,6 +693,10 @@ fn reason(status: u16) -> &'static str {
     match status {
         401 => "Unauthorized",
         409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        422 => "Unprocessable Content",
+        507 => "Insufficient Storage",
         s => crate::http::reason_phrase(s),
     }
 }
@@ -636,6 +826,8 @@ pub trait ApiPort {
     /// Queues the answer to the request taken last.
     fn answer(&mut self, response: Response, now: std::time::Instant)
         -> crate::station::sink::Step;
+    /// Moves the upload body received so far into `out`; None when no upload is arriving.
+    fn take_upload(&mut self, out: &mut Vec<u8>) -> Option<super::api_session::UploadProgress>;
 }
 
 #[cfg(test)]

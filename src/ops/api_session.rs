@@ -12,6 +12,16 @@
 //! Refused here (each with a log line, then the connection closes): requests the reader cannot
 //! read (400, 431, 505), bodies over [`MAX_BODY`] (413), more than [`MAX_PIPELINED`] requests
 //! in flight.
+//!
+//! Uploads ([`streams_upload`]: `PUT /v1/config/media/…`, `PUT /v1/update`) are not read
+//! whole: the request is handed over as soon as its head is read, and the body bytes, as they
+//! arrive, wait in a small buffer the shell drains ([`ApiPort::take_upload`]) into the file
+//! after every read event — so at most one read budget of the body is ever in memory, and the
+//! socket is not read again until the shell has written what was read (back-pressure is TCP's
+//! own window). The idle timeout runs between the body's reads too. The answer comes once the
+//! last byte is on disk; an answer given before that (a refusal) closes the connection, since
+//! the rest of the body is never read. Bytes after the body (a pipelined request) are read
+//! once the upload is answered.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -30,6 +40,46 @@ use super::api::ApiPort;
 pub const MAX_BODY: usize = 256 * 1024;
 /// Requests read ahead of their answers.
 pub const MAX_PIPELINED: usize = 8;
+/// Most upload bytes held for the shell (the shell drains them after every read event, so
+/// this is only reached if it stops doing so).
+pub const MAX_UPLOAD_BUFFER: usize = 4 << 20;
+
+/// Whether a request's body is an upload the shell streams to a file (see the module doc).
+pub fn streams_upload(req: &Request) -> bool {
+    req.method == "PUT" && (req.path == "/v1/update" || req.path.starts_with("/v1/config/media/"))
+}
+
+/// An upload's body as it arrives.
+#[derive(Debug, Default)]
+struct Upload {
+    /// Body bytes not received yet.
+    remaining: u64,
+    /// Received and not yet taken by the shell.
+    chunk: Vec<u8>,
+    /// What came after the body, for the request reader once the upload is answered.
+    after: Vec<u8>,
+}
+
+impl Upload {
+    fn push(&mut self, input: &[u8]) {
+        let take = usize::try_from(self.remaining)
+            .unwrap_or(usize::MAX)
+            .min(input.len());
+        let (body, rest) = input.split_at(take);
+        self.chunk.extend_from_slice(body);
+        self.remaining -= take as u64;
+        self.after.extend_from_slice(rest);
+    }
+}
+
+/// What [`ApiPort::take_upload`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadProgress {
+    /// More of the body is to come.
+    Receiving,
+    /// The whole body has been taken.
+    Complete,
+}
 
 /// A control API connection; see the module doc.
 pub struct ApiSession {
@@ -40,6 +90,8 @@ pub struct ApiSession {
     idle: Duration,
     deadline: Instant,
     closing: bool,
+    /// The upload whose body is arriving, if any.
+    upload: Option<Upload>,
 }
 
 impl ApiSession {
@@ -47,12 +99,13 @@ impl ApiSession {
     pub fn new(peer: SocketAddr, idle: Duration, now: Instant) -> Self {
         ApiSession {
             peer,
-            reader: RequestReader::new(MAX_BODY),
+            reader: RequestReader::new(MAX_BODY).with_streamed_bodies(streams_upload),
             waiting: VecDeque::new(),
             out: OutQueue::new(),
             idle,
             deadline: now + idle,
             closing: false,
+            upload: None,
         }
     }
 
@@ -65,8 +118,25 @@ impl ApiSession {
                         info!(peer = %self.peer, "control API: too many pipelined requests");
                         return self.fail(Response::text(503, "too many requests in flight"));
                     }
+                    let upload = streams_upload(&req);
                     self.waiting.push_back(req);
                     input = &[];
+                    if upload {
+                        // The body is read by `on_bytes` from here on.
+                        let buffered = self.reader.take_buffered();
+                        let mut u = Upload {
+                            remaining: self
+                                .waiting
+                                .back()
+                                .and_then(|r| r.header("content-length"))
+                                .and_then(|v| v.trim().parse().ok())
+                                .unwrap_or(0),
+                            ..Upload::default()
+                        };
+                        u.push(&buffered);
+                        self.upload = Some(u);
+                        return Step::Continue;
+                    }
                 }
                 Ok(None) => return Step::Continue,
                 Err(e) => {
@@ -119,6 +189,14 @@ impl Session for ApiSession {
             return Step::Continue;
         }
         self.deadline = now + self.idle;
+        if let Some(u) = self.upload.as_mut() {
+            u.push(input);
+            if u.chunk.len() + u.after.len() > MAX_UPLOAD_BUFFER {
+                info!(peer = %self.peer, "control API: upload bytes not taken");
+                return self.fail(Response::text(503, "upload not consumed"));
+            }
+            return Step::Continue;
+        }
         self.read_requests(input)
     }
 
@@ -139,15 +217,36 @@ impl ApiPort for ApiSession {
         self.waiting.pop_front()
     }
 
-    fn answer(&mut self, response: Response, now: Instant) -> Step {
+    fn answer(&mut self, mut response: Response, now: Instant) -> Step {
         self.deadline = now + self.idle;
+        // The upload's request is the last one read: its answer comes when none waits.
+        let upload = match self.waiting.is_empty() {
+            true => self.upload.take(),
+            false => None,
+        };
+        if upload.as_ref().is_some_and(|u| u.remaining > 0) {
+            // Answered before its body was read (a refusal): the rest is never read.
+            response.keep_alive = false;
+        }
         self.out.push_owned(response.to_bytes());
         if response.closes() {
             self.closing = true;
             self.waiting.clear();
             return Step::close("control API: answered, closing");
         }
-        Step::Continue
+        match upload {
+            Some(u) if !u.after.is_empty() => self.read_requests(&u.after),
+            _ => Step::Continue,
+        }
+    }
+
+    fn take_upload(&mut self, out: &mut Vec<u8>) -> Option<UploadProgress> {
+        let u = self.upload.as_mut()?;
+        out.append(&mut u.chunk);
+        Some(match u.remaining {
+            0 => UploadProgress::Complete,
+            _ => UploadProgress::Receiving,
+        })
     }
 }
 

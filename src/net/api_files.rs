@@ -1,0 +1,373 @@
+//! The control API's file operations, shell side: station files in the config directory
+//! (validated with the whole config before anything is written, written atomically, then the
+//! daemon reloads), media files in `<config dir>/media/`, and update images in
+//! `api.update_dir` — the last two as uploads streamed to a hidden `.part` file while they
+//! arrive ([`crate::ops::api_session`] hands over the body a read at a time), fsynced and
+//! renamed when the last byte is there, removed when the client goes away first.
+//!
+//! The daemon never installs an update: the image's `asfcast-update.path` sees
+//! `<update_dir>/upload.img` and starts the root service that checks and installs it, and
+//! writes `<update_dir>/status.json`, which `GET /v1/update` returns.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::config::{ConfigError, ConfigErrors};
+use crate::http::{Request, Response};
+use crate::ops::api::{self, Action, Outcome, UploadTarget};
+use crate::ops::api_session::UploadProgress;
+
+use super::daemon::Daemon;
+
+/// Largest station file or status.json read back.
+const MAX_READ: u64 = 1 << 20;
+/// Room kept free on a file system an upload goes to.
+const FREE_MARGIN: u64 = 4 << 20;
+
+/// An upload being written, per connection index.
+#[derive(Debug)]
+pub struct OpenUpload {
+    file: File,
+    part: PathBuf,
+    target: PathBuf,
+    kind: UploadTarget,
+    length: u64,
+    received: u64,
+    /// The request's head, for the answer's framing.
+    request: Request,
+    buf: Vec<u8>,
+}
+
+/// The uploads in progress.
+pub type Uploads = HashMap<usize, OpenUpload>;
+
+impl Daemon {
+    /// The config directory station files and media are written to.
+    fn config_dir(&self) -> PathBuf {
+        super::last_good::config_dir(&self.paths)
+    }
+
+    fn station_path(&self, name: &str) -> PathBuf {
+        self.config_dir().join(format!("{name}.yaml"))
+    }
+
+    /// The file operations among the API's actions (None: not one of them).
+    pub(super) fn perform_file(&mut self, action: &Action) -> Option<Outcome> {
+        let r = match action {
+            Action::GetStation(name) => self.get_station(name),
+            Action::PutStation { name, text } => self.put_station(name, text),
+            Action::DeleteStation(name) => self.delete_station(name),
+            Action::ListMedia => self.list_media(),
+            Action::DeleteMedia(file) => self.delete_media(file),
+            Action::UpdateStatus => self.update_status(),
+            _ => return None,
+        };
+        Some(Outcome::Answer(r))
+    }
+
+    fn get_station(&self, name: &str) -> Response {
+        match read_limited(&self.station_path(name)) {
+            Ok(bytes) => Response::new(200)
+                .body("application/yaml", bytes)
+                .header("Cache-Control", "no-store"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                api::error(404, "no such station file")
+            }
+            Err(e) => api::error(500, &format!("cannot read the station file: {e}")),
+        }
+    }
+
+    fn put_station(&mut self, name: &str, text: &str) -> Response {
+        let path = self.station_path(name);
+        let config = match crate::config::load_edited(&self.paths, &path, Some(text)) {
+            Ok(c) => c,
+            Err(errs) => return api::refused_config(&errs),
+        };
+        match config.stations.iter().find(|s| s.file == path) {
+            Some(s) if s.name == name => {}
+            Some(s) => {
+                let at = crate::config::station::name_position(text);
+                let e = ConfigError::at(
+                    &path,
+                    at,
+                    "name",
+                    format!(
+                        "the station is called `{}`; the file's name must match: {}.yaml",
+                        s.name, s.name
+                    ),
+                );
+                return api::refused_config(&ConfigErrors(vec![e]));
+            }
+            None => return api::error(500, "the written station was not loaded"),
+        }
+        let created = !path.exists();
+        if let Err(e) = crate::fsutil::write_atomic(&path, text.as_bytes()) {
+            warn!(file = %path.display(), error = %e, "cannot write a station file");
+            return api::error(507, &format!("cannot write {}: {e}", path.display()));
+        }
+        info!(file = %path.display(), created, "station file written through the control API");
+        let report = self.reload();
+        api::json_value(
+            if created { 201 } else { 200 },
+            json!({
+                "ok": true,
+                "file": path.display().to_string(),
+                "created": created,
+                "reload": api::reload_json(&report),
+            }),
+        )
+    }
+
+    fn delete_station(&mut self, name: &str) -> Response {
+        let path = self.station_path(name);
+        if !path.is_file() {
+            return api::error(404, "no such station file");
+        }
+        if let Err(errs) = crate::config::load_edited(&self.paths, &path, None) {
+            return api::refused_config(&errs);
+        }
+        if let Err(e) = std::fs::remove_file(&path) {
+            return api::error(500, &format!("cannot remove {}: {e}", path.display()));
+        }
+        let _ = crate::fsutil::sync_dir(&path);
+        info!(file = %path.display(), "station file removed through the control API");
+        let report = self.reload();
+        api::json_value(
+            200,
+            json!({ "ok": true, "removed": path.display().to_string(), "reload": api::reload_json(&report) }),
+        )
+    }
+
+    fn media_dir(&self) -> PathBuf {
+        self.config_dir().join("media")
+    }
+
+    fn list_media(&self) -> Response {
+        let mut files = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(self.media_dir()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Ok(meta) = e.metadata() else { continue };
+                if name.starts_with('.') || !meta.is_file() {
+                    continue;
+                }
+                files.push((name, meta.len()));
+            }
+        }
+        files.sort();
+        let list: Vec<_> = files
+            .iter()
+            .map(|(n, size)| json!({ "name": n, "size": size }))
+            .collect();
+        api::json_value(200, json!({ "media": list }))
+    }
+
+    fn delete_media(&self, file: &str) -> Response {
+        let path = self.media_dir().join(file);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                let _ = crate::fsutil::sync_dir(&path);
+                info!(file = %path.display(), "media file removed through the control API");
+                api::json_value(200, json!({ "removed": file }))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                api::error(404, "no such media file")
+            }
+            Err(e) => api::error(500, &format!("cannot remove {file}: {e}")),
+        }
+    }
+
+    fn update_status(&self) -> Response {
+        let Some(dir) = self.config.server.api.update_dir.clone() else {
+            return updates_off();
+        };
+        let status = read_limited(&dir.join("status.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        api::json_value(
+            200,
+            json!({
+                "version": crate::VERSION,
+                "pending": dir.join("upload.img").exists(),
+                "status": status,
+            }),
+        )
+    }
+
+    /// Opens the `.part` file of an upload, or answers why not.
+    pub(super) fn begin_upload(
+        &mut self,
+        idx: usize,
+        target: &UploadTarget,
+        length: u64,
+        request: &Request,
+    ) -> Result<(), Response> {
+        let settings = &self.config.server.api;
+        let (dir, final_path, part, cap) = match target {
+            UploadTarget::Media(file) => {
+                let dir = self.media_dir();
+                let target = dir.join(file);
+                let part = crate::fsutil::part_path(&target);
+                (dir, target, part, settings.max_media_size)
+            }
+            UploadTarget::Update => {
+                let Some(dir) = settings.update_dir.clone() else {
+                    return Err(updates_off());
+                };
+                if dir.join("upload.img").exists() {
+                    return Err(api::error(
+                        409,
+                        "an update is waiting to be installed (upload.img); see GET /v1/update",
+                    ));
+                }
+                let img = dir.join("upload.img");
+                let part = dir.join("upload.part");
+                (dir, img, part, settings.max_update_size)
+            }
+        };
+        if length > cap {
+            return Err(api::error(
+                413,
+                &format!("{length} bytes is over the limit of {cap} bytes"),
+            ));
+        }
+        if self.api.uploads.values().any(|u| u.part == part) {
+            return Err(api::error(409, "the same file is being uploaded already"));
+        }
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            return Err(api::error(
+                500,
+                &format!("cannot create {}: {e}", dir.display()),
+            ));
+        }
+        if let Some(free) = free_bytes(&dir) {
+            if length.saturating_add(FREE_MARGIN) > free {
+                return Err(api::error(
+                    507,
+                    &format!("{length} bytes do not fit: {free} bytes free"),
+                ));
+            }
+        }
+        let file = File::create(&part)
+            .map_err(|e| api::error(500, &format!("cannot create {}: {e}", part.display())))?;
+        info!(file = %final_path.display(), length, "upload started");
+        let mut head = request.clone();
+        head.body = Vec::new();
+        self.api.uploads.insert(
+            idx,
+            OpenUpload {
+                file,
+                part,
+                target: final_path,
+                kind: target.clone(),
+                length,
+                received: 0,
+                request: head,
+                buf: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Writes what connection `idx` received of its upload; answers once it is complete (or
+    /// failed). Returns true when the upload was answered.
+    pub(super) fn pump_upload(&mut self, idx: usize, now: Instant) -> bool {
+        let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
+            return false;
+        };
+        let Some(u) = self.api.uploads.get_mut(&idx) else {
+            return false;
+        };
+        let Some(progress) = c.session.api().and_then(|p| p.take_upload(&mut u.buf)) else {
+            return false;
+        };
+        let mut failed = None;
+        if !u.buf.is_empty() {
+            match u.file.write_all(&u.buf) {
+                Ok(()) => u.received += u.buf.len() as u64,
+                Err(e) => failed = Some(api::error(507, &format!("cannot write the upload: {e}"))),
+            }
+            u.buf.clear();
+        }
+        if failed.is_none() && progress == UploadProgress::Receiving {
+            return false;
+        }
+        let Some(u) = self.api.uploads.remove(&idx) else {
+            return false;
+        };
+        let response = match failed {
+            Some(r) => {
+                let _ = std::fs::remove_file(&u.part);
+                r
+            }
+            None => finish(u.file, &u.part, &u.target).map_or_else(
+                |e| {
+                    let _ = std::fs::remove_file(&u.part);
+                    api::error(507, &format!("cannot store the upload: {e}"))
+                },
+                |()| {
+                    info!(file = %u.target.display(), bytes = u.received, "upload stored");
+                    let status = match u.kind {
+                        UploadTarget::Media(_) => 201,
+                        UploadTarget::Update => 202,
+                    };
+                    api::json_value(
+                        status,
+                        json!({ "file": u.target.display().to_string(), "bytes": u.received, "length": u.length }),
+                    )
+                },
+            ),
+        };
+        let response = response.for_request(&u.request);
+        let Some(c) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
+            return true;
+        };
+        if let Some(port) = c.session.api() {
+            let step = port.answer(response, now);
+            c.apply(step);
+        }
+        true
+    }
+
+    /// A connection closed: an upload it had not finished is removed.
+    pub(super) fn abandon_upload(&mut self, idx: usize) {
+        if let Some(u) = self.api.uploads.remove(&idx) {
+            drop(u.file);
+            let _ = std::fs::remove_file(&u.part);
+            info!(file = %u.target.display(), received = u.received, length = u.length, "upload abandoned: the client went away; partial file removed");
+        }
+    }
+}
+
+fn updates_off() -> Response {
+    api::error(
+        404,
+        "updates are not taken through this API (api.update_dir is not set in server.yaml)",
+    )
+}
+
+/// fsync, rename over the target, fsync the directory.
+fn finish(file: File, part: &Path, target: &Path) -> std::io::Result<()> {
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(part, target)?;
+    crate::fsutil::sync_dir(target)
+}
+
+fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    File::open(path)?.take(MAX_READ).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Bytes an unprivileged writer may still use on the file system of `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let s = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some(u64::from(s.blocks_available()).saturating_mul(u64::from(s.fragment_size())))
+}
