@@ -347,4 +347,55 @@ mod tests {
         let (s, now) = session();
         assert_eq!(s.deadline(), Some(now + Duration::from_secs(5)));
     }
+
+    fn upload_head(len: usize) -> String {
+        format!("PUT /v1/config/media/a.asf HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n")
+    }
+
+    #[test]
+    fn an_upload_is_handed_over_at_its_head_and_its_body_as_it_arrives() {
+        let (mut s, now) = session();
+        // A body far over MAX_BODY is fine: it is never held whole.
+        let len = MAX_BODY * 4;
+        let head = upload_head(len);
+        let mut first = head.into_bytes();
+        first.extend_from_slice(&[7u8; 1000]);
+        assert_eq!(s.on_bytes(&first, now, &NoStations), Step::Continue);
+        let req = s.take_request().unwrap_or_else(|| panic!("head"));
+        assert_eq!(req.path, "/v1/config/media/a.asf");
+        assert!(req.body.is_empty());
+        let mut got = Vec::new();
+        assert_eq!(s.take_upload(&mut got), Some(UploadProgress::Receiving));
+        assert_eq!(got.len(), 1000);
+        let mut total = got.len();
+        got.clear();
+        // The rest, then a pipelined request right after the body.
+        let rest = vec![9u8; len - 1000];
+        for chunk in rest.chunks(64 * 1024) {
+            s.on_bytes(chunk, now, &NoStations);
+            s.take_upload(&mut got);
+            total += got.len();
+            got.clear();
+        }
+        s.on_bytes(b"GET /v1/version HTTP/1.1\r\nHost: x\r\n\r\n", now, &NoStations);
+        assert_eq!(s.take_upload(&mut got), Some(UploadProgress::Complete));
+        assert_eq!(total, len);
+        assert!(got.is_empty());
+        // No request is handed out before the upload is answered; then the pipelined one.
+        assert!(s.take_request().is_none());
+        let step = s.answer(Response::new(201).for_request(&req), now);
+        assert_eq!(step, Step::Continue);
+        assert_eq!(s.take_request().map(|r| r.path).as_deref(), Some("/v1/version"));
+        assert_eq!(s.take_upload(&mut got), None);
+    }
+
+    #[test]
+    fn an_upload_refused_before_its_body_closes_the_connection() {
+        let (mut s, now) = session();
+        s.on_bytes(upload_head(10).as_bytes(), now, &NoStations);
+        let req = s.take_request().unwrap_or_else(|| panic!("head"));
+        let step = s.answer(Response::new(413).for_request(&req), now);
+        assert!(matches!(step, Step::Close { .. }), "{step:?}");
+        assert!(bytes(&mut s).contains("Connection: close"));
+    }
 }

@@ -407,3 +407,112 @@ fn answers_to_performed_actions() {
     assert_eq!(b["errors"][0]["file"], "/etc/asfcast/a.yaml");
     assert_eq!(b["errors"][0]["line"], 3);
 }
+
+#[test]
+fn the_config_and_upload_routes() {
+    let table: Vec<(&str, &str, &str, Want)> = vec![
+        ("GET", "/v1/version", "", Want::Status(200)),
+        ("GET", "/v1/config/errors", "", Want::Status(200)),
+        ("POST", "/v1/config/errors", "", Want::Status(405)),
+        (
+            "GET",
+            "/v1/config/stations/news",
+            "",
+            Want::Act(Action::GetStation("news".into())),
+        ),
+        (
+            "PUT",
+            "/v1/config/stations/news",
+            "Content-Length: 2\r\n",
+            Want::Act(Action::PutStation {
+                name: "news".into(),
+                text: String::new(),
+            }),
+        ),
+        (
+            "DELETE",
+            "/v1/config/stations/news",
+            "",
+            Want::Act(Action::DeleteStation("news".into())),
+        ),
+        ("POST", "/v1/config/stations/news", "", Want::Status(405)),
+        ("PUT", "/v1/config/stations/server", "", Want::Status(400)),
+        ("PUT", "/v1/config/stations/network", "", Want::Status(400)),
+        ("PUT", "/v1/config/stations/a.b", "", Want::Status(400)),
+        ("GET", "/v1/config/media", "", Want::Act(Action::ListMedia)),
+        (
+            "PUT",
+            "/v1/config/media/clip.asf",
+            "Content-Length: 10\r\n",
+            Want::Act(Action::Upload {
+                target: UploadTarget::Media("clip.asf".into()),
+                length: 10,
+            }),
+        ),
+        ("PUT", "/v1/config/media/clip.asf", "", Want::Status(411)),
+        (
+            "DELETE",
+            "/v1/config/media/clip.asf",
+            "",
+            Want::Act(Action::DeleteMedia("clip.asf".into())),
+        ),
+        ("GET", "/v1/config/media/clip.asf", "", Want::Status(405)),
+        // Names: hidden, traversal, separators, encodings, controls.
+        ("PUT", "/v1/config/media/.hidden", "", Want::Status(400)),
+        ("PUT", "/v1/config/media/..", "", Want::Status(400)),
+        ("PUT", "/v1/config/media/../server.yaml", "", Want::Status(400)),
+        ("PUT", "/v1/config/media/a%2fb.asf", "", Want::Status(400)),
+        ("PUT", "/v1/config/media/a%00.asf", "", Want::Status(400)),
+        ("PUT", "/v1/config/media/a\\b.asf", "", Want::Status(400)),
+        ("PUT", "/v1/config/media/a/b.asf", "", Want::Status(404)),
+        (
+            "PUT",
+            "/v1/update",
+            "Content-Length: 5\r\n",
+            Want::Act(Action::Upload {
+                target: UploadTarget::Update,
+                length: 5,
+            }),
+        ),
+        ("GET", "/v1/update", "", Want::Act(Action::UpdateStatus)),
+        ("DELETE", "/v1/update", "", Want::Status(405)),
+    ];
+    let open = Credentials::open();
+    let none = BTreeSet::new();
+    for (method, target, extra, want) in table {
+        let mut req = get(method, target, "");
+        // Only the head matters here (the session streams uploads' bodies).
+        if let Some((k, v)) = extra.trim().split_once(": ") {
+            req.headers.push((k.to_string(), v.to_string()));
+        }
+        let r = run(&req, &open, &none);
+        match (want, &r) {
+            (Want::Status(s), _) => {
+                assert_eq!(status_of(&r), Some(s), "{method} {target}: {r:?}")
+            }
+            (Want::Act(a), Routed::Act(got)) => assert_eq!(&a, got, "{method} {target}"),
+            (Want::Act(a), other) => panic!("{method} {target}: wanted {a:?}, got {other:?}"),
+        }
+    }
+    // Writes need credentials like every route when the API has them.
+    let creds = Credentials::from_texts(Some("tok"), None).unwrap_or_else(|e| panic!("{e}"));
+    for (method, target) in [
+        ("PUT", "/v1/config/stations/news"),
+        ("PUT", "/v1/config/media/a.asf"),
+        ("PUT", "/v1/update"),
+        ("DELETE", "/v1/config/media/a.asf"),
+    ] {
+        let r = run(&get(method, target, ""), &creds, &none);
+        assert_eq!(status_of(&r), Some(401), "{method} {target}");
+    }
+    let r = run(&get("GET", "/v1/version", ""), &open, &none);
+    assert_eq!(body_of(&r)["version"], crate::VERSION);
+    assert_eq!(
+        status_of(&run(
+            &get("GET", "/v1/version", ""),
+            &Credentials::locked(),
+            &none
+        )),
+        Some(401)
+    );
+}
