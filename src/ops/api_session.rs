@@ -377,7 +377,11 @@ mod tests {
             total += got.len();
             got.clear();
         }
-        s.on_bytes(b"GET /v1/version HTTP/1.1\r\nHost: x\r\n\r\n", now, &NoStations);
+        s.on_bytes(
+            b"GET /v1/version HTTP/1.1\r\nHost: x\r\n\r\n",
+            now,
+            &NoStations,
+        );
         assert_eq!(s.take_upload(&mut got), Some(UploadProgress::Complete));
         assert_eq!(total, len);
         assert!(got.is_empty());
@@ -385,7 +389,10 @@ mod tests {
         assert!(s.take_request().is_none());
         let step = s.answer(Response::new(201).for_request(&req), now);
         assert_eq!(step, Step::Continue);
-        assert_eq!(s.take_request().map(|r| r.path).as_deref(), Some("/v1/version"));
+        assert_eq!(
+            s.take_request().map(|r| r.path).as_deref(),
+            Some("/v1/version")
+        );
         assert_eq!(s.take_upload(&mut got), None);
     }
 

@@ -460,7 +460,12 @@ fn the_config_and_upload_routes() {
         // Names: hidden, traversal, separators, encodings, controls.
         ("PUT", "/v1/config/media/.hidden", "", Want::Status(400)),
         ("PUT", "/v1/config/media/..", "", Want::Status(400)),
-        ("PUT", "/v1/config/media/../server.yaml", "", Want::Status(400)),
+        (
+            "PUT",
+            "/v1/config/media/../server.yaml",
+            "",
+            Want::Status(400),
+        ),
         ("PUT", "/v1/config/media/a%2fb.asf", "", Want::Status(400)),
         ("PUT", "/v1/config/media/a%00.asf", "", Want::Status(400)),
         ("PUT", "/v1/config/media/a\\b.asf", "", Want::Status(400)),

@@ -1,0 +1,440 @@
+//! The config partition and uploads end to end (issue 15): `asfcast run --last-good` on a
+//! config directory in a temp dir, the control API on 127.0.0.1, FFmpeg as the judge.
+//! - a station YAML and a media file uploaded through the API (`asfcast ctl put-media`,
+//!   `put-station`) play without a restart: FFmpeg decodes frames from the new station and
+//!   the daemon's pid is the same;
+//! - a broken station upload is refused 422 with line and column, nothing is written, and
+//!   the old station still plays;
+//! - a daemon started on a directory with a broken file runs the last-good config (FFmpeg
+//!   decodes from it) and the status page shows the error with file and line (fetched, and
+//!   rendered by headless Chromium); with no last-good copy it runs no station but stays up
+//!   with the errors shown (no crash loop);
+//! - an oversized media upload gets 413 and leaves no file; traversal and hidden names are
+//!   refused; a client vanishing mid-upload leaves no partial file.
+//!
+//! Only loopback traffic; run inside tests/netns-run like the rest.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use support::{bounded, Daemon, TempDir};
+
+struct Setup {
+    _dir: TempDir,
+    etc: PathBuf,
+    last_good: PathBuf,
+    daemon: Daemon,
+    http: SocketAddr,
+    api: SocketAddr,
+}
+
+const MEDIA_CAP: u64 = 4 << 20;
+
+fn server_yaml(etc: &Path, hp: u16, ap: u16) -> String {
+    format!(
+        "listen:\n  http: 127.0.0.1:{hp}\n  mms: false\n  rtsp: false\n  api: 127.0.0.1:{ap}\n\
+         announce_dir: {}\nstatus:\n  enabled: true\nmetrics:\n  enabled: true\n\
+         api:\n  max_media_size: {MEDIA_CAP}\n",
+        etc.parent().unwrap_or(etc).join("announce").display()
+    )
+}
+
+fn station_yaml(name: &str, media: &str) -> String {
+    format!("name: {name}\nsource:\n  type: playlist\n  files: [{media}]\n  loop: true\n")
+}
+
+/// A config dir like the partition's: server.yaml, demo.yaml, media/demo.asf, and the files
+/// a person or another OS leaves there.
+fn partition(tag: &str) -> (TempDir, PathBuf, u16, u16) {
+    let dir = TempDir::new(tag);
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(etc.join("media")).unwrap();
+    std::fs::create_dir_all(etc.join("System Volume Information")).unwrap();
+    std::fs::copy(support::demo_media(), etc.join("media/demo.asf")).unwrap();
+    let (hp, ap) = (support::free_tcp_port(), support::free_tcp_port());
+    std::fs::write(etc.join("server.yaml"), server_yaml(&etc, hp, ap)).unwrap();
+    std::fs::write(
+        etc.join("demo.yaml"),
+        station_yaml("demo", "media/demo.asf"),
+    )
+    .unwrap();
+    std::fs::write(etc.join("README.txt"), "Edit the YAML files.\r\n").unwrap();
+    std::fs::write(etc.join("._demo.yaml"), [0u8, 5, 22, 7]).unwrap();
+    std::fs::write(etc.join("demo.yaml.bak"), "name: [").unwrap();
+    (dir, etc, hp, ap)
+}
+
+fn run_daemon(dir: TempDir, etc: PathBuf, hp: u16, ap: u16, wait_playing: bool) -> Setup {
+    let last_good = dir.path().join("last-good");
+    let mut daemon = Daemon::asfcast([
+        "run",
+        "--config",
+        etc.to_str().unwrap(),
+        "--last-good",
+        last_good.to_str().unwrap(),
+    ]);
+    let http: SocketAddr = format!("127.0.0.1:{hp}").parse().unwrap();
+    let api: SocketAddr = format!("127.0.0.1:{ap}").parse().unwrap();
+    daemon.wait_for_tcp(http, Duration::from_secs(10));
+    daemon.wait_for_tcp(api, Duration::from_secs(10));
+    if wait_playing {
+        assert!(
+            daemon.wait_for_stderr("playing", Duration::from_secs(10)),
+            "{}",
+            daemon.stderr()
+        );
+    }
+    Setup {
+        _dir: dir,
+        etc,
+        last_good,
+        daemon,
+        http,
+        api,
+    }
+}
+
+fn start(tag: &str) -> Setup {
+    let (dir, etc, hp, ap) = partition(tag);
+    run_daemon(dir, etc, hp, ap, true)
+}
+
+/// Runs `asfcast ctl --api URL ARGS…` (bounded).
+fn ctl(api: SocketAddr, args: &[&str]) -> Output {
+    let url = format!("http://{api}");
+    let mut cmd = bounded(Duration::from_secs(60), support::asfcast_bin());
+    cmd.args(["ctl", "--api", &url])
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    cmd.output()
+        .unwrap_or_else(|e| panic!("asfcast ctl {args:?}: {e}"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// (video, audio) frames FFmpeg decodes from `station` over MMSH in `secs` seconds.
+fn ffmpeg_frames(http: SocketAddr, station: &str, secs: u32) -> (usize, usize) {
+    let mut cmd = bounded(Duration::from_secs(60), "ffmpeg");
+    cmd.args(["-nostdin", "-v", "error", "-i"])
+        .arg(format!("mmsh://{http}/{station}"))
+        .args(["-t", &secs.to_string(), "-map", "0", "-f", "framemd5", "-"]);
+    let out =
+        support::run_bounded(&mut cmd, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    let t = text(&out.stdout);
+    let count = |idx: &str| {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.split(',').next().map(str::trim) == Some(idx))
+            .count()
+    };
+    (count("0"), count("1"))
+}
+
+/// One raw HTTP exchange: the status and the body of the answer.
+fn http(addr: SocketAddr, method: &str, path: &str, extra: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n{extra}\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let t = text(&out);
+    let status = t
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = t
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn an_uploaded_station_and_media_play_without_a_restart() {
+    let mut s = start("cp-upload");
+    let pid = s.daemon.pid();
+    let clip = s._dir.path().join("clip.asf");
+    std::fs::copy(support::demo_media_b(), &clip).unwrap();
+    let out = ctl(s.api, &["put-media", clip.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stderr),
+        s.daemon.stderr()
+    );
+    assert_eq!(
+        std::fs::read(s.etc.join("media/clip.asf")).unwrap(),
+        std::fs::read(support::demo_media_b()).unwrap()
+    );
+    let news = s._dir.path().join("news.yaml");
+    std::fs::write(&news, station_yaml("news", "media/clip.asf")).unwrap();
+    let out = ctl(s.api, &["put-station", news.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stderr),
+        s.daemon.stderr()
+    );
+    let said = text(&out.stdout);
+    assert!(said.contains("1 started"), "{said}");
+    let (video, audio) = ffmpeg_frames(s.http, "news", 3);
+    eprintln!("uploaded station news: ffmpeg -t 3 decoded video={video} audio={audio}");
+    assert!(video >= 30 && audio >= 30, "video={video} audio={audio}");
+    assert!(s.daemon.is_running());
+    assert_eq!(s.daemon.pid(), pid);
+    // The new files are the last good copy too.
+    assert!(s.last_good.join("current/news.yaml").is_file());
+    let out = ctl(s.api, &["--json", "media"]);
+    let listed = text(&out.stdout);
+    assert!(
+        listed.contains("\"clip.asf\"") && listed.contains("\"demo.asf\""),
+        "{listed}"
+    );
+
+    // A broken station: 422 with line and column, nothing written, news plays on.
+    let (status, body) = http(
+        s.api,
+        "PUT",
+        "/v1/config/stations/news",
+        "",
+        b"name: news\nsource:\n  type: playlist\n  files: [media/clip.asf]\n  loop: sometimes\n",
+    );
+    assert_eq!(status, 422, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let e = &v["errors"][0];
+    assert_eq!(
+        (e["line"].as_u64(), e["column"].as_u64()),
+        (Some(5), Some(9)),
+        "{body}"
+    );
+    assert_eq!(e["field"], "source.loop");
+    assert!(
+        e["file"].as_str().unwrap_or("").ends_with("etc/news.yaml"),
+        "{body}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.etc.join("news.yaml")).unwrap(),
+        station_yaml("news", "media/clip.asf")
+    );
+    let (video, audio) = ffmpeg_frames(s.http, "news", 2);
+    eprintln!("after the refused upload: ffmpeg -t 2 decoded video={video} audio={audio}");
+    assert!(video >= 20 && audio >= 20, "video={video} audio={audio}");
+    // A station named unlike its file is refused too.
+    let (status, body) = http(
+        s.api,
+        "PUT",
+        "/v1/config/stations/other",
+        "",
+        station_yaml("news2", "media/clip.asf").as_bytes(),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(!s.etc.join("other.yaml").exists());
+    assert_eq!(s.daemon.pid(), pid);
+}
+
+#[test]
+fn media_uploads_are_capped_named_and_never_left_partial() {
+    let s = start("cp-media");
+    let media = s.etc.join("media");
+    // Over the cap: 413 from the Content-Length, before any byte is stored.
+    let mut c = TcpStream::connect(s.api).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "PUT /v1/config/media/big.asf HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        MEDIA_CAP + 1
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    let _ = c.write_all(&[0u8; 4096]);
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+    let answer = text(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    assert_eq!(files_in(&media), ["demo.asf"]);
+
+    // Names that would leave media/ or hide a file.
+    for path in [
+        "/v1/config/media/..",
+        "/v1/config/media/%2e%2e%2fserver.yaml",
+        "/v1/config/media/..%2fserver.yaml",
+        "/v1/config/media/.hidden.asf",
+        "/v1/config/media/a%00b.asf",
+        "/v1/config/media/a%20b.asf",
+        "/v1/config/media/../demo.yaml",
+    ] {
+        let (status, body) = http(s.api, "PUT", path, "", b"hello");
+        assert_eq!(status, 400, "{path}: {body}");
+    }
+    assert_eq!(files_in(&media), ["demo.asf"]);
+    assert_eq!(
+        std::fs::read_to_string(s.etc.join("server.yaml")).unwrap(),
+        server_yaml(&s.etc, s.http.port(), s.api.port())
+    );
+
+    // A client that goes away mid-upload: the part file is there while it sends, gone after.
+    let mut c = TcpStream::connect(s.api).unwrap();
+    let len = 3u64 << 20;
+    let head = format!(
+        "PUT /v1/config/media/cut.asf HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n"
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    c.write_all(&vec![1u8; 1 << 20]).unwrap();
+    let part = media.join(".cut.asf.part");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 1 << 20 {
+        assert!(
+            Instant::now() < deadline,
+            "no part file growing: {:?}",
+            files_in(&media)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(c);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while part.exists() {
+        assert!(Instant::now() < deadline, "the part file stayed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(files_in(&media), ["demo.asf"]);
+
+    // A whole one is stored; its bytes are the sent ones.
+    let body: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let (status, answer) = http(s.api, "PUT", "/v1/config/media/ok.bin", "", &body);
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(std::fs::read(media.join("ok.bin")).unwrap(), body);
+    assert_eq!(files_in(&media), ["demo.asf", "ok.bin"]);
+    // Updates are off without api.update_dir.
+    let (status, _) = http(s.api, "PUT", "/v1/update", "", b"img");
+    assert_eq!(status, 404);
+}
+
+/// The rendered status page (headless Chromium) when it is installed, else the raw HTML.
+fn status_dom(dir: &Path, http_addr: SocketAddr) -> String {
+    let url = format!("http://{http_addr}/");
+    let have_chromium = std::process::Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if have_chromium {
+        let mut cmd = bounded(Duration::from_secs(90), "chromium");
+        cmd.args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            "--dump-dom",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.join("chromium-profile").display()
+        ))
+        .arg(&url);
+        let out = support::run_bounded(&mut cmd, Duration::from_secs(90))
+            .unwrap_or_else(|e| panic!("chromium: {e}"));
+        text(&out.stdout)
+    } else {
+        http(http_addr, "GET", "/", "", b"").1
+    }
+}
+
+#[test]
+fn a_broken_file_at_start_runs_the_last_good_config_and_shows_the_error() {
+    // First boot: valid, so it is saved as the last good copy.
+    let s = start("cp-lastgood");
+    let (dir, etc, hp, ap) = (s._dir, s.etc, s.http.port(), s.api.port());
+    assert!(s.last_good.join("current/demo.yaml").is_file());
+    s.daemon.stop();
+    // A person breaks demo.yaml on the partition; the box restarts.
+    std::fs::write(
+        etc.join("demo.yaml"),
+        "name: demo\nsource:\n  type: playlist\n  files: [media/demo.asf\n",
+    )
+    .unwrap();
+    let mut s = run_daemon(dir, etc, hp, ap, true);
+    let (video, audio) = ffmpeg_frames(s.http, "demo", 3);
+    eprintln!("last-good demo: ffmpeg -t 3 decoded video={video} audio={audio}");
+    assert!(video >= 30 && audio >= 30, "video={video} audio={audio}");
+    let dom = status_dom(s._dir.path(), s.http);
+    assert!(dom.contains("data-running=\"last-good\""), "{dom}");
+    let file = s.etc.join("demo.yaml").display().to_string();
+    let row = format!("<tr><td>{file}</td><td class=\"n\">5</td>");
+    assert!(dom.contains(&row), "no {row} in\n{dom}");
+    let out = ctl(s.api, &["errors"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("running: last-good"));
+    assert!(
+        text(&out.stderr).contains(&format!("{file}:5:")),
+        "{}",
+        text(&out.stderr)
+    );
+    let (_, metrics) = http(s.http, "GET", "/metrics", "", b"");
+    assert!(metrics.contains("\nasfcast_config_errors 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nasfcast_config_last_good 1\n"),
+        "{metrics}"
+    );
+
+    // Fixed through the API: the error is gone and the copy refreshed.
+    let out = ctl(s.api, &["put-station", "--name", "demo", "/dev/stdin"]);
+    assert_eq!(out.status.code(), Some(1), "an empty body is refused");
+    let fixed = s._dir.path().join("demo.yaml");
+    std::fs::write(&fixed, station_yaml("demo", "media/demo.asf")).unwrap();
+    let out = ctl(s.api, &["put-station", fixed.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = ctl(s.api, &["errors"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("running: config"));
+    assert!(s.daemon.is_running());
+}
+
+#[test]
+fn a_first_boot_with_a_broken_file_stays_up_with_no_station() {
+    let (dir, etc, hp, ap) = partition("cp-firstboot");
+    std::fs::write(etc.join("demo.yaml"), "name: demo\nsource: 7\n").unwrap();
+    let mut s = run_daemon(dir, etc, hp, ap, false);
+    assert!(
+        s.daemon
+            .wait_for_stderr("no usable configuration", Duration::from_secs(10)),
+        "{}",
+        s.daemon.stderr()
+    );
+    let (status, page) = http(s.http, "GET", "/", "", b"");
+    assert_eq!(status, 200);
+    assert!(page.contains("data-running=\"none\""), "{page}");
+    assert!(page.contains("No stations are configured."), "{page}");
+    let file = s.etc.join("demo.yaml").display().to_string();
+    assert!(
+        page.contains(&format!("<tr><td>{file}</td><td class=\"n\">2</td>")),
+        "{page}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(s.daemon.is_running(), "{}", s.daemon.stderr());
+}
