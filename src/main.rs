@@ -226,13 +226,17 @@ fn check(paths: &[PathBuf]) -> ExitCode {
     match asfcast::config::load(paths) {
         Ok(c) => {
             println!(
-                "ok: {} station(s): {}",
+                "ok: {} station(s): {}{}",
                 c.stations.len(),
                 c.stations
                     .iter()
                     .map(|s| s.name.as_str())
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                match &c.network {
+                    Some(n) => format!("; network: {}", n.file.display()),
+                    None => String::new(),
+                }
             );
             ExitCode::SUCCESS
         }

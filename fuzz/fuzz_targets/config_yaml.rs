@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
             Ok(s) => Config {
                 server: ServerConfig::default(),
                 stations: vec![s],
+                network: None,
             },
             Err(e) => {
                 assert!(!e.0.is_empty(), "an error without a message");
@@ -51,6 +52,7 @@ fuzz_target!(|data: &[u8]| {
             Ok(server) => Config {
                 server,
                 stations: Vec::new(),
+                network: None,
             },
             Err(e) => {
                 assert!(!e.0.is_empty(), "an error without a message");

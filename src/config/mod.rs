@@ -615,11 +615,11 @@ mod tests {
             std::fs::create_dir_all(d.0.join(dir)).unwrap_or_else(|e| panic!("{e}"));
         }
         d.write("media/clip.yaml", "not: [a station");
-        let c = load(&[d.0.clone()]).unwrap_or_else(|e| panic!("{e}"));
+        let c = load(std::slice::from_ref(&d.0)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.stations.len(), 1);
         assert_eq!(c.network.and_then(|n| n.hostname).as_deref(), Some("box"));
         d.write("network.yaml", "hostname: [box\n");
-        let e = messages(load(&[d.0.clone()]));
+        let e = messages(load(std::slice::from_ref(&d.0)));
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].contains("network.yaml:2:1: invalid YAML"), "{e:?}");
     }
