@@ -304,7 +304,11 @@ fn load_texts(
     for (path, text) in files {
         let path = &path;
         let text = match text {
-            Ok(t) => t,
+            // Windows Notepad may start a UTF-8 file with a byte order mark.
+            Ok(t) => match t.strip_prefix('\u{feff}') {
+                Some(rest) => rest.to_string(),
+                None => t,
+            },
             Err(e) => {
                 errors.push(e);
                 continue;
@@ -615,6 +619,14 @@ mod tests {
             std::fs::create_dir_all(d.0.join(dir)).unwrap_or_else(|e| panic!("{e}"));
         }
         d.write("media/clip.yaml", "not: [a station");
+        // Notepad's byte order mark and CRLF line ends.
+        d.write(
+            "news.yaml",
+            &format!(
+                "\u{feff}{}",
+                station("news", "239.1.1.1").replace('\n', "\r\n")
+            ),
+        );
         let c = load(std::slice::from_ref(&d.0)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.stations.len(), 1);
         assert_eq!(c.network.and_then(|n| n.hostname).as_deref(), Some("box"));

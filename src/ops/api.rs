@@ -97,6 +97,7 @@ impl Credentials {
         let token = match token {
             None => None,
             Some(t) => {
+                let t = t.strip_prefix('\u{feff}').unwrap_or(t);
                 let first = t.lines().next().unwrap_or_default().trim();
                 if first.is_empty() {
                     return Err(CredentialsError::EmptyToken);

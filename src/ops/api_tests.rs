@@ -512,6 +512,15 @@ fn the_config_and_upload_routes() {
     }
     let r = run(&get("GET", "/v1/version", ""), &open, &none);
     assert_eq!(body_of(&r)["version"], crate::VERSION);
+    // api.token written with Notepad: a byte order mark and CRLF.
+    let notepad =
+        Credentials::from_texts(Some("\u{feff}tok\r\n"), None).unwrap_or_else(|e| panic!("{e}"));
+    let r = run(
+        &get("GET", "/v1/version", "Authorization: Bearer tok\r\n"),
+        &notepad,
+        &none,
+    );
+    assert_eq!(status_of(&r), Some(200));
     assert_eq!(
         status_of(&run(
             &get("GET", "/v1/version", ""),
