@@ -402,16 +402,39 @@ fn a_broken_file_at_start_runs_the_last_good_config_and_shows_the_error() {
         "{metrics}"
     );
 
-    // Fixed through the API: the error is gone and the copy refreshed.
+    // A second broken file: each can be fixed through the API on its own.
+    std::fs::write(
+        s.etc.join("other.yaml"),
+        "name: other
+source: 7
+",
+    )
+    .unwrap();
     let out = ctl(s.api, &["put-station", "--name", "demo", "/dev/stdin"]);
     assert_eq!(out.status.code(), Some(1), "an empty body is refused");
     let fixed = s._dir.path().join("demo.yaml");
     std::fs::write(&fixed, station_yaml("demo", "media/demo.asf")).unwrap();
     let out = ctl(s.api, &["put-station", fixed.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("the reload was refused"), "{said}");
+    assert!(
+        text(&out.stderr).contains("other.yaml:2:"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ctl(s.api, &["delete-station", "other"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Fixed: the error is gone, the copy refreshed, and the box never restarted.
     let out = ctl(s.api, &["errors"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("running: config"));
+    let (_, metrics) = http(s.http, "GET", "/metrics", "", b"");
+    assert!(metrics.contains("\nasfcast_config_errors 0\n"), "{metrics}");
+    assert_eq!(
+        std::fs::read_to_string(s.last_good.join("current/demo.yaml")).unwrap(),
+        station_yaml("demo", "media/demo.asf")
+    );
     assert!(s.daemon.is_running());
 }
 

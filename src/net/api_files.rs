@@ -1,6 +1,7 @@
 //! The control API's file operations, shell side: station files in the config directory
-//! (validated with the whole config before anything is written, written atomically, then the
-//! daemon reloads), media files in `<config dir>/media/`, and update images in
+//! (validated with the whole config before anything is written — refused when the edit adds
+//! an error, so a file can be fixed while another one is still broken — written atomically,
+//! then the daemon reloads), media files in `<config dir>/media/`, and update images in
 //! `api.update_dir` — the last two as uploads streamed to a hidden `.part` file while they
 //! arrive ([`crate::ops::api_session`] hands over the body a read at a time), fsynced and
 //! renamed when the last byte is there, removed when the client goes away first.
@@ -9,7 +10,7 @@
 //! `<update_dir>/upload.img` and starts the root service that checks and installs it, and
 //! writes `<update_dir>/status.json`, which `GET /v1/update` returns.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -83,19 +84,36 @@ impl Daemon {
         }
     }
 
+    /// Whether the config as it would be after editing `path` is acceptable: valid, or its
+    /// errors all already there before and none in `path` itself — so that with two broken
+    /// files each can be fixed on its own (the reload then says what is still wrong).
+    fn edit_refused(&self, path: &Path, after: Result<(), ConfigErrors>) -> Option<Response> {
+        let Err(after) = after else {
+            return None;
+        };
+        let before: HashSet<String> = match crate::config::load(&self.paths) {
+            Ok(_) => HashSet::new(),
+            Err(e) => e
+                .iter()
+                .filter(|e| e.file != path)
+                .map(ToString::to_string)
+                .collect(),
+        };
+        let worse = after
+            .iter()
+            .any(|e| e.file == path || !before.contains(&e.to_string()));
+        worse.then(|| api::refused_config(&after))
+    }
+
     fn put_station(&mut self, name: &str, text: &str) -> Response {
         let path = self.station_path(name);
-        let config = match crate::config::load_edited(&self.paths, &path, Some(text)) {
-            Ok(c) => c,
+        // The file's station must be the one its name says.
+        match crate::config::parse_station(&path, text) {
             Err(errs) => return api::refused_config(&errs),
-        };
-        match config.stations.iter().find(|s| s.file == path) {
-            Some(s) if s.name == name => {}
-            Some(s) => {
-                let at = crate::config::station::name_position(text);
+            Ok(s) if s.name != name => {
                 let e = ConfigError::at(
                     &path,
-                    at,
+                    crate::config::station::name_position(text),
                     "name",
                     format!(
                         "the station is called `{}`; the file's name must match: {}.yaml",
@@ -104,7 +122,11 @@ impl Daemon {
                 );
                 return api::refused_config(&ConfigErrors(vec![e]));
             }
-            None => return api::error(500, "the written station was not loaded"),
+            Ok(_) => {}
+        }
+        let after = crate::config::load_edited(&self.paths, &path, Some(text)).map(|_| ());
+        if let Some(refusal) = self.edit_refused(&path, after) {
+            return refusal;
         }
         let created = !path.exists();
         if let Err(e) = crate::fsutil::write_atomic(&path, text.as_bytes()) {
@@ -129,8 +151,9 @@ impl Daemon {
         if !path.is_file() {
             return api::error(404, "no such station file");
         }
-        if let Err(errs) = crate::config::load_edited(&self.paths, &path, None) {
-            return api::refused_config(&errs);
+        let after = crate::config::load_edited(&self.paths, &path, None).map(|_| ());
+        if let Some(refusal) = self.edit_refused(&path, after) {
+            return refusal;
         }
         if let Err(e) = std::fs::remove_file(&path) {
             return api::error(500, &format!("cannot remove {}: {e}", path.display()));
