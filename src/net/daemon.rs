@@ -437,15 +437,12 @@ impl Daemon {
         next
     }
 
-    /// Records a connection's next deadline after the loop talked to its session (a closed
-    /// slot clears it).
+    /// Records a connection's next deadline after the loop talked to its session: the slot
+    /// fires no later than it ([`super::deadlines::Deadlines::lower`]; a deadline that moved
+    /// later is found out when the earlier entry fires).
     pub(super) fn rearm(&mut self, idx: usize) {
-        let d = self
-            .conns
-            .get(idx)
-            .and_then(|c| c.as_ref())
-            .and_then(Connection::deadline);
-        self.deadlines.set(idx, d);
+        let d = conn_deadline(&self.conns, idx);
+        self.deadlines.lower(idx, d);
     }
 
     /// Re-reads every connection's deadline (the housekeeping tick's safety net: a session
@@ -469,8 +466,7 @@ impl Daemon {
                 if let Some(subscribers) = self.clients.get(name) {
                     fan_out(&mut self.conns, subscribers, &events, now);
                     for &i in subscribers {
-                        let d = self.conns.get(i).and_then(|c| c.as_ref());
-                        self.deadlines.set(i, d.and_then(Connection::deadline));
+                        self.deadlines.lower(i, conn_deadline(&self.conns, i));
                     }
                 }
                 events.clear();
@@ -506,8 +502,12 @@ impl Daemon {
             if c.session.deadline().is_some_and(|d| d <= now) {
                 let step = c.session.on_timeout(now);
                 c.apply(step);
+                self.after_io(i);
+            } else {
+                // Woken early (the deadline moved later since it was armed): arm the real one.
+                let d = conn_deadline(&self.conns, i);
+                self.deadlines.set(i, d);
             }
-            self.after_io(i);
         }
         due.clear();
         self.due_conns = due;
@@ -658,6 +658,14 @@ fn udp_token(via: UdpChannel) -> Token {
         UdpChannel::Rtp => UDP_RTP,
         UdpChannel::Rtcp => UDP_RTCP,
     }
+}
+
+/// A connection slot's next deadline (None for a free slot).
+fn conn_deadline(conns: &[Option<Connection>], idx: usize) -> Option<Instant> {
+    conns
+        .get(idx)
+        .and_then(|c| c.as_ref())
+        .and_then(Connection::deadline)
 }
 
 fn unsubscribe(subscribers: &mut HashMap<String, Vec<usize>>, station: &str, idx: usize) {

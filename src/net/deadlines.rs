@@ -62,6 +62,21 @@ impl Deadlines {
         }
     }
 
+    /// Makes the slot fire no later than `deadline`, and otherwise leaves it alone: a
+    /// deadline that moved later (or went away) keeps the earlier entry, and the caller
+    /// re-checks when that fires and [`Deadlines::set`]s the real one. A session whose
+    /// deadline moves forward with every packet (a silence timer) then costs nothing per
+    /// packet, one early wake-up per timeout instead.
+    pub fn lower(&mut self, slot: usize, deadline: Option<Instant>) {
+        let Some(d) = deadline else {
+            return;
+        };
+        if self.get(slot).is_some_and(|armed| armed <= d) {
+            return;
+        }
+        self.set(slot, Some(d));
+    }
+
     /// The slot's deadline as last set.
     pub fn get(&self, slot: usize) -> Option<Instant> {
         self.armed.get(slot).copied().flatten().map(|(d, _)| d)
@@ -170,6 +185,31 @@ mod tests {
         d.set(0, Some(at(t, 5)));
         assert_eq!(due(&mut d, at(t, 60)), vec![0]);
         assert_eq!(due(&mut d, at(t, 60)), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn lowering_only_moves_a_deadline_earlier() {
+        let t = Instant::now();
+        let mut d = Deadlines::default();
+        d.lower(2, None);
+        assert_eq!(d.earliest(), None);
+        d.lower(2, Some(at(t, 100)));
+        // A silence timer moving forward with every packet: no new entries.
+        for ms in 101..200 {
+            d.lower(2, Some(at(t, ms)));
+        }
+        d.lower(2, None);
+        assert_eq!(d.heap_len(), 1);
+        assert_eq!(d.get(2), Some(at(t, 100)));
+        // Earlier does move it.
+        d.lower(2, Some(at(t, 50)));
+        assert_eq!(d.earliest(), Some(at(t, 50)));
+        // It fires at the early time; the caller finds the session not due and sets the
+        // real deadline, which then fires.
+        assert_eq!(due(&mut d, at(t, 60)), vec![2]);
+        d.set(2, Some(at(t, 199)));
+        assert_eq!(due(&mut d, at(t, 150)), Vec::<usize>::new());
+        assert_eq!(due(&mut d, at(t, 199)), vec![2]);
     }
 
     #[test]
