@@ -176,4 +176,23 @@ mod tests {
         assert!(!w.pf_payload(&[0x80, 0, 0, 9, 1, 2, 3], true, &mut frag));
         assert!(frag.is_empty());
     }
+
+    proptest::proptest! {
+        /// Hostile bytes anywhere (header, packet, x-asf-pf payload) never panic and never
+        /// grow the reassembly past its bound.
+        #[test]
+        fn arbitrary_bytes_are_refused_quietly(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..4000),
+            marker in proptest::bool::ANY,
+        ) {
+            let mut w = KeyWatch::default();
+            w.header(&bytes);
+            w.packet(&bytes);
+            let mut frag = Vec::new();
+            for _ in 0..3 {
+                w.pf_payload(&bytes, marker, &mut frag);
+            }
+            proptest::prop_assert!(frag.len() <= MAX_BYTES);
+        }
+    }
 }
