@@ -306,7 +306,7 @@ impl DataChunks {
             }
         };
         debug_assert!(len <= MAX_CHUNK_PAYLOAD);
-        out.push_owned(head.to_vec());
+        out.push_small(&head);
         out.push_shared(p.bytes.clone());
         self.location = self.location.wrapping_add(1);
         self.stats.packets += 1;

@@ -612,7 +612,7 @@ impl Framer for Media {
             ));
             return;
         }
-        self.out.push_owned(head.encode().to_vec());
+        self.out.push_small(&head.encode());
         self.out.push_shared(p.bytes.clone());
         if pad > 0 {
             self.out.push_owned(vec![0; pad]);

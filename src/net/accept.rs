@@ -111,6 +111,7 @@ impl Daemon {
                 continue;
             }
             self.conns[idx] = Some(conn);
+            self.rearm(idx);
         }
     }
 

@@ -166,6 +166,14 @@ impl Connection {
         self.closing_since.map(|t| t + LINGER)
     }
 
+    /// The connection's next deadline: its session's timer, or the linger limit once closing.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        match (self.session.deadline(), self.linger_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Writes as much of the session's queue as the socket takes. Returns false on error.
     pub fn flush(&mut self) -> bool {
         loop {

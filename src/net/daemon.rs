@@ -120,6 +120,11 @@ pub struct Daemon {
     pub(super) config_state: crate::ops::ConfigState,
     /// `--last-good DIR`: where the last valid configuration's texts are kept.
     pub(super) last_good: Option<PathBuf>,
+    /// Every connection's next deadline (session timer or linger), by slot: the loop finds
+    /// the earliest and the due ones without scanning every connection.
+    pub(super) deadlines: super::deadlines::Deadlines,
+    /// Scratch list of the connections due this turn.
+    pub(super) due_conns: Vec<usize>,
 }
 
 /// Changes the running log level (see [`Daemon::with_log_level_hook`]).
@@ -271,6 +276,8 @@ impl Daemon {
                 errors: std::sync::Arc::new(config_errors),
             },
             last_good,
+            deadlines: Default::default(),
+            due_conns: Vec::new(),
         };
         if let Some(c) = &d.config.server.log.clients {
             d.client_log = Some(super::client_log::ClientLog::open(c)?);
@@ -363,6 +370,7 @@ impl Daemon {
                 self.refusals.flush(now, false);
                 self.udp_routes.flush(now, false);
                 self.retry_starved_listeners(now);
+                self.rearm_all();
                 if let Some(log) = self.client_log.as_mut() {
                     log.tick(now, super::client_log::unix_now());
                 }
@@ -461,7 +469,7 @@ impl Daemon {
         }
     }
 
-    fn next_deadline(&self, now: Instant) -> Instant {
+    fn next_deadline(&mut self, now: Instant) -> Instant {
         let mut next = now + HOUSEKEEPING;
         if let Some(w) = self.manager.watchdog_due() {
             next = next.min(w);
@@ -472,15 +480,26 @@ impl Daemon {
         if let Some(d) = self.due.values().min() {
             next = next.min(*d);
         }
-        for c in self.conns.iter().flatten() {
-            for d in [c.session.deadline(), c.linger_deadline()]
-                .into_iter()
-                .flatten()
-            {
-                next = next.min(d);
-            }
+        if let Some(d) = self.deadlines.earliest() {
+            next = next.min(d);
         }
         next
+    }
+
+    /// Records a connection's next deadline after the loop talked to its session: the slot
+    /// fires no later than it ([`super::deadlines::Deadlines::lower`]; a deadline that moved
+    /// later is found out when the earlier entry fires).
+    pub(super) fn rearm(&mut self, idx: usize) {
+        let d = conn_deadline(&self.conns, idx);
+        self.deadlines.lower(idx, d);
+    }
+
+    /// Re-reads every connection's deadline (the housekeeping tick's safety net: a session
+    /// whose deadline moved without the loop noticing is still served within a second).
+    fn rearm_all(&mut self) {
+        for i in 0..self.conns.len() {
+            self.rearm(i);
+        }
     }
 
     fn service_stations(&mut self, now: Instant) {
@@ -495,6 +514,9 @@ impl Daemon {
             if !events.is_empty() {
                 if let Some(subscribers) = self.clients.get(name) {
                     fan_out(&mut self.conns, subscribers, &events, now);
+                    for &i in subscribers {
+                        self.deadlines.lower(i, conn_deadline(&self.conns, i));
+                    }
                 }
                 events.clear();
                 self.unflushed.get_or_insert(now);
@@ -513,8 +535,12 @@ impl Daemon {
     }
 
     fn service_deadlines(&mut self, now: Instant) {
-        for i in 0..self.conns.len() {
-            let Some(c) = self.conns[i].as_mut() else {
+        let mut due = std::mem::take(&mut self.due_conns);
+        // Taken before any is serviced: a session whose next deadline is again due fires next
+        // turn, not in a loop here.
+        self.deadlines.take_due(now, &mut due);
+        for &i in &due {
+            let Some(c) = self.conns.get_mut(i).and_then(|c| c.as_mut()) else {
                 continue;
             };
             if c.linger_deadline().is_some_and(|d| d <= now) {
@@ -526,8 +552,14 @@ impl Daemon {
                 let step = c.session.on_timeout(now);
                 c.apply(step);
                 self.after_io(i);
+            } else {
+                // Woken early (the deadline moved later since it was armed): arm the real one.
+                let d = conn_deadline(&self.conns, i);
+                self.deadlines.set(i, d);
             }
         }
+        due.clear();
+        self.due_conns = due;
     }
 
     fn on_conn_event(&mut self, idx: usize, readable: bool, now: Instant) {
@@ -609,7 +641,9 @@ impl Daemon {
         if let Err(e) = c.update_interest(self.poll.registry(), Token(CONN_BASE + idx)) {
             c.force_close(&format!("poll: {e}"));
             self.close(idx);
+            return;
         }
+        self.rearm(idx);
     }
 
     fn flush_all(&mut self) {
@@ -639,6 +673,7 @@ impl Daemon {
             }
             let _ = self.poll.registry().deregister(&mut c.stream);
             self.peers.remove(c.peer);
+            self.deadlines.set(idx, None);
             self.free.push(idx);
         }
     }
@@ -673,6 +708,14 @@ fn udp_token(via: UdpChannel) -> Token {
         UdpChannel::Rtp => UDP_RTP,
         UdpChannel::Rtcp => UDP_RTCP,
     }
+}
+
+/// A connection slot's next deadline (None for a free slot).
+fn conn_deadline(conns: &[Option<Connection>], idx: usize) -> Option<Instant> {
+    conns
+        .get(idx)
+        .and_then(|c| c.as_ref())
+        .and_then(Connection::deadline)
 }
 
 fn unsubscribe(subscribers: &mut HashMap<String, Vec<usize>>, station: &str, idx: usize) {

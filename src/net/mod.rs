@@ -3,7 +3,8 @@
 //! socket activation), the accepted connections and their write queues
 //! ([`connections`]), the unicast UDP data sockets ([`udp_sockets`], sent in batches by
 //! [`udp_batch`], read and routed to sessions by client address through [`udp_routes`]) and each station's multicast socket ([`multicast`]) — plus a timerfd
-//! ([`timer::PacingTimer`]) armed for the earliest deadline of anything, and a signalfd
+//! ([`timer::PacingTimer`]) armed for the earliest deadline of anything (the connections'
+//! deadlines kept in a heap, [`deadlines`], so a turn does not scan every connection), and a signalfd
 //! ([`signals::Signals`]) for SIGTERM/SIGINT (stop) and SIGHUP ([`reload`]), and the
 //! systemd side ([`systemd`]: readiness, status, watchdog, sockets passed by socket activation).
 //!
@@ -28,6 +29,7 @@ pub mod api_files;
 pub mod client_log;
 pub mod connections;
 pub mod daemon;
+pub mod deadlines;
 pub mod fd_reserve;
 pub mod last_good;
 pub mod listen;

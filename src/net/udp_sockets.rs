@@ -29,6 +29,8 @@ pub struct UdpSockets {
     mms_data: Option<std::net::UdpSocket>,
     rtp: Option<std::net::UdpSocket>,
     rtcp: Option<std::net::UdpSocket>,
+    /// Their local ports, read once at open (every accepted connection's session gets them).
+    ports: UdpPorts,
     pub dropped: u64,
 }
 
@@ -62,6 +64,7 @@ impl UdpSockets {
                 }
             }
         }
+        u.ports = u.read_ports();
         Ok(u)
     }
 
@@ -107,6 +110,10 @@ impl UdpSockets {
     }
 
     pub fn ports(&self) -> UdpPorts {
+        self.ports
+    }
+
+    fn read_ports(&self) -> UdpPorts {
         let port = |s: &Option<std::net::UdpSocket>| {
             s.as_ref()
                 .and_then(|s| s.local_addr().ok())

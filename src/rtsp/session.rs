@@ -1112,16 +1112,21 @@ fn emit(
                 let Some(prefix) = rtp::interleaved_prefix(ch, size) else {
                     continue;
                 };
-                let mut b = Vec::with_capacity(4 + size);
-                b.extend_from_slice(&prefix);
-                b.extend_from_slice(&head);
-                b.extend_from_slice(&f.pf_header);
                 match data {
                     Data::Shared(arc) if whole => {
-                        out.push_owned(b);
+                        // Prefix, RTP header, payload-format header: inline, not allocated.
+                        let mut b = [0u8; 4 + rtp::RTP_HEADER + rtp::PF_HEADER];
+                        b[..4].copy_from_slice(&prefix);
+                        b[4..4 + rtp::RTP_HEADER].copy_from_slice(&head);
+                        b[4 + rtp::RTP_HEADER..].copy_from_slice(&f.pf_header);
+                        out.push_small(&b);
                         out.push_shared(Arc::clone(arc));
                     }
                     _ => {
+                        let mut b = Vec::with_capacity(4 + size);
+                        b.extend_from_slice(&prefix);
+                        b.extend_from_slice(&head);
+                        b.extend_from_slice(&f.pf_header);
                         b.extend_from_slice(piece);
                         out.push_owned(b);
                     }

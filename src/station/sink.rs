@@ -46,18 +46,25 @@ impl Step {
     }
 }
 
-/// One chunk of stream output: bytes the session made, or a station packet shared by all
-/// sessions (never copied per client).
+/// One chunk of stream output: bytes the session made, a short per-packet head kept inline
+/// (the framing in front of a shared packet: no allocation per packet per client), or a
+/// station packet shared by all sessions (never copied per client).
 #[derive(Debug, Clone)]
 pub enum Chunk {
     Owned(Vec<u8>),
+    Small { len: u8, bytes: [u8; SMALL_CHUNK] },
     Shared(Arc<[u8]>),
 }
+
+/// Longest head kept inline: an RTSP interleaved prefix + RTP header + x-asf-pf header (20
+/// bytes), an MMSH `$D` head (12), an MMS Data packet head (8).
+pub const SMALL_CHUNK: usize = 22;
 
 impl Chunk {
     fn bytes(&self) -> &[u8] {
         match self {
             Chunk::Owned(v) => v,
+            Chunk::Small { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
             Chunk::Shared(a) => a,
         }
     }
@@ -83,6 +90,25 @@ impl OutQueue {
             self.queued += b.len();
             self.chunks.push_back(Chunk::Owned(b));
         }
+    }
+
+    /// Queues a short head (up to [`SMALL_CHUNK`] bytes) without allocating; a longer one
+    /// is copied into an owned chunk.
+    pub fn push_small(&mut self, b: &[u8]) {
+        if b.is_empty() {
+            return;
+        }
+        if b.len() > SMALL_CHUNK {
+            self.push_owned(b.to_vec());
+            return;
+        }
+        let mut bytes = [0u8; SMALL_CHUNK];
+        bytes[..b.len()].copy_from_slice(b);
+        self.queued += b.len();
+        self.chunks.push_back(Chunk::Small {
+            len: b.len() as u8,
+            bytes,
+        });
     }
 
     pub fn push_shared(&mut self, b: Arc<[u8]>) {
@@ -467,6 +493,23 @@ pub trait Session: Sink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_heads_are_inline_and_written_in_order() {
+        let mut q = OutQueue::new();
+        q.push_small(&[1, 2]);
+        q.push_shared(Arc::from(vec![3u8, 4, 5]));
+        q.push_small(&[6; SMALL_CHUNK + 1]);
+        q.push_small(&[]);
+        assert_eq!(q.queued_bytes(), 2 + 3 + SMALL_CHUNK + 1);
+        let flat: Vec<u8> = q.io_slices(16).iter().flat_map(|s| s.to_vec()).collect();
+        let mut want = vec![1, 2, 3, 4, 5];
+        want.extend([6; SMALL_CHUNK + 1]);
+        assert_eq!(flat, want);
+        q.advance(1);
+        let flat: Vec<u8> = q.io_slices(16).iter().flat_map(|s| s.to_vec()).collect();
+        assert_eq!(flat.first(), Some(&2));
+    }
 
     #[test]
     fn queue_tracks_partial_writes_and_drops_only_unstarted_chunks() {

@@ -7,9 +7,11 @@
 //! - [`mmsh`]: MMS over HTTP; [`plain`]: a plain HTTP ASF stream; [`mmst`]: MMS over TCP;
 //!   [`rtsp`]: RTSP with the Windows Media extensions (TCP interleaved or UDP);
 //! - [`core`]: what they share (the [`core::Fault`] kinds and the framing remainder);
+//! - [`keyframe`]: when a client has its first video key frame (the startup figure);
 //! - [`procfs`]: the server's cost and the tool's fd budget from `/proc`.
 
 pub mod core;
+pub mod keyframe;
 pub mod mmsh;
 pub mod mmst;
 pub mod plain;

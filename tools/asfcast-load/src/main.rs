@@ -21,12 +21,16 @@
 //! RLIMIT_NOFILE to its hard limit and refuses a run that cannot fit: with a hard limit of
 //! 20 000, UDP mode reaches about 6 600 clients in one process (TCP modes about 19 900).
 //!
-//! The report is three lines per run:
+//! The report is four lines per run:
 //! - `LABEL: clients=N at_rate=K (P%) closed=… bad_framing=… connect_errors=… expected=…kbps
 //!   median=…kbps min=…kbps` — a client is at rate when it reached media and received at least
 //!   `--at-rate` × the expected rate over the window; the median is taken over the clients
 //!   that reached media (failed clients are counted below, not folded into the median);
 //! - `LABEL: server pid=… cpu=…% of one core, …% per client; rss=… KiB, … KiB per client`;
+//! - `LABEL: startup connect→first media byte p50=… p99=… max=… (of N); connect→first video
+//!   key-frame payload …` — per client, from starting its TCP connect (`--ramp 1e9` opens
+//!   them all at once: simultaneous joins) to the first ASF byte, and to the first payload
+//!   that starts a key frame on a video stream (`keyframe.rs`);
 //! - `LABEL: failures connect_errors=… handshake_failed=… closed=… bad_framing=…
 //!   never_played=… playing=… load=<loadavg> tool_cpu=…% reasons: …` — the same counts in every
 //!   mode (a connection lost before media is a handshake failure, after it "closed"), the
@@ -205,6 +209,15 @@ impl Proto {
         }
     }
 
+    /// Has the client seen its first video key-frame payload?
+    fn key_found(&self) -> bool {
+        match self {
+            Proto::Mmsh(c) => c.chunks.key.found,
+            Proto::Mmst(c) => c.key.found,
+            Proto::Rtsp(c) => c.key.found,
+        }
+    }
+
     fn stage(&self) -> String {
         match self {
             Proto::Mmsh(c) if c.playing() => "body".into(),
@@ -233,6 +246,23 @@ struct Client {
     end: Option<End>,
     ever_played: bool,
     bytes_at_window_start: u64,
+    /// When the connect was started.
+    opened: Instant,
+    /// Connect → first media byte, connect → first video key-frame payload.
+    first_media: Option<Duration>,
+    first_key: Option<Duration>,
+}
+
+impl Client {
+    /// Notes the startup moments after the client took bytes in.
+    fn note_startup(&mut self, now: Instant) {
+        if self.first_media.is_none() && self.proto.media_bytes() > 0 {
+            self.first_media = Some(now.saturating_duration_since(self.opened));
+        }
+        if self.first_key.is_none() && self.proto.key_found() {
+            self.first_key = Some(now.saturating_duration_since(self.opened));
+        }
+    }
 }
 
 /// Failures by kind, with the reasons behind them.
@@ -430,6 +460,9 @@ fn main() -> io::Result<()> {
                 end: None,
                 ever_played: false,
                 bytes_at_window_start: 0,
+                opened: Instant::now(),
+                first_media: None,
+                first_key: None,
             };
             let opened = udp.and_then(|mut udp| {
                 if let Some((rtp, rtcp)) = udp.as_mut() {
@@ -522,6 +555,7 @@ fn main() -> io::Result<()> {
                         Err(_) => break,
                     }
                 }
+                c.note_startup(now);
                 continue;
             }
             if !c.connected {
@@ -560,6 +594,7 @@ fn main() -> io::Result<()> {
                             .proto
                             .on_bytes(buf.get(..n).unwrap_or_default(), now, &mut c.out);
                         c.ever_played |= c.proto.playing();
+                        c.note_startup(now);
                         if let Err(f) = r {
                             fault_end(c, f, poll.registry(), &mut failures);
                             break;
@@ -697,6 +732,26 @@ fn report(
         ),
         _ => println!("{label}: server CPU/RSS unknown (no --pid and no process found listening)"),
     }
+    let startup = |f: fn(&Client) -> Option<Duration>| {
+        let mut v: Vec<Duration> = clients.iter().filter_map(f).collect();
+        v.sort_unstable();
+        let pct = |p: f64| {
+            let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len().max(1)) - 1;
+            v.get(i).map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+        };
+        format!(
+            "p50={:.1}ms p99={:.1}ms max={:.1}ms (of {})",
+            pct(0.50),
+            pct(0.99),
+            pct(1.0),
+            v.len()
+        )
+    };
+    println!(
+        "{label}: startup connect→first media byte {}; connect→first video key-frame payload {}",
+        startup(|c| c.first_media),
+        startup(|c| c.first_key),
+    );
     let reasons: Vec<String> = failures
         .top(4)
         .into_iter()

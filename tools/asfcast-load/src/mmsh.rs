@@ -12,6 +12,7 @@
 use asfcast::http::mmsh::{self, ChunkType, FrameError, BASIC_HEADER_LEN, DATA_HEADER_LEN};
 
 use super::core::{Continuity, Fault};
+use super::keyframe::KeyWatch;
 
 /// Longest response head accepted before the chunks start.
 const MAX_HEAD: usize = 64 * 1024;
@@ -47,6 +48,10 @@ pub struct Chunks {
     pub bad: Option<FrameError>,
     /// LocationIds of the `$D` chunks.
     pub locations: Continuity,
+    /// Until the first video key frame: `$H` and `$D` bodies are kept whole for it.
+    pub key: KeyWatch,
+    /// The current chunk's body while kept (None: not kept).
+    capture: Option<(ChunkType, Vec<u8>)>,
 }
 
 impl Default for Chunks {
@@ -63,6 +68,8 @@ impl Default for Chunks {
             ended: false,
             bad: None,
             locations: Continuity::new(32),
+            key: KeyWatch::default(),
+            capture: None,
         }
     }
 }
@@ -72,6 +79,9 @@ impl Chunks {
         while !data.is_empty() && self.bad.is_none() && !self.ended {
             if self.skip > 0 {
                 let n = self.skip.min(data.len());
+                if let Some((_, body)) = self.capture.as_mut() {
+                    body.extend_from_slice(data.get(..n).unwrap_or_default());
+                }
                 if self.counting {
                     let head = self.uncounted.min(n);
                     if head > 0 {
@@ -89,6 +99,9 @@ impl Chunks {
                 self.skip -= n;
                 self.offset += n;
                 data = data.get(n..).unwrap_or_default();
+                if self.skip == 0 {
+                    self.chunk_done();
+                }
                 continue;
             }
             let need = BASIC_HEADER_LEN - self.head.len().min(BASIC_HEADER_LEN);
@@ -104,13 +117,17 @@ impl Chunks {
                 Ok((kind, len)) => {
                     match kind {
                         ChunkType::Data => {
+                            self.start_capture(kind);
                             self.packets += 1;
                             self.counting = true;
                             // The MMS data header, then the packet.
                             self.uncounted = DATA_HEADER_LEN;
                             self.data_head.clear();
                         }
-                        ChunkType::Header => self.counting = false,
+                        ChunkType::Header => {
+                            self.start_capture(kind);
+                            self.counting = false
+                        }
                         ChunkType::Change => {
                             self.counting = false;
                             self.locations.restart();
@@ -126,6 +143,29 @@ impl Chunks {
             };
             self.offset += BASIC_HEADER_LEN;
             self.skip = usize::from(len);
+            if self.skip == 0 {
+                self.chunk_done();
+            }
+        }
+    }
+
+    /// Keeps the body of a `$H` or `$D` chunk that starts now while no key frame was seen.
+    fn start_capture(&mut self, kind: ChunkType) {
+        self.capture = self.key.wants().then(|| (kind, Vec::new()));
+    }
+
+    /// A chunk's body is complete: a kept one goes to the key-frame watch (after its MMS data
+    /// header).
+    fn chunk_done(&mut self) {
+        if let Some((kind, body)) = self.capture.take() {
+            let inner = body.get(DATA_HEADER_LEN..).unwrap_or_default();
+            match kind {
+                ChunkType::Header => self.key.header(inner),
+                ChunkType::Data => {
+                    self.key.packet(inner);
+                }
+                _ => {}
+            }
         }
     }
 }

@@ -98,6 +98,8 @@ pub struct Mmst {
     pub stale: u64,
     /// LocationIds of the media Data packets (per client, from 0: a jump is a lost packet).
     pub locations: Continuity,
+    /// Until the first video key frame.
+    pub key: super::keyframe::KeyWatch,
 }
 
 impl Mmst {
@@ -117,6 +119,7 @@ impl Mmst {
             pings: 0,
             stale: 0,
             locations: Continuity::new(32),
+            key: Default::default(),
         }
     }
 
@@ -167,6 +170,9 @@ impl Mmst {
             Stage::Playing if head.incarnation == MEDIA_INCARNATION => {
                 self.media_bytes += payload.len() as u64;
                 self.packets += 1;
+                if self.key.wants() {
+                    self.key.packet(payload);
+                }
                 self.locations.next(head.location_id);
             }
             Stage::Playing => self.stale += 1,
@@ -178,6 +184,7 @@ impl Mmst {
                 match head.af_flags {
                     0x04 => {}
                     0x08 | 0x0C => {
+                        self.key.header(&self.header);
                         let switch = self.stream_switch()?;
                         self.header = Vec::new();
                         self.send(out, &switch);

@@ -67,6 +67,39 @@ pub fn frame_rtsp(b: &[u8]) -> Result<Frame, Fault> {
     }
 }
 
+/// The ASF stream numbers of the SDP's `m=video` sections (`a=stream:N`).
+pub fn video_streams(sdp: &str) -> Vec<u8> {
+    let mut video = false;
+    let mut out = Vec::new();
+    for line in sdp.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            video = m.starts_with("video");
+        } else if let Some(n) = line.strip_prefix("a=stream:") {
+            if let (true, Ok(n)) = (video, n.trim().parse::<u8>()) {
+                out.push(n);
+            }
+        }
+    }
+    out
+}
+
+/// An RTP packet's payload (after CSRCs, extension and padding), marker bit and SSRC.
+fn rtp_payload(rtp: &[u8]) -> Option<(&[u8], bool, u32)> {
+    let first = *rtp.first()?;
+    let marker = rtp.get(1)? & 0x80 != 0;
+    let ssrc = u32::from_be_bytes(rtp.get(8..12)?.try_into().ok()?);
+    let mut start = 12 + 4 * usize::from(first & 0x0F);
+    if first & 0x10 != 0 {
+        let words = u16::from_be_bytes(rtp.get(start + 2..start + 4)?.try_into().ok()?);
+        start += 4 + 4 * usize::from(words);
+    }
+    let mut end = rtp.len();
+    if first & 0x20 != 0 {
+        end = end.checked_sub(usize::from(*rtp.last()?))?;
+    }
+    Some((rtp.get(start..end)?, marker, ssrc))
+}
+
 /// What DESCRIBE told: the aggregate control URL and one control URL per audio/video section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Described {
@@ -137,6 +170,10 @@ pub struct Rtsp {
     cseq: u32,
     session: Option<String>,
     described: Option<Described>,
+    /// Until the first video key frame (streams from the SDP).
+    pub key: crate::keyframe::KeyWatch,
+    /// x-asf-pf reassembly per SSRC while watching for it.
+    frags: Vec<(u32, Vec<u8>)>,
     keepalive: Duration,
     next_keepalive: Option<Instant>,
     tail: Tail,
@@ -158,6 +195,8 @@ impl Rtsp {
             cseq: 0,
             session: None,
             described: None,
+            key: Default::default(),
+            frags: Vec::new(),
             keepalive,
             next_keepalive: None,
             tail: Tail::default(),
@@ -229,6 +268,26 @@ impl Rtsp {
         Ok(())
     }
 
+    /// Hands an RTP packet's x-asf-pf payload to the key-frame watch (reassembled per SSRC).
+    fn watch_key(&mut self, rtp: &[u8]) {
+        let Some((payload, marker, ssrc)) = rtp_payload(rtp) else {
+            return;
+        };
+        let i = match self.frags.iter().position(|(s, _)| *s == ssrc) {
+            Some(i) => i,
+            None => {
+                self.frags.push((ssrc, Vec::new()));
+                self.frags.len() - 1
+            }
+        };
+        if let Some((_, frag)) = self.frags.get_mut(i) {
+            self.key.pf_payload(payload, marker, frag);
+        }
+        if !self.key.wants() {
+            self.frags = Vec::new();
+        }
+    }
+
     fn aggregate(&self) -> String {
         self.described
             .as_ref()
@@ -238,6 +297,9 @@ impl Rtsp {
     fn count(&mut self, rtp: &[u8]) {
         match asf_bytes(rtp) {
             Ok(n) => {
+                if self.key.wants() {
+                    self.watch_key(rtp);
+                }
                 self.media_bytes += n as u64;
                 self.rtp_packets += 1;
                 if let (Some(&[s0, s1]), Some(&[a, b, c, d])) = (rtp.get(2..4), rtp.get(8..12)) {
@@ -340,6 +402,7 @@ impl Rtsp {
             Stage::Describe => {
                 let sdp = String::from_utf8_lossy(reply.body());
                 let d = describe(&sdp, &self.url, header(&headers::CONTENT_BASE));
+                self.key.video_streams(video_streams(&sdp));
                 if d.tracks.is_empty() {
                     return Err(self.fail("SDP has no audio or video section".into()));
                 }
