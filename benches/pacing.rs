@@ -480,7 +480,7 @@ fn scratch_dir(tag: &str) -> Res<PathBuf> {
 }
 
 /// `multicast.smoothing` in the smoothed scenarios: the bound on a packet's extra delay.
-const SMOOTHING: &str = "1s";
+const SMOOTHING: &str = "3s";
 
 fn write_asfcast_config(dir: &Path, media: &Path, n: u32, port: u16, smooth: bool) -> Res<()> {
     fs::write(

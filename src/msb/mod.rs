@@ -12,6 +12,7 @@
 //! | ECC field rewrite, parity XOR | `ecc.rs` | §2.2.2, \[ASF\] §5.2.1 |
 //! | span/cycle sequencing, final parity | `sender.rs` | §2.2.2, §3.1.5.2, §3.1.5.3 |
 //! | the station's delivery: beacons, span flush on stall ([`MsbSink`]) | `sink.rs` | §2.2.3, §3.1.5.3 |
+//! | when each datagram leaves: smoothing, kernel-pacing lookahead | `departures.rs` | issue 14 |
 //! | loss detection and repair | `receiver.rs` | §3.2.5.2, §3.2.5.3 |
 //!
 //! # Error Correction Data layout (the open question, settled here)
@@ -54,6 +55,7 @@
 //!   size, so a repaired packet may carry trailing zeros up to the longest packet of its
 //!   span; its Packet Length field still tells the real length.
 
+pub mod departures;
 mod ecc;
 mod header;
 mod receiver;
@@ -62,6 +64,7 @@ mod sink;
 #[cfg(test)]
 mod tests;
 
+pub use departures::{smoothing_rate, Departures, Smoothing};
 pub use header::{classify, Datagram, MsbHeader, BEACON, BEACON_U32, FORMAT_ID_MASK, TOGGLE_BIT};
 pub use receiver::{MsbCounters, MsbReceiver, Received};
 pub use sender::{beacon, MsbSender, MsbSenderConfig};

@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 use crate::asf::rewrite::strip_padding;
 use crate::asf::{AsfReader, Packet};
 use crate::config::{self, ServerConfig, StationConfig};
-use crate::msb::MsbSink;
+use crate::msb::{smoothing_rate, Departures, MsbSink, Smoothing};
 use crate::source::PlaylistSource;
 use crate::station::live::LiveInput;
 use crate::station::sink::Sink;
@@ -36,6 +36,9 @@ pub const MAX_EVENTS_PER_SERVICE: usize = 256;
 struct MulticastOut {
     sink: MsbSink,
     socket: MulticastSender,
+    /// When each datagram leaves (smoothing; the txtime lookahead).
+    departures: Departures,
+    fec_span: u8,
 }
 
 pub struct StationRuntime {
@@ -45,6 +48,8 @@ pub struct StationRuntime {
     msb: Option<MulticastOut>,
     pub announcer: Announcer,
     out: Vec<Vec<u8>>,
+    /// Datagrams leaving now, with their departure.
+    leaving: Vec<(Instant, Vec<u8>)>,
     /// What the hub produced since the daemon last took it (for unicast sessions).
     events: Vec<HubEvent>,
     /// When the source said its next packet is due (its last `Idle`), to measure how late
@@ -157,7 +162,20 @@ impl StationRuntime {
                 let sink = MsbSink::new(&config.name, m.fec_span, m.beacon_interval, now).map_err(
                     |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
                 )?;
-                Some(MulticastOut { sink, socket })
+                let smoothing = m.smoothing.map(|max_delay| Smoothing {
+                    max_delay,
+                    // Until the first header says otherwise.
+                    rate: smoothing_rate(0, 0, m.fec_span),
+                });
+                if let Some(s) = smoothing {
+                    info!(station = %config.name, max_delay_ms = s.max_delay.as_millis() as u64, "multicast smoothing at the header's declared bit rate");
+                }
+                Some(MulticastOut {
+                    sink,
+                    socket,
+                    departures: Departures::new(smoothing),
+                    fec_span: m.fec_span,
+                })
             }
             None => None,
         };
@@ -194,6 +212,7 @@ impl StationRuntime {
             msb,
             announcer,
             out: Vec::with_capacity(BATCH * 2),
+            leaving: Vec::with_capacity(BATCH * 2),
             events: Vec::new(),
             idle_until: None,
             pacing_lateness: crate::ops::histogram::Histogram::new(
@@ -240,7 +259,7 @@ impl StationRuntime {
                     }
                     self.on_packet(&p.bytes, now);
                     if self.msb.as_ref().is_some_and(|m| m.sink.pending() >= BATCH) {
-                        self.send_out();
+                        self.send_out(now);
                     }
                 }
                 SourceEvent::Idle(at) => {
@@ -265,7 +284,14 @@ impl StationRuntime {
                 next = next.min(d);
             }
         }
-        self.send_out();
+        self.send_out(now);
+        if let Some(d) = self
+            .msb
+            .as_ref()
+            .and_then(|m| m.departures.next_departure())
+        {
+            next = next.min(d);
+        }
         next
     }
 
@@ -316,6 +342,11 @@ impl StationRuntime {
         let h = self.hub.set_header(h);
         if let Some(m) = &mut self.msb {
             m.sink.on_header(&h, now);
+            m.departures.set_rate(smoothing_rate(
+                header.file.max_bitrate,
+                header.packet_size(),
+                m.fec_span,
+            ));
         }
         self.events.push(HubEvent::Header(h));
         if changed {
@@ -346,17 +377,34 @@ impl StationRuntime {
         self.events.push(HubEvent::Packet(pkt));
     }
 
-    /// Sends the multicast datagrams the sink has ready.
-    fn send_out(&mut self) {
+    /// Schedules the datagrams the sink has ready ([`Departures`]) and sends those leaving
+    /// by `now`.
+    fn send_out(&mut self, now: Instant) {
         let Some(m) = &mut self.msb else {
             return;
         };
-        if m.sink.pending() == 0 {
+        if m.sink.pending() > 0 {
+            m.sink.take_datagrams(&mut self.out);
+            for b in self.out.drain(..) {
+                m.departures.push(b, now);
+            }
+        }
+        m.departures.take_until(now, &mut self.leaving);
+        Self::send_leaving(m, &mut self.leaving, &mut self.out);
+    }
+
+    /// Sends `leaving` on the station's socket and recycles the buffers.
+    fn send_leaving(
+        m: &mut MulticastOut,
+        leaving: &mut Vec<(Instant, Vec<u8>)>,
+        batch: &mut Vec<Vec<u8>>,
+    ) {
+        if leaving.is_empty() {
             return;
         }
-        m.sink.take_datagrams(&mut self.out);
-        m.socket.send_batch(&self.out);
-        for b in self.out.drain(..) {
+        batch.extend(leaving.drain(..).map(|(_, b)| b));
+        m.socket.send_batch(batch);
+        for b in batch.drain(..) {
             m.sink.recycle(b);
         }
     }
@@ -374,13 +422,22 @@ impl StationRuntime {
         if let Some(m) = &mut self.msb {
             m.sink.on_station_end(now);
         }
-        self.send_out();
+        self.send_out(now);
+        if let Some(m) = &mut self.msb {
+            // What smoothing still holds leaves now: nothing is dropped.
+            m.departures.take_all(&mut self.leaving);
+            Self::send_leaving(m, &mut self.leaving, &mut self.out);
+        }
         if let Some(m) = &self.msb {
+            let held = m.departures.counters();
             info!(
                 station = %self.config.name,
                 sent = m.socket.sent,
                 dropped = m.socket.dropped,
                 packets = self.hub.counters.packets,
+                smoothing_held = held.held,
+                smoothing_at_bound = held.at_bound,
+                smoothing_max_hold_ms = held.max_hold.as_millis() as u64,
                 "station stopped"
             );
         }
