@@ -195,9 +195,12 @@ fn run() -> Res<()> {
             if smooth { " smoothed" } else { "" }
         );
         eprintln!("pacing bench: running {label} …");
-        results.push(run_asfcast(
-            &label, &asfcast, &media, n, port, window, variant, smooth,
-        )?);
+        let setup = Setup {
+            stations: n,
+            variant,
+            smooth,
+        };
+        results.push(run_asfcast(&label, &asfcast, &media, setup, port, window)?);
     }
     let mut ffmpeg_counts = Vec::new();
     if wanted("ffmpeg1") {
@@ -540,16 +543,27 @@ enum Framing {
     RawAsf,
 }
 
+/// One daemon scenario: how many stations, how the daemon runs, whether they smooth.
+#[derive(Clone, Copy)]
+struct Setup {
+    stations: u32,
+    variant: Variant,
+    smooth: bool,
+}
+
 fn run_asfcast(
     label: &str,
     bin: &Path,
     media: &Path,
-    n: u32,
+    setup: Setup,
     port: u16,
     window: Duration,
-    variant: Variant,
-    smooth: bool,
 ) -> Res<Scenario> {
+    let Setup {
+        stations: n,
+        variant,
+        smooth,
+    } = setup;
     let dir = scratch_dir(&format!("asfcast-{n}"))?;
     write_asfcast_config(&dir, media, n, port, smooth)?;
     let groups: Vec<Ipv4Addr> = (0..n).map(asfcast_group).collect();

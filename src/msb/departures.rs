@@ -213,6 +213,9 @@ mod tests {
         );
     }
 
+    /// (name, (ready ms, bytes) in, departures ms out).
+    type Case = (&'static str, Vec<(u64, usize)>, Vec<u64>);
+
     #[test]
     fn a_burst_is_spread_at_the_rate_within_the_bound_and_in_order() {
         // 100 kB/s: a 1000-byte datagram drains in 10 ms.
@@ -221,7 +224,7 @@ mod tests {
             rate: 100_000,
         });
         #[rustfmt::skip]
-        let cases: Vec<(&str, Vec<(u64, usize)>, Vec<u64>)> = vec![
+        let cases: Vec<Case> = vec![
             ("spaced input is untouched", vec![(0, 1000), (20, 1000), (40, 1000)], vec![0, 20, 40]),
             ("a burst is spread", vec![(0, 1000); 4], vec![0, 10, 20, 30]),
             ("past the bound a datagram leaves at its bound, never dropped",
