@@ -398,6 +398,15 @@ fn a_smoothed_station_decodes_across_a_loop_restart_with_timestamps_forward_and_
     let held = log_number(&log, "smoothing_held=");
     assert!(held > 10, "smoothing held {held} datagrams:\n{log}");
     assert_eq!(log_number(&log, "smoothing_at_bound="), 0, "{log}");
+    // Loopback has no qdisc that honours SO_TXTIME: the station takes the timer path.
+    let pacing = log
+        .lines()
+        .find(|l| l.contains("multicast pacing"))
+        .unwrap_or_default();
+    assert!(
+        pacing.contains("timer") && pacing.contains("noqueue"),
+        "{log}"
+    );
     eprintln!(
         "held {held} datagrams, longest {} ms",
         log_number(&log, "smoothing_max_hold_ms=")
@@ -413,4 +422,42 @@ fn log_number(log: &str, key: &str) -> u64 {
         .collect::<String>()
         .parse()
         .unwrap_or_else(|_| panic!("{key} in:\n{log}"))
+}
+
+#[test]
+fn the_txtime_path_stamps_each_datagram_and_the_station_still_decodes() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let dir = TempDir::new("msb-txtime");
+    let port = support::free_udp_port();
+    write_config(dir.path(), "stamped", &[support::demo_media()], port, 10);
+    // lo's noqueue ignores the stamps, so `force` only proves the mechanism: every datagram
+    // goes out through sendmmsg with an SCM_TXTIME cmsg, handed over up to the lookahead
+    // ahead of its due time, and the kernel takes them all.
+    let mut cmd = Command::new(support::asfcast_bin());
+    cmd.args(["run", "--config", dir.path().to_str().unwrap()])
+        .env("ASFCAST_TXTIME", "force");
+    let mut d = Daemon::spawn("asfcast", cmd);
+    let nsc = nsc_path(dir.path(), "stamped");
+    wait_for_file(&nsc, &mut d);
+    let out = dir.path().join("stamped.asf");
+    let r = recv(&nsc, &out, 10, false);
+    assert_eq!(r.num("lost"), 0, "{}", r.json);
+    assert_ten_seconds_decoded(&out);
+    eprintln!(
+        "decoded {} video, {} audio frames; recv: {}",
+        frames(&out, "v:0"),
+        frames(&out, "a:0"),
+        r.json
+    );
+    let (status, log) = d.stop_with_log();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    let pacing = log
+        .lines()
+        .find(|l| l.contains("multicast pacing"))
+        .unwrap_or_default();
+    assert!(pacing.contains("txtime"), "{log}");
+    assert_eq!(log_number(&log, "dropped="), 0, "{log}");
+    assert!(log_number(&log, "sent=") > 100, "{log}");
 }

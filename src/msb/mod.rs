@@ -13,6 +13,7 @@
 //! | span/cycle sequencing, final parity | `sender.rs` | §2.2.2, §3.1.5.2, §3.1.5.3 |
 //! | the station's delivery: beacons, span flush on stall ([`MsbSink`]) | `sink.rs` | §2.2.3, §3.1.5.3 |
 //! | when each datagram leaves: smoothing, kernel-pacing lookahead | `departures.rs` | issue 14 |
+//! | kernel pacing: the `SCM_TXTIME` cmsg, whether the qdisc honours it | `txtime.rs` | Linux `SO_TXTIME`, `sch_fq` |
 //! | loss detection and repair | `receiver.rs` | §3.2.5.2, §3.2.5.3 |
 //!
 //! # Error Correction Data layout (the open question, settled here)
@@ -63,6 +64,7 @@ mod sender;
 mod sink;
 #[cfg(test)]
 mod tests;
+pub mod txtime;
 
 pub use departures::{smoothing_rate, Departures, Smoothing};
 pub use header::{classify, Datagram, MsbHeader, BEACON, BEACON_U32, FORMAT_ID_MASK, TOGGLE_BIT};
