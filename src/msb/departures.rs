@@ -7,8 +7,9 @@
 //! - **Smoothing** (per station, `multicast.smoothing`): muxers front-load packets (FFmpeg's
 //!   ASF muxer stamps the first ~3 s of data with send times 0, 40 and 80 ms; 25–45 % of
 //!   packets share their millisecond), and bursts are what multicast switches and Wi-Fi drop.
-//!   A leaky bucket spreads datagrams at the header's declared bit rate
-//!   ([`smoothing_rate`]): datagram *i* leaves at
+//!   A leaky bucket spreads datagrams at the header's declared bit rate, raised so that a
+//!   front-load of one preroll drains within the bound ([`smoothing_rate`]): datagram *i*
+//!   leaves at
 //!   `max(ready_i, leave_{i−1} + bytes_{i−1} / rate)`, but never later than
 //!   `ready_i + max_delay` — the bound a smoothed packet can be delayed by. Departures never
 //!   decrease (`ready` never does, so neither does `ready + max_delay`), so nothing is
@@ -28,14 +29,28 @@ use std::time::{Duration, Instant};
 /// declaration a little (the bench's file: 1.03 Mbit/s declared as 964 kbit/s); a bucket
 /// slower than the stream would sit at its delay bound for good.
 const RATE_HEADROOM: f64 = 1.25;
+/// The largest preroll believed (a header may declare any u64).
+const MAX_PREROLL: Duration = Duration::from_secs(10);
 /// The bit rate assumed when the header declares none.
 const FALLBACK_BITRATE: u64 = 20_000_000;
 
 /// The wire rate (bytes per second) a smoothed station's datagrams are spread at: the
 /// header's declared bit rate (`max_bitrate`, [`FALLBACK_BITRATE`] when 0) with the MSB
 /// overhead — an 8-byte header per `packet_size` ASF bytes and one parity datagram per
-/// `fec_span` data datagrams — and [`RATE_HEADROOM`].
-pub fn smoothing_rate(max_bitrate: u32, packet_size: u32, fec_span: u8) -> u64 {
+/// `fec_span` data datagrams — times [`RATE_HEADROOM`] × (1 + `preroll` / `max_delay`).
+///
+/// Why the last factor: a muxer front-loads about one preroll of data, and the stream goes
+/// on at its own rate meanwhile, so the bucket drains the front-load only at the rate it has
+/// over the stream's. To clear a preroll `P` of backlog within the bound `B` it needs
+/// `rate ≥ stream × (1 + P / B)` (the bench measured a 3 s bound at 1.25 × the declared rate
+/// holding its front-load to the bound, bursting there).
+pub fn smoothing_rate(
+    max_bitrate: u32,
+    packet_size: u32,
+    fec_span: u8,
+    preroll: Duration,
+    max_delay: Duration,
+) -> u64 {
     let bits = match u64::from(max_bitrate) {
         0 => FALLBACK_BITRATE,
         b => b.min(FALLBACK_BITRATE),
@@ -45,7 +60,9 @@ pub fn smoothing_rate(max_bitrate: u32, packet_size: u32, fec_span: u8) -> u64 {
         0 => 1.0,
         s => 1.0 + 1.0 / f64::from(s),
     };
-    let bytes = bits as f64 / 8.0 * framing * parity * RATE_HEADROOM;
+    let catch_up =
+        1.0 + preroll.min(MAX_PREROLL).as_secs_f64() / max_delay.as_secs_f64().max(0.001);
+    let bytes = bits as f64 / 8.0 * framing * parity * RATE_HEADROOM * catch_up;
     (bytes as u64).max(1)
 }
 
@@ -275,14 +292,23 @@ mod tests {
 
     #[test]
     fn the_rate_follows_the_header_with_msb_overhead_and_headroom() {
+        let none = Duration::ZERO;
+        let b = ms(3000);
         // 964 kbit/s, 3200-byte packets, one parity per 10: 120 500 B/s × 1.0025 × 1.1 × 1.25.
-        assert_eq!(smoothing_rate(964_000, 3200, 10), 166_101);
-        assert_eq!(smoothing_rate(964_000, 3200, 0), 151_001);
-        // No declared rate: the fallback; an absurd one is capped the same way.
+        assert_eq!(smoothing_rate(964_000, 3200, 10, none, b), 166_101);
+        assert_eq!(smoothing_rate(964_000, 3200, 0, none, b), 151_001);
+        // A 3 s preroll under a 3 s bound: twice that, to drain a preroll within the bound.
+        assert_eq!(smoothing_rate(964_000, 3200, 0, ms(3000), b), 302_003);
+        // No declared rate: the fallback; an absurd one is capped the same way; so is an
+        // absurd preroll.
         assert_eq!(
-            smoothing_rate(0, 3200, 0),
-            smoothing_rate(u32::MAX, 3200, 0)
+            smoothing_rate(0, 3200, 0, none, b),
+            smoothing_rate(u32::MAX, 3200, 0, none, b)
         );
-        assert!(smoothing_rate(1, 0, 0) >= 1);
+        assert_eq!(
+            smoothing_rate(964_000, 3200, 0, Duration::from_secs(1 << 40), b),
+            smoothing_rate(964_000, 3200, 0, ms(10_000), b)
+        );
+        assert!(smoothing_rate(1, 0, 0, none, none) >= 1);
     }
 }

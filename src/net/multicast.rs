@@ -146,49 +146,62 @@ impl MulticastSender {
         })
     }
 
-    /// Sends `datagrams`, each stamped with its departure (`SCM_TXTIME`, the txtime path).
+    /// Sends `datagrams`, each stamped with its departure (`SCM_TXTIME`, the txtime path),
+    /// as [`MulticastSender::send_batch`] does.
     pub fn send_stamped(&mut self, datagrams: &[(Instant, Vec<u8>)]) {
         let clock = super::txtime::MonotonicClock::now();
-        let mut done = 0;
-        while done < datagrams.len() {
-            match sendmmsg_stamped(&self.socket, &datagrams[done..], &clock) {
-                Ok(0) => break,
-                Ok(n) => {
-                    self.sent += n as u64;
-                    done += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.dropped += 1;
-                    self.last_error = Some(e.to_string());
-                    done += 1;
-                }
-            }
-        }
+        let socket = &self.socket;
+        let n = datagrams.len();
+        let (sent, dropped, error) = count_sends(n, |done| {
+            sendmmsg_stamped(socket, datagrams.get(done..).unwrap_or_default(), &clock)
+        });
+        self.note(sent, dropped, error);
     }
 
     /// Sends every datagram in one `sendmmsg` call where possible. Never blocks: what the
     /// kernel does not take is counted as dropped (UDP has no backlog worth keeping: a late
     /// multicast packet is a useless one).
     pub fn send_batch(&mut self, datagrams: &[Vec<u8>]) {
-        let mut done = 0;
-        while done < datagrams.len() {
-            match sendmmsg(&self.socket, &datagrams[done..]) {
-                Ok(0) => break,
-                Ok(n) => {
-                    self.sent += n as u64;
-                    done += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // The first datagram failed: drop it and go on with the rest.
-                    self.dropped += 1;
-                    self.last_error = Some(e.to_string());
-                    done += 1;
-                }
+        let socket = &self.socket;
+        let n = datagrams.len();
+        let (sent, dropped, error) = count_sends(n, |done| {
+            sendmmsg(socket, datagrams.get(done..).unwrap_or_default())
+        });
+        self.note(sent, dropped, error);
+    }
+
+    fn note(&mut self, sent: u64, dropped: u64, error: Option<String>) {
+        self.sent += sent;
+        self.dropped += dropped;
+        if error.is_some() {
+            self.last_error = error;
+        }
+    }
+}
+
+/// Calls `send` from each first unsent index until `n` datagrams are sent or dropped: (sent,
+/// dropped, the last error). A failed call drops its first datagram and goes on with the rest.
+fn count_sends(
+    n: usize,
+    mut send: impl FnMut(usize) -> io::Result<usize>,
+) -> (u64, u64, Option<String>) {
+    let (mut done, mut sent, mut dropped, mut error) = (0, 0u64, 0u64, None);
+    while done < n {
+        match send(done) {
+            Ok(0) => break,
+            Ok(k) => {
+                sent += k as u64;
+                done += k;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                dropped += 1;
+                error = Some(e.to_string());
+                done += 1;
             }
         }
     }
+    (sent, dropped, error)
 }
 
 /// Up to 64 datagrams per `sendmmsg(2)` call on a connected socket.

@@ -165,7 +165,7 @@ impl StationRuntime {
                 let smoothing = m.smoothing.map(|max_delay| Smoothing {
                     max_delay,
                     // Until the first header says otherwise.
-                    rate: smoothing_rate(0, 0, m.fec_span),
+                    rate: smoothing_rate(0, 0, m.fec_span, Duration::ZERO, max_delay),
                 });
                 info!(
                     station = %config.name,
@@ -404,11 +404,15 @@ impl StationRuntime {
         let h = self.hub.set_header(h);
         if let Some(m) = &mut self.msb {
             m.sink.on_header(&h, now);
-            m.departures.set_rate(smoothing_rate(
-                header.file.max_bitrate,
-                header.packet_size(),
-                m.fec_span,
-            ));
+            if let Some(s) = m.departures.smoothing() {
+                m.departures.set_rate(smoothing_rate(
+                    header.file.max_bitrate,
+                    header.packet_size(),
+                    m.fec_span,
+                    Duration::from_millis(header.file.preroll_ms),
+                    s.max_delay,
+                ));
+            }
         }
         self.events.push(HubEvent::Header(h));
         if changed {
