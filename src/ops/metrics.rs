@@ -418,7 +418,18 @@ mod tests {
             false,
         );
         snap.ops.loop_turn.observe(Duration::from_micros(300));
+        snap.ops.stations.insert(
+            "demo".into(),
+            StationFigures {
+                pacing_path: Some("timer"),
+                smoothing_held: 7,
+                ..StationFigures::default()
+            },
+        );
         let text = render(&snap);
+        assert!(text.contains("asfcast_msb_pacing_path{station=\"demo\",path=\"timer\"} 1\n"));
+        assert!(text.contains("asfcast_msb_smoothing_held_total{station=\"demo\"} 7\n"));
+        assert!(text.contains("asfcast_msb_smoothing_at_bound_total{station=\"demo\"} 0\n"));
         assert!(text.ends_with('\n'));
         assert!(
             text.contains("asfcast_clients{station=\"demo\",protocol=\"mmsh\"} 2\n"),
