@@ -124,7 +124,7 @@ fn unknown_key() {
     let e = errors(&["unknown_key.yaml"]);
     assert_eq!(
         e,
-        ["unknown_key.yaml:9:3: multicast.tll: unknown field `tll`, expected one of `group`, `port`, `ttl`, `interface`, `fec_span`, `beacon_interval`, `dscp`, `loopback`, `send_buffer`"]
+        ["unknown_key.yaml:9:3: multicast.tll: unknown field `tll`, expected one of `group`, `port`, `ttl`, `interface`, `fec_span`, `beacon_interval`, `dscp`, `loopback`, `send_buffer`, `smoothing`"]
     );
 }
 

@@ -320,3 +320,145 @@ fn an_ipv6_station_is_received_and_decodes() {
     assert!(r.num("packets_written") > 60, "{}", r.json);
     assert!(frames(&out, "v:0") > 100);
 }
+
+/// Per stream, the packets' presentation times as ffprobe reads them from `p`.
+fn packet_times(p: &Path) -> Vec<(u32, f64)> {
+    let o = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=stream_index,pts_time",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(p)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (s, t) = l.split_once(',')?;
+            Some((s.trim().parse().ok()?, t.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn a_smoothed_station_decodes_across_a_loop_restart_with_timestamps_forward_and_nothing_lost() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let dir = TempDir::new("msb-smooth");
+    let port = support::free_udp_port();
+    write_config(dir.path(), "smooth", &[support::demo_media()], port, 10);
+    // The demo (10 s, FFmpeg-made) front-loads its preroll at every loop restart; smoothing
+    // spreads it at the declared bit rate, holding no datagram more than 3 s.
+    let station = dir.path().join("smooth.yaml");
+    let yaml = std::fs::read_to_string(&station).unwrap();
+    let yaml = yaml.replace(
+        "  beacon_interval: 1s\n",
+        "  beacon_interval: 1s\n  smoothing: 3s\n",
+    );
+    std::fs::write(&station, yaml).unwrap();
+    let mut d = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
+    let nsc = nsc_path(dir.path(), "smooth");
+    wait_for_file(&nsc, &mut d);
+    let out = dir.path().join("smooth.asf");
+    // 14 s: at least one loop restart of the 10 s file.
+    let r = recv(&nsc, &out, 14, false);
+    assert_eq!(r.num("lost"), 0, "{}", r.json);
+    assert!(r.num("packets_written") > 140, "{}", r.json);
+    let v = frames(&out, "v:0");
+    let a = frames(&out, "a:0");
+    // 14 s of 25 fps video and ~21.5 audio frames/s, less the join (the .nsc, the first
+    // partial GOP) and the hold; a loaded machine joins seconds late.
+    assert!((150..=450).contains(&v), "video frames {v}");
+    assert!((120..=400).contains(&a), "audio frames {a}");
+    let times = packet_times(&out);
+    for stream in [0u32, 1] {
+        let ts: Vec<f64> = times
+            .iter()
+            .filter(|(s, _)| *s == stream)
+            .map(|(_, t)| *t)
+            .collect();
+        assert!(ts.len() > 100, "stream {stream}: {} packets", ts.len());
+        let back = ts.windows(2).filter(|w| w[1] < w[0]).count();
+        assert_eq!(back, 0, "stream {stream}: timestamps go back {back} times");
+        let span = ts.last().unwrap() - ts.first().unwrap();
+        assert!(span > 5.0, "stream {stream}: {span} s of timestamps");
+        eprintln!(
+            "stream {stream}: {} packets over {span:.2} s, none back",
+            ts.len()
+        );
+    }
+    eprintln!("decoded: {v} video, {a} audio frames; recv: {}", r.json);
+    let (status, log) = d.stop_with_log();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    // The daemon did hold datagrams (the loop restart's front-load), none past the bound.
+    let held = log_number(&log, "smoothing_held=");
+    assert!(held > 10, "smoothing held {held} datagrams:\n{log}");
+    assert_eq!(log_number(&log, "smoothing_at_bound="), 0, "{log}");
+    // Loopback has no qdisc that honours SO_TXTIME: the station takes the timer path.
+    let pacing = log
+        .lines()
+        .find(|l| l.contains("multicast pacing"))
+        .unwrap_or_default();
+    assert!(
+        pacing.contains("timer") && pacing.contains("noqueue"),
+        "{log}"
+    );
+    eprintln!(
+        "held {held} datagrams, longest {} ms",
+        log_number(&log, "smoothing_max_hold_ms=")
+    );
+}
+
+/// The number after `key` in the daemon's log.
+fn log_number(log: &str, key: &str) -> u64 {
+    let at = log.find(key).unwrap_or_else(|| panic!("{key} in:\n{log}")) + key.len();
+    log[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} in:\n{log}"))
+}
+
+#[test]
+fn the_txtime_path_stamps_each_datagram_and_the_station_still_decodes() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let dir = TempDir::new("msb-txtime");
+    let port = support::free_udp_port();
+    write_config(dir.path(), "stamped", &[support::demo_media()], port, 10);
+    // lo's noqueue ignores the stamps, so `force` only proves the mechanism: every datagram
+    // goes out through sendmmsg with an SCM_TXTIME cmsg, handed over up to the lookahead
+    // ahead of its due time, and the kernel takes them all.
+    let mut cmd = Command::new(support::asfcast_bin());
+    cmd.args(["run", "--config", dir.path().to_str().unwrap()])
+        .env("ASFCAST_TXTIME", "force");
+    let mut d = Daemon::spawn("asfcast", cmd);
+    let nsc = nsc_path(dir.path(), "stamped");
+    wait_for_file(&nsc, &mut d);
+    let out = dir.path().join("stamped.asf");
+    let r = recv(&nsc, &out, 10, false);
+    assert_eq!(r.num("lost"), 0, "{}", r.json);
+    assert_ten_seconds_decoded(&out);
+    eprintln!(
+        "decoded {} video, {} audio frames; recv: {}",
+        frames(&out, "v:0"),
+        frames(&out, "a:0"),
+        r.json
+    );
+    let (status, log) = d.stop_with_log();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    let pacing = log
+        .lines()
+        .find(|l| l.contains("multicast pacing"))
+        .unwrap_or_default();
+    assert!(pacing.contains("txtime"), "{log}");
+    assert_eq!(log_number(&log, "dropped="), 0, "{log}");
+    assert!(log_number(&log, "sent=") > 100, "{log}");
+}

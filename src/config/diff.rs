@@ -20,7 +20,7 @@
 //!   `access` lists are the same kind: asked when a client names the station, so they apply
 //!   to the next requests and connected clients stay.
 //! - **stream** — `source` and everything in `multicast` (adding or removing it, group, port,
-//!   interface, ttl, fec_span, beacon_interval, dscp, loopback, send_buffer): what the stream
+//!   interface, ttl, fec_span, beacon_interval, dscp, loopback, send_buffer, smoothing): what the stream
 //!   is made of or the socket and MSB sender it goes out on, fixed when the station starts.
 //!   Restart.
 
@@ -307,6 +307,11 @@ mod tests {
         (
             "send_buffer",
             |s| multicast(s).send_buffer = Some(1 << 20),
+            StationChange::Restart("multicast"),
+        ),
+        (
+            "smoothing",
+            |s| multicast(s).smoothing = Some(Duration::from_secs(1)),
             StationChange::Restart("multicast"),
         ),
         (

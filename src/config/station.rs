@@ -200,6 +200,9 @@ pub struct Multicast {
     pub loopback: bool,
     /// SO_SNDBUF in bytes; `None` keeps the system default.
     pub send_buffer: Option<usize>,
+    /// Spread bursts at the header's declared bit rate, holding no datagram longer than this
+    /// ([`crate::msb::departures`]); `None` sends each datagram when its packet is due.
+    pub smoothing: Option<Duration>,
 }
 
 impl Multicast {
@@ -298,6 +301,7 @@ struct MulticastFile {
     dscp: Option<Ranged<u8, 0, 63>>,
     loopback: Option<bool>,
     send_buffer: Option<Bytes<4096, { 256 << 20 }>>,
+    smoothing: Option<Seconds<10, 10_000>>,
 }
 
 #[derive(Deserialize)]
@@ -695,6 +699,7 @@ fn build(path: &Path, text: &str, file: StationFile) -> Result<StationConfig, Ve
         dscp: m.dscp.map_or(0, |v| v.0),
         loopback: m.loopback.unwrap_or(true),
         send_buffer: m.send_buffer.and_then(|v| usize::try_from(v.0).ok()),
+        smoothing: m.smoothing.map(|v| v.0),
     });
 
     if let Some(m) = &multicast {
@@ -863,15 +868,17 @@ mod tests {
         assert_eq!(m.dscp, 0);
         assert!(m.loopback);
         assert_eq!(m.send_buffer, None);
+        assert_eq!(m.smoothing, None);
         assert_eq!(m.interface, Interface::Name("lo".into()));
 
         let s = ok(&format!(
-            "{MINIMAL}multicast:\n  group: ff05::42\n  port: 5000\n  interface: eth0\n  ttl: 0\n  fec_span: 0\n  beacon_interval: 1500ms\n  dscp: 34\n  loopback: false\n  send_buffer: 1MiB\n"
+            "{MINIMAL}multicast:\n  group: ff05::42\n  port: 5000\n  interface: eth0\n  ttl: 0\n  fec_span: 0\n  beacon_interval: 1500ms\n  dscp: 34\n  loopback: false\n  send_buffer: 1MiB\n  smoothing: 800ms\n"
         ));
         let m = s.multicast.unwrap_or_else(|| panic!("no multicast"));
         assert_eq!((m.ttl, m.fec_span, m.dscp, m.loopback), (0, 0, 34, false));
         assert_eq!(m.beacon_interval, Duration::from_millis(1500));
         assert_eq!(m.send_buffer, Some(1 << 20));
+        assert_eq!(m.smoothing, Some(Duration::from_millis(800)));
     }
 
     #[test]
@@ -884,6 +891,13 @@ mod tests {
             "{MINIMAL}multicast:\n  group: 239.1.1.1\n  port: 5000\n  interface: lo\n  dscp: 64\n"
         ));
         assert_eq!(e, ["s.yaml:9:9: multicast.dscp: 64 is out of range 0–63"]);
+        let e = err(&format!(
+            "{MINIMAL}multicast:\n  group: 239.1.1.1\n  port: 5000\n  interface: lo\n  smoothing: 20s\n"
+        ));
+        assert_eq!(
+            e,
+            ["s.yaml:9:14: multicast.smoothing: 20s is out of range 10ms–10s"]
+        );
         let e = err(&format!(
             "{MINIMAL}multicast:\n  group: 239.1.1.1\n  port: 5000\n  interface: lo\n  fec_span: 16\n"
         ));

@@ -12,6 +12,8 @@
 //! | ECC field rewrite, parity XOR | `ecc.rs` | §2.2.2, \[ASF\] §5.2.1 |
 //! | span/cycle sequencing, final parity | `sender.rs` | §2.2.2, §3.1.5.2, §3.1.5.3 |
 //! | the station's delivery: beacons, span flush on stall ([`MsbSink`]) | `sink.rs` | §2.2.3, §3.1.5.3 |
+//! | when each datagram leaves: smoothing, kernel-pacing lookahead | `departures.rs` | issue 14 |
+//! | kernel pacing: the `SCM_TXTIME` cmsg, whether the qdisc honours it | `txtime.rs` | Linux `SO_TXTIME`, `sch_fq` |
 //! | loss detection and repair | `receiver.rs` | §3.2.5.2, §3.2.5.3 |
 //!
 //! # Error Correction Data layout (the open question, settled here)
@@ -54,6 +56,7 @@
 //!   size, so a repaired packet may carry trailing zeros up to the longest packet of its
 //!   span; its Packet Length field still tells the real length.
 
+pub mod departures;
 mod ecc;
 mod header;
 mod receiver;
@@ -61,7 +64,9 @@ mod sender;
 mod sink;
 #[cfg(test)]
 mod tests;
+pub mod txtime;
 
+pub use departures::{smoothing_rate, Departures, Smoothing};
 pub use header::{classify, Datagram, MsbHeader, BEACON, BEACON_U32, FORMAT_ID_MASK, TOGGLE_BIT};
 pub use receiver::{MsbCounters, MsbReceiver, Received};
 pub use sender::{beacon, MsbSender, MsbSenderConfig};

@@ -175,6 +175,7 @@ impl Daemon {
                     source: SourceState::Ended,
                     bitrate: 0,
                     multicast: s.multicast.as_ref().map(|m| m.destination().to_string()),
+                    pacing: None,
                     counters: StationCounters::default(),
                     urls: Vec::new(),
                     nsc_file: None,

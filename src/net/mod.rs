@@ -45,6 +45,7 @@ pub mod station_runtime;
 pub mod stations;
 pub mod systemd;
 pub mod timer;
+pub mod txtime;
 pub mod udp_batch;
 pub mod udp_routes;
 pub mod udp_sockets;

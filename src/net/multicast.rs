@@ -7,6 +7,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::time::Instant;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -48,6 +49,14 @@ pub fn interface_index(name: &str) -> io::Result<u32> {
     nix::net::if_::if_nametoindex(name).map_err(|e| not_found(format!("interface {name}: {e}")))
 }
 
+/// The index of an interface, named or given by address.
+pub fn index_of(i: &Interface) -> io::Result<u32> {
+    match i {
+        Interface::Name(n) => interface_index(n),
+        Interface::Address(a) => index_of_address(*a),
+    }
+}
+
 /// The index of the interface that holds `addr`.
 fn index_of_address(addr: IpAddr) -> io::Result<u32> {
     let addrs = nix::ifaddrs::getifaddrs()?;
@@ -78,10 +87,7 @@ fn v4_interface(i: &Interface) -> io::Result<Ipv4Addr> {
 }
 
 fn v6_interface(i: &Interface) -> io::Result<u32> {
-    match i {
-        Interface::Name(n) => interface_index(n),
-        Interface::Address(a) => index_of_address(*a),
-    }
+    index_of(i)
 }
 
 /// A connected, non-blocking UDP socket that sends to one multicast group.
@@ -93,6 +99,8 @@ pub struct MulticastSender {
     /// Datagrams dropped because the socket buffer was full or the send failed.
     pub dropped: u64,
     pub last_error: Option<String>,
+    /// Kernel pacing or the loop's timer ([`super::txtime`]).
+    pub path: super::txtime::PacingPath,
 }
 
 impl MulticastSender {
@@ -126,37 +134,74 @@ impl MulticastSender {
         }
         s.connect(&SockAddr::from(opts.group))?;
         s.set_nonblocking(true)?;
+        let socket: UdpSocket = s.into();
+        let path = super::txtime::choose(&socket, index_of(&opts.interface).ok());
         Ok(MulticastSender {
-            socket: s.into(),
+            socket,
             group: opts.group,
             sent: 0,
             dropped: 0,
             last_error: None,
+            path,
         })
+    }
+
+    /// Sends `datagrams`, each stamped with its departure (`SCM_TXTIME`, the txtime path),
+    /// as [`MulticastSender::send_batch`] does.
+    pub fn send_stamped(&mut self, datagrams: &[(Instant, Vec<u8>)]) {
+        let clock = super::txtime::MonotonicClock::now();
+        let socket = &self.socket;
+        let n = datagrams.len();
+        let (sent, dropped, error) = count_sends(n, |done| {
+            sendmmsg_stamped(socket, datagrams.get(done..).unwrap_or_default(), &clock)
+        });
+        self.note(sent, dropped, error);
     }
 
     /// Sends every datagram in one `sendmmsg` call where possible. Never blocks: what the
     /// kernel does not take is counted as dropped (UDP has no backlog worth keeping: a late
     /// multicast packet is a useless one).
     pub fn send_batch(&mut self, datagrams: &[Vec<u8>]) {
-        let mut done = 0;
-        while done < datagrams.len() {
-            match sendmmsg(&self.socket, &datagrams[done..]) {
-                Ok(0) => break,
-                Ok(n) => {
-                    self.sent += n as u64;
-                    done += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // The first datagram failed: drop it and go on with the rest.
-                    self.dropped += 1;
-                    self.last_error = Some(e.to_string());
-                    done += 1;
-                }
+        let socket = &self.socket;
+        let n = datagrams.len();
+        let (sent, dropped, error) = count_sends(n, |done| {
+            sendmmsg(socket, datagrams.get(done..).unwrap_or_default())
+        });
+        self.note(sent, dropped, error);
+    }
+
+    fn note(&mut self, sent: u64, dropped: u64, error: Option<String>) {
+        self.sent += sent;
+        self.dropped += dropped;
+        if error.is_some() {
+            self.last_error = error;
+        }
+    }
+}
+
+/// Calls `send` from each first unsent index until `n` datagrams are sent or dropped: (sent,
+/// dropped, the last error). A failed call drops its first datagram and goes on with the rest.
+fn count_sends(
+    n: usize,
+    mut send: impl FnMut(usize) -> io::Result<usize>,
+) -> (u64, u64, Option<String>) {
+    let (mut done, mut sent, mut dropped, mut error) = (0, 0u64, 0u64, None);
+    while done < n {
+        match send(done) {
+            Ok(0) => break,
+            Ok(k) => {
+                sent += k as u64;
+                done += k;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                dropped += 1;
+                error = Some(e.to_string());
+                done += 1;
             }
         }
     }
+    (sent, dropped, error)
 }
 
 /// Up to 64 datagrams per `sendmmsg(2)` call on a connected socket.
@@ -182,6 +227,53 @@ fn sendmmsg(socket: &UdpSocket, datagrams: &[Vec<u8>]) -> io::Result<usize> {
         .collect();
     // SAFETY: `msgs` holds `n` headers whose iovecs borrow `datagrams`, all alive for the
     // duration of the call; the socket is connected, so no addresses are needed.
+    unsafe { super::udp_batch::send_headers(socket, &mut msgs) }
+}
+
+/// Up to 64 datagrams per `sendmmsg(2)` call, each with its `SCM_TXTIME` cmsg.
+fn sendmmsg_stamped(
+    socket: &UdpSocket,
+    datagrams: &[(Instant, Vec<u8>)],
+    clock: &super::txtime::MonotonicClock,
+) -> io::Result<usize> {
+    use crate::msb::txtime::{txtime_cmsg, TXTIME_CMSG_LEN};
+    const MAX: usize = 64;
+    let n = datagrams.len().min(MAX);
+    // u64 words: the cmsg buffers must be aligned for cmsghdr.
+    let mut control: Vec<[u64; TXTIME_CMSG_LEN / 8]> = datagrams[..n]
+        .iter()
+        .map(|(at, _)| {
+            let bytes = txtime_cmsg(clock.ns_of(*at));
+            let mut words = [0u64; TXTIME_CMSG_LEN / 8];
+            for (w, c) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+                *w = u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
+            }
+            words
+        })
+        .collect();
+    let mut iov: Vec<libc::iovec> = datagrams[..n]
+        .iter()
+        .map(|(_, d)| libc::iovec {
+            iov_base: d.as_ptr() as *mut libc::c_void,
+            iov_len: d.len(),
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = iov
+        .iter_mut()
+        .zip(control.iter_mut())
+        .map(|(v, c)| {
+            // SAFETY: an all-zero msghdr is a valid "no address, no control data" header.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_iov = v as *mut libc::iovec;
+            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = c.as_mut_ptr().cast();
+            h.msg_hdr.msg_controllen = TXTIME_CMSG_LEN;
+            h
+        })
+        .collect();
+    // SAFETY: `msgs` holds `n` headers whose iovecs borrow `datagrams` and whose control
+    // buffers borrow `control`, all alive for the duration of the call; the socket is
+    // connected, so no addresses are needed.
     unsafe { super::udp_batch::send_headers(socket, &mut msgs) }
 }
 

@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 use crate::asf::rewrite::strip_padding;
 use crate::asf::{AsfReader, Packet};
 use crate::config::{self, ServerConfig, StationConfig};
-use crate::msb::MsbSink;
+use crate::msb::{smoothing_rate, Departures, MsbSink, Smoothing};
 use crate::source::PlaylistSource;
 use crate::station::live::LiveInput;
 use crate::station::sink::Sink;
@@ -36,6 +36,9 @@ pub const MAX_EVENTS_PER_SERVICE: usize = 256;
 struct MulticastOut {
     sink: MsbSink,
     socket: MulticastSender,
+    /// When each datagram leaves (smoothing; the txtime lookahead).
+    departures: Departures,
+    fec_span: u8,
 }
 
 pub struct StationRuntime {
@@ -45,6 +48,8 @@ pub struct StationRuntime {
     msb: Option<MulticastOut>,
     pub announcer: Announcer,
     out: Vec<Vec<u8>>,
+    /// Datagrams leaving now, with their departure.
+    leaving: Vec<(Instant, Vec<u8>)>,
     /// What the hub produced since the daemon last took it (for unicast sessions).
     events: Vec<HubEvent>,
     /// When the source said its next packet is due (its last `Idle`), to measure how late
@@ -157,7 +162,24 @@ impl StationRuntime {
                 let sink = MsbSink::new(&config.name, m.fec_span, m.beacon_interval, now).map_err(
                     |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
                 )?;
-                Some(MulticastOut { sink, socket })
+                let smoothing = m.smoothing.map(|max_delay| Smoothing {
+                    max_delay,
+                    // Until the first header says otherwise.
+                    rate: smoothing_rate(0, 0, m.fec_span, Duration::ZERO, max_delay),
+                });
+                info!(
+                    station = %config.name,
+                    path = socket.path.name(),
+                    reason = socket.path.reason(),
+                    smoothing_max_delay_ms = smoothing.map(|s| s.max_delay.as_millis() as u64),
+                    "multicast pacing"
+                );
+                Some(MulticastOut {
+                    sink,
+                    socket,
+                    departures: Departures::new(smoothing),
+                    fec_span: m.fec_span,
+                })
             }
             None => None,
         };
@@ -194,6 +216,7 @@ impl StationRuntime {
             msb,
             announcer,
             out: Vec::with_capacity(BATCH * 2),
+            leaving: Vec::with_capacity(BATCH * 2),
             events: Vec::new(),
             idle_until: None,
             pacing_lateness: crate::ops::histogram::Histogram::new(
@@ -220,17 +243,27 @@ impl StationRuntime {
 
     /// Does what is due at `now`, at most [`MAX_EVENTS_PER_SERVICE`] source events; returns
     /// when to call again (`now` when it stopped with work left).
+    ///
+    /// On the txtime path ([`super::txtime`]) the source is asked up to the lookahead ahead:
+    /// it is polled at each instant it names (`Idle(at)` with `at` within the lookahead), so
+    /// every packet is framed with its own due instant as its departure, and the call returns
+    /// the lookahead before the next one is due.
     pub fn service(&mut self, now: Instant) -> Instant {
+        let lookahead = self.lookahead();
+        let horizon = now + lookahead;
+        // The instant the source is polled at: `now`, then each due instant up to the horizon.
+        let mut at_time = now;
         let mut handled = 0;
         let next = loop {
             if handled >= MAX_EVENTS_PER_SERVICE {
                 break now;
             }
             handled += 1;
-            match self.source.poll(now) {
+            match self.source.poll(at_time) {
                 SourceEvent::Header { header, data, .. } => {
                     self.idle_until = None;
-                    self.on_header(&header, &data, now);
+                    self.on_header(&header, &data, at_time);
+                    self.schedule(at_time);
                 }
                 SourceEvent::Packet(p) => {
                     // The packet the source was waiting for: it was due at the last `Idle`.
@@ -238,14 +271,24 @@ impl StationRuntime {
                         self.pacing_lateness
                             .observe(now.saturating_duration_since(due));
                     }
-                    self.on_packet(&p.bytes, now);
-                    if self.msb.as_ref().is_some_and(|m| m.sink.pending() >= BATCH) {
-                        self.send_out();
+                    self.on_packet(&p.bytes, at_time);
+                    self.schedule(at_time);
+                    if self
+                        .msb
+                        .as_ref()
+                        .is_some_and(|m| m.departures.len() >= BATCH)
+                    {
+                        self.send_due(horizon);
                     }
+                }
+                SourceEvent::Idle(at) if at <= horizon && at > at_time => {
+                    // Within the lookahead: frame it now, stamped with its due instant.
+                    self.idle_until = Some(at);
+                    at_time = at;
                 }
                 SourceEvent::Idle(at) => {
                     self.idle_until = Some(at);
-                    break at;
+                    break at.checked_sub(lookahead).unwrap_or(at).max(now);
                 }
                 SourceEvent::Lost { reason, retry_at } => {
                     self.idle_until = None;
@@ -265,8 +308,45 @@ impl StationRuntime {
                 next = next.min(d);
             }
         }
-        self.send_out();
+        self.schedule(at_time.max(now));
+        self.send_due(horizon);
+        if let Some(d) = self
+            .msb
+            .as_ref()
+            .and_then(|m| m.departures.next_departure())
+        {
+            next = next.min(d.checked_sub(lookahead).unwrap_or(d));
+        }
         next
+    }
+
+    /// How far ahead of their departure this station's datagrams are handed to the kernel
+    /// (zero on the timer path and without multicast).
+    fn lookahead(&self) -> Duration {
+        self.msb
+            .as_ref()
+            .map_or(Duration::ZERO, |m| m.socket.path.lookahead())
+    }
+
+    /// How the multicast is paced, for the status page: "txtime (root qdisc fq); smoothing ≤ 3s".
+    pub fn pacing_text(&self) -> Option<String> {
+        let m = self.msb.as_ref()?;
+        let smoothing = m.departures.smoothing().map_or(String::new(), |s| {
+            format!(
+                "; smoothing ≤ {}",
+                crate::config::values::human_duration(s.max_delay)
+            )
+        });
+        Some(format!(
+            "{} ({}){smoothing}",
+            m.socket.path.name(),
+            m.socket.path.reason()
+        ))
+    }
+
+    /// The station's multicast path: "txtime" or "timer" (None: no multicast).
+    pub fn pacing_path(&self) -> Option<&super::txtime::PacingPath> {
+        self.msb.as_ref().map(|m| &m.socket.path)
     }
 
     /// What the source is doing.
@@ -282,6 +362,11 @@ impl StationRuntime {
             .as_ref()
             .map(|m| m.sink.counters())
             .unwrap_or_default();
+        let held = self
+            .msb
+            .as_ref()
+            .map(|m| m.departures.counters())
+            .unwrap_or_default();
         crate::ops::StationFigures {
             pacing_lateness: self.pacing_lateness.clone(),
             source_started: src.started,
@@ -290,6 +375,9 @@ impl StationRuntime {
             msb_data: msb.data,
             msb_parity: msb.parity,
             msb_beacons: msb.beacons,
+            pacing_path: self.pacing_path().map(|p| p.name()),
+            smoothing_held: held.held,
+            smoothing_at_bound: held.at_bound,
         }
     }
 
@@ -316,6 +404,15 @@ impl StationRuntime {
         let h = self.hub.set_header(h);
         if let Some(m) = &mut self.msb {
             m.sink.on_header(&h, now);
+            if let Some(s) = m.departures.smoothing() {
+                m.departures.set_rate(smoothing_rate(
+                    header.file.max_bitrate,
+                    header.packet_size(),
+                    m.fec_span,
+                    Duration::from_millis(header.file.preroll_ms),
+                    s.max_delay,
+                ));
+            }
         }
         self.events.push(HubEvent::Header(h));
         if changed {
@@ -346,17 +443,46 @@ impl StationRuntime {
         self.events.push(HubEvent::Packet(pkt));
     }
 
-    /// Sends the multicast datagrams the sink has ready.
-    fn send_out(&mut self) {
+    /// Moves the datagrams the sink has ready into the send schedule ([`Departures`]), ready
+    /// at `ready`.
+    fn schedule(&mut self, ready: Instant) {
         let Some(m) = &mut self.msb else {
             return;
         };
-        if m.sink.pending() == 0 {
+        if m.sink.pending() > 0 {
+            m.sink.take_datagrams(&mut self.out);
+            for b in self.out.drain(..) {
+                m.departures.push(b, ready);
+            }
+        }
+    }
+
+    /// Sends the datagrams leaving by `until` (`now` plus the path's lookahead).
+    fn send_due(&mut self, until: Instant) {
+        let Some(m) = &mut self.msb else {
+            return;
+        };
+        m.departures.take_until(until, &mut self.leaving);
+        Self::send_leaving(m, &mut self.leaving, &mut self.out);
+    }
+
+    /// Sends `leaving` on the station's socket and recycles the buffers.
+    fn send_leaving(
+        m: &mut MulticastOut,
+        leaving: &mut Vec<(Instant, Vec<u8>)>,
+        batch: &mut Vec<Vec<u8>>,
+    ) {
+        if leaving.is_empty() {
             return;
         }
-        m.sink.take_datagrams(&mut self.out);
-        m.socket.send_batch(&self.out);
-        for b in self.out.drain(..) {
+        if matches!(m.socket.path, super::txtime::PacingPath::Txtime(_)) {
+            m.socket.send_stamped(leaving);
+            batch.extend(leaving.drain(..).map(|(_, b)| b));
+        } else {
+            batch.extend(leaving.drain(..).map(|(_, b)| b));
+            m.socket.send_batch(batch);
+        }
+        for b in batch.drain(..) {
             m.sink.recycle(b);
         }
     }
@@ -374,13 +500,23 @@ impl StationRuntime {
         if let Some(m) = &mut self.msb {
             m.sink.on_station_end(now);
         }
-        self.send_out();
+        self.schedule(now);
+        self.send_due(now);
+        if let Some(m) = &mut self.msb {
+            // What smoothing still holds leaves now: nothing is dropped.
+            m.departures.take_all(&mut self.leaving);
+            Self::send_leaving(m, &mut self.leaving, &mut self.out);
+        }
         if let Some(m) = &self.msb {
+            let held = m.departures.counters();
             info!(
                 station = %self.config.name,
                 sent = m.socket.sent,
                 dropped = m.socket.dropped,
                 packets = self.hub.counters.packets,
+                smoothing_held = held.held,
+                smoothing_at_bound = held.at_bound,
+                smoothing_max_hold_ms = held.max_hold.as_millis() as u64,
                 "station stopped"
             );
         }

@@ -179,6 +179,7 @@ pub fn snapshot(
                 source: rt.source_state(),
                 bitrate: rt.hub.header().map_or(0, |h| h.header.file.max_bitrate),
                 multicast: c.multicast.as_ref().map(|m| m.destination().to_string()),
+                pacing: rt.pacing_text(),
                 counters: rt.hub.counters.clone(),
                 urls: rt.announcer.unicast_urls(),
                 nsc_file: c.multicast.as_ref().map(|_| c.announcement.nsc.clone()),

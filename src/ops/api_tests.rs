@@ -30,6 +30,7 @@ fn snapshot() -> Snapshot {
         },
         bitrate: 64_000,
         multicast: Some("239.1.1.1:5000".into()),
+        pacing: None,
         counters: Default::default(),
         urls: vec![format!("http://127.0.0.1:8080/{name}")],
         nsc_file: None,

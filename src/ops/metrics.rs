@@ -322,6 +322,37 @@ pub fn render(snap: &Snapshot) -> String {
         }
     }
     o.family(
+        "asfcast_msb_pacing_path",
+        "gauge",
+        "How a station's multicast datagrams are paced: 1 for its path, txtime (the kernel, SO_TXTIME) or timer (the event loop).",
+    );
+    for s in &snap.stations {
+        if let Some(path) = fig(&s.name).pacing_path {
+            o.sample(
+                "asfcast_msb_pacing_path",
+                &[("station", &s.name), ("path", path)],
+                1,
+            );
+        }
+    }
+    for (name, help, pick) in [
+        (
+            "asfcast_msb_smoothing_held_total",
+            "MSB datagrams multicast smoothing held past their due time.",
+            (|f| f.smoothing_held) as fn(&StationFigures) -> u64,
+        ),
+        (
+            "asfcast_msb_smoothing_at_bound_total",
+            "MSB datagrams held to the smoothing bound (the stream exceeded the smoothing rate).",
+            |f| f.smoothing_at_bound,
+        ),
+    ] {
+        o.family(name, "counter", help);
+        for s in snap.stations.iter().filter(|s| s.multicast.is_some()) {
+            o.sample(name, &[("station", &s.name)], pick(fig(&s.name)));
+        }
+    }
+    o.family(
         "asfcast_pacing_lateness_seconds",
         "histogram",
         "How late station packets went out after their due time.",
@@ -409,7 +440,18 @@ mod tests {
             false,
         );
         snap.ops.loop_turn.observe(Duration::from_micros(300));
+        snap.ops.stations.insert(
+            "demo".into(),
+            StationFigures {
+                pacing_path: Some("timer"),
+                smoothing_held: 7,
+                ..StationFigures::default()
+            },
+        );
         let text = render(&snap);
+        assert!(text.contains("asfcast_msb_pacing_path{station=\"demo\",path=\"timer\"} 1\n"));
+        assert!(text.contains("asfcast_msb_smoothing_held_total{station=\"demo\"} 7\n"));
+        assert!(text.contains("asfcast_msb_smoothing_at_bound_total{station=\"demo\"} 0\n"));
         assert!(text.ends_with('\n'));
         assert!(
             text.contains("asfcast_clients{station=\"demo\",protocol=\"mmsh\"} 2\n"),

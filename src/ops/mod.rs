@@ -125,6 +125,12 @@ pub struct StationFigures {
     pub msb_data: u64,
     pub msb_parity: u64,
     pub msb_beacons: u64,
+    /// How the multicast datagrams are paced: "txtime" (the kernel, `SO_TXTIME`) or
+    /// "timer" (the loop); None without multicast.
+    pub pacing_path: Option<&'static str>,
+    /// Datagrams smoothing held past their due time, and those held to the bound.
+    pub smoothing_held: u64,
+    pub smoothing_at_bound: u64,
 }
 
 impl Default for StationFigures {
@@ -137,6 +143,9 @@ impl Default for StationFigures {
             msb_data: 0,
             msb_parity: 0,
             msb_beacons: 0,
+            pacing_path: None,
+            smoothing_held: 0,
+            smoothing_at_bound: 0,
         }
     }
 }
@@ -152,6 +161,8 @@ pub struct StationStatus {
     pub bitrate: u32,
     /// The multicast destination (`group:port`), when the station has one.
     pub multicast: Option<String>,
+    /// How its multicast is paced and why (path, reason, smoothing), when it has one.
+    pub pacing: Option<String>,
     /// The hub's counters (packets, bytes, header changes, bad packets).
     pub counters: StationCounters,
     /// Player URLs (mms://, rtsp://, http://) and the announcement file names.
@@ -210,6 +221,7 @@ pub(crate) mod test_support {
             },
             bitrate: 128_000,
             multicast: Some("239.255.1.1:4000".into()),
+            pacing: Some("timer (root qdisc noqueue ignores SO_TXTIME)".into()),
             counters: StationCounters {
                 bytes,
                 ..StationCounters::default()

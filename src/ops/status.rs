@@ -211,10 +211,12 @@ pub fn station(snap: &Snapshot, name: &str, refresh_s: u32) -> Option<String> {
         h,
         "<table><tr><th>Source</th><td class=\"{class}\" id=\"source\">{source}</td></tr>\n\
          <tr><th>Bit rate</th><td>{}</td></tr>\n<tr><th>Multicast</th><td>{}</td></tr>\n\
+         <tr><th>Multicast pacing</th><td id=\"pacing\">{}</td></tr>\n\
          <tr><th>Packets / bytes from source</th><td>{} / {}</td></tr>\n\
          <tr><th>Header changes / bad packets</th><td>{} / {}</td></tr>",
         bitrate(u64::from(s.bitrate)),
         s.multicast.as_deref().map_or("—".into(), escape),
+        s.pacing.as_deref().map_or("—".into(), escape),
         s.counters.packets,
         s.counters.bytes,
         s.counters.header_changes,

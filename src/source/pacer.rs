@@ -13,10 +13,21 @@
 //! packet would be due at once and the station would send as fast as the machine can. So a
 //! packet that does not advance the send time (the same send time, a re-anchor, or a bad packet
 //! that was skipped, [`Pacer::skip`]) costs its share of the header's declared bit rate,
-//! [`min_spacing`] (`packet size × 8 / max bitrate`). A short run of them ([`STALL_BURST`]
-//! packets: the several packets of one key frame, which share a send time in real files) goes
-//! out on time; after that they are spaced by that share. Packets whose send time advances
+//! [`min_spacing`] (`packet size × 8 / max bitrate`). A run of them up to twice the header's
+//! preroll worth of data (at least [`STALL_BURST`] packets: the several packets of one key
+//! frame) goes out on time; after that they are spaced by that share. Packets whose send time advances
 //! are not held back: real files exceed their declared bit rate a little.
+//!
+//! Why the preroll: muxers front-load. FFmpeg's ASF muxer stamps the first preroll of data
+//! (~3 s) with send times 0, 40 and 80 ms — runs of 40+ packets sharing one send time. With a
+//! tolerance of only [`STALL_BURST`] packets the floor spread that front-load over 3 s, so the
+//! rest of the file went out up to 3 s after its send times (the pacing bench measured a 5 s
+//! p99 at 1 station). A player buffers the preroll anyway, so a preroll of data ahead of the
+//! declared rate is what a correct file may send at once — at the file's *actual* rate, which
+//! exceeds the declared one (the bench's file: 1.03 Mbit/s declared as 964 kbit/s, so its
+//! front-load is 3.3 s of declared-rate data for a 3.1 s preroll); twice the preroll leaves room
+//! for that. A file whose send times never advance still cannot beat the rate by more. Smoothing such bursts on the wire is
+//! a separate, per-station choice (`multicast.smoothing`).
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +42,10 @@ pub const STALL_BURST: u32 = 8;
 /// The bit rate assumed when the header declares none (File Properties max bitrate 0), and the
 /// highest one believed: no Windows Media stream comes near it.
 pub const FALLBACK_BITRATE: u32 = 20_000_000;
+/// The largest preroll believed for the rate floor's tolerance (a header may declare any u64).
+pub const MAX_PREROLL: Duration = Duration::from_secs(5);
+/// The rate floor's tolerance in prerolls (see the module doc).
+const PREROLLS_AHEAD: u32 = 2;
 
 /// The time one packet of `packet_size` bytes takes at `max_bitrate` bits per second
 /// ([`FALLBACK_BITRATE`] when it is 0 or above it); at least 1 µs.
@@ -65,6 +80,9 @@ pub struct Pacer {
     force: bool,
     /// One packet's share of the declared bit rate; zero: no rate floor.
     spacing: Duration,
+    /// How far ahead of the rate floor non-advancing packets may run: twice the header's
+    /// preroll, at least [`STALL_BURST`] × `spacing`.
+    tolerance: Duration,
     /// Theoretical arrival time of the rate floor (GCRA): a non-advancing packet is not due
     /// before `floor_at − STALL_BURST × spacing`, and each one pushes it by `spacing`.
     floor_at: Option<Instant>,
@@ -76,9 +94,20 @@ impl Pacer {
     }
 
     /// Sets the rate floor from a header: `packet_size` bytes per packet at `max_bitrate`
-    /// (see [`min_spacing`]).
-    pub fn set_rate(&mut self, packet_size: u32, max_bitrate: u32) {
+    /// (see [`min_spacing`]), with twice the header's preroll (capped at [`MAX_PREROLL`]) as
+    /// the burst tolerance.
+    pub fn set_rate(&mut self, packet_size: u32, max_bitrate: u32, preroll: Duration) {
         self.spacing = min_spacing(packet_size, max_bitrate);
+        self.tolerance =
+            (self.spacing * STALL_BURST).max(preroll.min(MAX_PREROLL) * PREROLLS_AHEAD);
+    }
+
+    /// How many non-advancing packets may go out back to back before the floor spaces them.
+    pub fn burst_packets(&self) -> u32 {
+        match self.spacing.as_nanos() {
+            0 => u32::MAX,
+            s => u32::try_from(self.tolerance.as_nanos() / s).unwrap_or(u32::MAX),
+        }
     }
 
     /// The next packet starts a new timeline (file change): anchor it right after the last.
@@ -136,8 +165,7 @@ impl Pacer {
 
     /// The earliest instant the rate floor allows a non-advancing packet (None: no floor yet).
     fn floor(&self) -> Option<Instant> {
-        let burst = self.spacing * STALL_BURST;
-        self.floor_at.and_then(|t| t.checked_sub(burst))
+        self.floor_at.and_then(|t| t.checked_sub(self.tolerance))
     }
 
     fn charge(&mut self, due: Instant, stalled: bool) {
@@ -229,7 +257,7 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Pacer::new();
         if rated {
-            p.set_rate(1000, 80_000);
+            p.set_rate(1000, 80_000, Duration::ZERO);
         }
         let mut now = t0;
         ops.iter()
@@ -289,7 +317,7 @@ mod tests {
         // 10 000 zero-filled packets of the demo's size at its declared 314 kbit/s.
         let t0 = Instant::now();
         let mut p = Pacer::new();
-        p.set_rate(3200, 314_000);
+        p.set_rate(3200, 314_000, Duration::ZERO);
         let mut now = t0;
         for _ in 0..10_000 {
             now = now.max(p.due(0, now));
@@ -300,5 +328,41 @@ mod tests {
             bits_per_s <= 314_000.0 * 1.01,
             "{bits_per_s} bit/s over {secs} s"
         );
+    }
+
+    #[test]
+    fn a_front_loaded_preroll_goes_by_send_time_and_a_stuck_file_gets_two_prerolls_ahead() {
+        // FFmpeg's ASF muxer: 3.1 s of data at the file's actual 1.03 Mbit/s (125 packets of
+        // 3200 bytes, 3.3 s at the declared 964 kbit/s) stamped 0, 40 and 80 ms, then one packet
+        // every ~26 ms.
+        let t0 = Instant::now();
+        let preroll = Duration::from_millis(3100);
+        let mut p = Pacer::new();
+        p.set_rate(3200, 964_000, preroll);
+        assert_eq!(p.burst_packets(), 233);
+        let mut sends: Vec<u32> = [0u32, 40, 80].iter().flat_map(|&t| [t; 42]).collect();
+        sends.extend((1..200).map(|i| 80 + i * 26));
+        let mut now = t0;
+        for &s in &sends {
+            let due = p.due(s, now);
+            assert_eq!(due, t0 + Duration::from_millis(u64::from(s)), "send {s}");
+            now = now.max(due);
+        }
+        // Send times that never advance: two prerolls at once, then the declared rate.
+        let mut p = Pacer::new();
+        p.set_rate(3200, 964_000, preroll);
+        let dues: Vec<Instant> = (0..400).map(|_| p.due(7, t0)).collect();
+        let at_once = dues.iter().filter(|d| **d == t0).count();
+        assert_eq!(at_once, 234);
+        let last = dues.last().copied().unwrap_or(t0);
+        let secs = last.duration_since(t0).as_secs_f64();
+        let expected = (400.0 - 234.0) * 3200.0 * 8.0 / 964_000.0;
+        assert!(
+            (secs - expected).abs() < 0.05,
+            "{secs} s, expected {expected} s"
+        );
+        // A hostile preroll is capped.
+        p.set_rate(3200, 964_000, Duration::from_secs(1 << 40));
+        assert!(p.burst_packets() <= 377, "{}", p.burst_packets());
     }
 }

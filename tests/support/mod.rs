@@ -524,6 +524,12 @@ impl Daemon {
         self.shutdown().expect("daemon already reaped")
     }
 
+    /// [`Daemon::stop`], and everything it wrote to stderr (its last lines come at the stop).
+    pub fn stop_with_log(mut self) -> (ExitStatus, String) {
+        let status = self.shutdown().expect("daemon already reaped");
+        (status, self.stderr())
+    }
+
     fn shutdown(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
         if let Ok(Some(status)) = child.try_wait() {
