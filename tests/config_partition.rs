@@ -461,3 +461,98 @@ fn a_first_boot_with_a_broken_file_stays_up_with_no_station() {
     std::thread::sleep(Duration::from_secs(1));
     assert!(s.daemon.is_running(), "{}", s.daemon.stderr());
 }
+
+/// Restarts the daemon of `s` after `edit` changed its config directory; waits for the old
+/// listeners (those of the last-good copy) and for a station playing.
+fn restart_with(s: Setup, edit: impl FnOnce(&Path)) -> Setup {
+    let (dir, etc, hp, ap) = (s._dir, s.etc, s.http.port(), s.api.port());
+    s.daemon.stop();
+    edit(&etc);
+    run_daemon(dir, etc, hp, ap, true)
+}
+
+#[test]
+fn a_listener_that_cannot_bind_at_start_runs_the_last_good_listeners() {
+    let s = start("cp-bind-start");
+    let (hp, ap) = (s.http.port(), s.api.port());
+    // Another program holds a port; server.yaml now wants it.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap().port();
+    let server = s.etc.join("server.yaml");
+    let s = restart_with(s, |etc| {
+        let text = server_yaml(etc, taken, ap);
+        std::fs::write(etc.join("server.yaml"), text).unwrap();
+    });
+    let (video, audio) = ffmpeg_frames(s.http, "demo", 2);
+    eprintln!(
+        "port taken: ffmpeg -t 2 on the last-good listener decoded video={video} audio={audio}"
+    );
+    assert!(video >= 20 && audio >= 20, "video={video} audio={audio}");
+    let (_, page) = http(s.http, "GET", "/", "", b"");
+    let file = server.display().to_string();
+    assert!(page.contains(&format!("<tr><td>{file}</td>")), "{page}");
+    assert!(page.contains(&format!("127.0.0.1:{taken}")), "{page}");
+    let (_, metrics) = http(s.http, "GET", "/metrics", "", b"");
+    assert!(metrics.contains("\nasfcast_config_errors 1\n"), "{metrics}");
+    // The copy still holds the listeners that bound, not the file that did not.
+    let saved = std::fs::read_to_string(s.last_good.join("current/server.yaml")).unwrap();
+    assert!(saved.contains(&format!("127.0.0.1:{hp}")), "{saved}");
+
+    // An address that is not on the box, same story.
+    let mut s = restart_with(s, |etc| {
+        let text = server_yaml(etc, hp, ap).replace(
+            &format!("http: 127.0.0.1:{hp}"),
+            &format!("http: 192.0.2.7:{hp}"),
+        );
+        std::fs::write(etc.join("server.yaml"), text).unwrap();
+    });
+    let (video, _) = ffmpeg_frames(s.http, "demo", 2);
+    eprintln!("address not on the box: ffmpeg -t 2 decoded video={video}");
+    assert!(video >= 20, "video={video}");
+    assert!(s.daemon.is_running(), "{}", s.daemon.stderr());
+    drop(squatter);
+}
+
+#[test]
+fn a_listener_that_cannot_bind_at_reload_keeps_the_old_ones_across_a_restart() {
+    let s = start("cp-bind-reload");
+    let (hp, ap) = (s.http.port(), s.api.port());
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap().port();
+    std::fs::write(s.etc.join("server.yaml"), server_yaml(&s.etc, taken, ap)).unwrap();
+    let out = ctl(s.api, &["reload"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (_, page) = http(s.http, "GET", "/", "", b"");
+    assert!(page.contains(&format!("127.0.0.1:{taken}")), "{page}");
+    let saved = std::fs::read_to_string(s.last_good.join("current/server.yaml")).unwrap();
+    assert!(saved.contains(&format!("127.0.0.1:{hp}")), "{saved}");
+    // The box restarts with that file: the last-good listeners, not a crash loop.
+    let mut s = restart_with(s, |_| {});
+    let (video, audio) = ffmpeg_frames(s.http, "demo", 2);
+    eprintln!("after a reload with a taken port and a restart: ffmpeg -t 2 decoded video={video} audio={audio}");
+    assert!(video >= 20 && audio >= 20, "video={video} audio={audio}");
+    assert!(s.daemon.is_running(), "{}", s.daemon.stderr());
+    drop(squatter);
+}
+
+#[test]
+fn a_client_log_directory_that_cannot_be_opened_leaves_the_box_serving() {
+    let (dir, etc, hp, ap) = partition("cp-clientlog");
+    // Under a regular file: no one, root included, can create it.
+    let bad = etc.join("README.txt").join("logs");
+    let text = format!(
+        "{}log:\n  clients:\n    dir: {}\n",
+        server_yaml(&etc, hp, ap),
+        bad.display()
+    );
+    std::fs::write(etc.join("server.yaml"), text).unwrap();
+    let mut s = run_daemon(dir, etc, hp, ap, true);
+    let (video, audio) = ffmpeg_frames(s.http, "demo", 2);
+    eprintln!("client log dir unusable: ffmpeg -t 2 decoded video={video} audio={audio}");
+    assert!(video >= 20 && audio >= 20, "video={video} audio={audio}");
+    let (_, page) = http(s.http, "GET", "/", "", b"");
+    assert!(page.contains("client log"), "{page}");
+    let (_, metrics) = http(s.http, "GET", "/metrics", "", b"");
+    assert!(metrics.contains("\nasfcast_config_errors 1\n"), "{metrics}");
+    assert!(s.daemon.is_running(), "{}", s.daemon.stderr());
+}
