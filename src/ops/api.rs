@@ -704,10 +704,9 @@ pub fn error(status: u16, message: &str) -> Response {
 fn json<T: Serialize>(status: u16, value: &T) -> Response {
     let mut body = serde_json::to_vec_pretty(value).unwrap_or_else(|_| b"{}".to_vec());
     body.push(b'\n');
-    let mut r = Response::new(status)
+    Response::new(status)
         .body("application/json", body)
-        .header("Cache-Control", "no-store");
-    r
+        .header("Cache-Control", "no-store")
 }
 
 #[derive(Serialize)]
