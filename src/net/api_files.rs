@@ -30,6 +30,9 @@ use super::daemon::Daemon;
 const MAX_READ: u64 = 1 << 20;
 /// Room kept free on a file system an upload goes to.
 const FREE_MARGIN: u64 = 4 << 20;
+/// Most uploads in progress at once (each holds a connection and a file; a slow client can
+/// hold its own for as long as it sends a byte per idle timeout).
+pub const MAX_UPLOADS: usize = 4;
 
 /// An upload being written, per connection index.
 #[derive(Debug)]
@@ -263,6 +266,21 @@ impl Daemon {
         if self.api.uploads.values().any(|u| u.part == part) {
             return Err(api::error(409, "the same file is being uploaded already"));
         }
+        if self.api.uploads.len() >= MAX_UPLOADS {
+            return Err(api::error(
+                503,
+                &format!("{MAX_UPLOADS} uploads are in progress already; try again later"),
+            )
+            .header("Retry-After", "10"));
+        }
+        // The bytes the uploads in progress have announced and not sent yet are spoken for:
+        // each upload's check alone would let parallel ones fill the disk together.
+        let pending: u64 = self
+            .api
+            .uploads
+            .values()
+            .map(|u| u.length.saturating_sub(u.received))
+            .sum();
         if let Err(e) = std::fs::create_dir_all(&dir) {
             return Err(api::error(
                 500,
@@ -270,10 +288,10 @@ impl Daemon {
             ));
         }
         if let Some(free) = free_bytes(&dir) {
-            if length.saturating_add(FREE_MARGIN) > free {
+            if !fits(length, pending, free) {
                 return Err(api::error(
                     507,
-                    &format!("{length} bytes do not fit: {free} bytes free"),
+                    &format!("{length} bytes do not fit: {free} bytes free, {pending} of them promised to uploads in progress"),
                 ));
             }
         }
@@ -389,8 +407,29 @@ fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Whether an upload of `length` bytes fits in `free` bytes with `pending` bytes still to
+/// come for the uploads in progress and the margin kept free.
+fn fits(length: u64, pending: u64, free: u64) -> bool {
+    length.saturating_add(pending).saturating_add(FREE_MARGIN) <= free
+}
+
 /// Bytes an unprivileged writer may still use on the file system of `dir`.
 fn free_bytes(dir: &Path) -> Option<u64> {
     let s = nix::sys::statvfs::statvfs(dir).ok()?;
     Some(s.blocks_available().saturating_mul(s.fragment_size()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uploads_in_progress_are_counted_against_the_free_space() {
+        let free = 100 << 20;
+        assert!(fits(60 << 20, 0, free));
+        // A second 60 MiB upload while the first has 50 MiB to come does not fit.
+        assert!(!fits(60 << 20, 50 << 20, free));
+        assert!(fits(30 << 20, 50 << 20, free));
+        assert!(!fits(u64::MAX, 1, free));
+    }
 }

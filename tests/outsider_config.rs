@@ -1,0 +1,122 @@
+//! The config and upload routes of the control API attacked from outside (issue 15): a client
+//! with nothing but a TCP connection to the API on 127.0.0.1 tries to stop the box, fill its
+//! disk or hold its resources; the real daemon runs (`asfcast run --last-good`) and FFmpeg
+//! decoding the station after each attack is the judge that the box still serves.
+//! - a station file naming a FIFO (valid YAML, a path the daemon can open): the daemon's one
+//!   thread must not block on it (it used to, for good, and the file was saved as last good);
+//! - more parallel uploads than the daemon takes: the extra ones get 503 with Retry-After and
+//!   no file, those in progress finish.
+//!
+//! Only loopback traffic; run inside tests/netns-run like the rest.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::Duration;
+
+use support::partition::*;
+
+/// O_NONBLOCK on Linux (the test opens the FIFO's other end without waiting).
+const O_NONBLOCK: i32 = 0o4000;
+
+/// Sends `head` and `body` on a new connection and returns the connection (for more).
+fn send(addr: SocketAddr, head: &str, body: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    s
+}
+
+/// The status code of the answer on `s` (read to its end).
+fn status_of(mut s: TcpStream) -> (u16, String) {
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let t = text(&out);
+    let code = t
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, t)
+}
+
+fn demo_plays(s: &Setup, what: &str) {
+    let (video, audio) = ffmpeg_frames(s.http, "demo", 2);
+    eprintln!("{what}: ffmpeg -t 2 decoded video={video} audio={audio}");
+    assert!(
+        video >= 20 && audio >= 20,
+        "{what}: video={video} audio={audio}"
+    );
+}
+
+#[test]
+fn a_station_naming_a_fifo_does_not_stop_the_daemon() {
+    let mut s = start("oc-fifo");
+    let fifo = s._dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|st| st.success()));
+    let yaml = format!(
+        "name: pipe\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n",
+        fifo.display()
+    );
+    let (code, body) = http(
+        s.api,
+        "PUT",
+        "/v1/config/stations/pipe",
+        "",
+        yaml.as_bytes(),
+    );
+    // Unblock a daemon stuck in open(2) so the test ends either way.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(O_NONBLOCK)
+        .open(&fifo);
+    assert_eq!(code, 201, "{body}");
+    let (code, _) = http(s.api, "GET", "/v1/version", "", b"");
+    assert_eq!(code, 200);
+    demo_plays(&s, "after a station naming a FIFO");
+    assert!(
+        s.daemon
+            .wait_for_stderr("not a regular file", Duration::from_secs(5)),
+        "{}",
+        s.daemon.stderr()
+    );
+}
+
+#[test]
+fn parallel_uploads_beyond_the_limit_are_refused_and_the_rest_finish() {
+    let s = start("oc-parallel");
+    let head = |name: &str, len: usize| {
+        format!("PUT /v1/config/media/{name} HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
+    };
+    // Four clients announce 1 MiB and send 1 byte (a slow client keeps going at a byte per
+    // idle timeout).
+    let mut held = Vec::new();
+    for i in 0..4 {
+        held.push(send(s.api, &head(&format!("slow{i}.asf"), 1 << 20), b"x"));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, answer) = status_of(send(s.api, &head("fifth.asf", 3), b"abc"));
+    assert_eq!(code, 503, "{answer}");
+    assert!(answer.contains("Retry-After: 10"), "{answer}");
+    let media = s.etc.join("media");
+    assert!(!files_in(&media).iter().any(|f| f.contains("fifth")));
+    // The ones in progress finish.
+    for mut c in held.drain(..) {
+        c.write_all(&vec![b'y'; (1 << 20) - 1]).unwrap();
+        let (code, answer) = status_of(c);
+        assert_eq!(code, 201, "{answer}");
+    }
+    let names = files_in(&media);
+    assert!(
+        names.iter().filter(|n| n.starts_with("slow")).count() == 4,
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.ends_with(".part")), "{names:?}");
+    let (code, answer) = status_of(send(s.api, &head("fifth.asf", 3), b"abc"));
+    assert_eq!(code, 201, "{answer}");
+    demo_plays(&s, "after parallel uploads");
+}
