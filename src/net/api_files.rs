@@ -33,6 +33,10 @@ const FREE_MARGIN: u64 = 4 << 20;
 /// Most uploads in progress at once (each holds a connection and a file; a slow client can
 /// hold its own for as long as it sends a byte per idle timeout).
 pub const MAX_UPLOADS: usize = 4;
+/// An upload slower than [`MIN_RATE`] bytes per second on average after [`RATE_GRACE`] is
+/// ended (408): the idle timeout alone lets a client keep a slot with a byte now and then.
+const MIN_RATE: u64 = 1024;
+const RATE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// An upload being written, per connection index.
 #[derive(Debug)]
@@ -46,6 +50,7 @@ pub struct OpenUpload {
     /// The request's head, for the answer's framing.
     request: Request,
     buf: Vec<u8>,
+    started: Instant,
 }
 
 /// The uploads in progress.
@@ -311,6 +316,7 @@ impl Daemon {
                 received: 0,
                 request: head,
                 buf: Vec::new(),
+                started: Instant::now(),
             },
         );
         Ok(())
@@ -335,6 +341,16 @@ impl Daemon {
                 Err(e) => failed = Some(api::error(507, &format!("cannot write the upload: {e}"))),
             }
             u.buf.clear();
+        }
+        if failed.is_none()
+            && progress == UploadProgress::Receiving
+            && too_slow(u.received, now.saturating_duration_since(u.started))
+        {
+            warn!(file = %u.target.display(), received = u.received, "upload too slow; ended");
+            failed = Some(api::error(
+                408,
+                &format!("the upload is slower than {MIN_RATE} bytes per second"),
+            ));
         }
         if failed.is_none() && progress == UploadProgress::Receiving {
             return false;
@@ -413,6 +429,11 @@ fn fits(length: u64, pending: u64, free: u64) -> bool {
     length.saturating_add(pending).saturating_add(FREE_MARGIN) <= free
 }
 
+/// Whether an upload that got `received` bytes in `elapsed` is below the minimum rate.
+fn too_slow(received: u64, elapsed: std::time::Duration) -> bool {
+    elapsed > RATE_GRACE && u128::from(received) < elapsed.as_millis() * u128::from(MIN_RATE) / 1000
+}
+
 /// Bytes an unprivileged writer may still use on the file system of `dir`.
 fn free_bytes(dir: &Path) -> Option<u64> {
     let s = nix::sys::statvfs::statvfs(dir).ok()?;
@@ -431,5 +452,13 @@ mod tests {
         assert!(!fits(60 << 20, 50 << 20, free));
         assert!(fits(30 << 20, 50 << 20, free));
         assert!(!fits(u64::MAX, 1, free));
+    }
+
+    #[test]
+    fn a_byte_now_and_then_is_too_slow_after_the_grace() {
+        use std::time::Duration;
+        assert!(!too_slow(5, Duration::from_secs(10)), "in the grace");
+        assert!(too_slow(40, Duration::from_secs(40)), "a byte per second");
+        assert!(!too_slow(64 * 1024, Duration::from_secs(40)));
     }
 }
