@@ -4,6 +4,7 @@
 //! decoding the station after each attack is the judge that the box still serves.
 //! - a station file naming a FIFO (valid YAML, a path the daemon can open): the daemon's one
 //!   thread must not block on it (it used to, for good, and the file was saved as last good);
+//! - deleting the media file a station plays: 409 naming the station, the file stays;
 //! - more parallel uploads than the daemon takes: the extra ones get 503 with Retry-After and
 //!   no file, those in progress finish.
 //!
@@ -119,4 +120,18 @@ fn parallel_uploads_beyond_the_limit_are_refused_and_the_rest_finish() {
     let (code, answer) = status_of(send(s.api, &head("fifth.asf", 3), b"abc"));
     assert_eq!(code, 201, "{answer}");
     demo_plays(&s, "after parallel uploads");
+}
+
+#[test]
+fn the_media_file_a_station_plays_cannot_be_deleted() {
+    let s = start("oc-delete-playing");
+    let (code, body) = http(s.api, "DELETE", "/v1/config/media/demo.asf", "", b"");
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("demo"), "{body}");
+    assert!(s.etc.join("media/demo.asf").is_file());
+    // A file no station plays goes.
+    std::fs::write(s.etc.join("media/spare.asf"), b"x").unwrap();
+    let (code, body) = http(s.api, "DELETE", "/v1/config/media/spare.asf", "", b"");
+    assert_eq!(code, 200, "{body}");
+    demo_plays(&s, "after an attempt to delete its file");
 }

@@ -201,6 +201,16 @@ impl Daemon {
 
     fn delete_media(&self, file: &str) -> Response {
         let path = self.media_dir().join(file);
+        let users = self.stations_playing(&path);
+        if !users.is_empty() {
+            return api::error(
+                409,
+                &format!(
+                    "{file} is in the playlist of {}: change or remove the station first",
+                    users.join(", ")
+                ),
+            );
+        }
         match std::fs::remove_file(&path) {
             Ok(()) => {
                 let _ = crate::fsutil::sync_dir(&path);
@@ -212,6 +222,24 @@ impl Daemon {
             }
             Err(e) => api::error(500, &format!("cannot remove {file}: {e}")),
         }
+    }
+
+    /// The configured stations whose files (playlist, fallback) include `path` (the same
+    /// file, however it is named).
+    fn stations_playing(&self, path: &Path) -> Vec<String> {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(target) = std::fs::metadata(path) else {
+            return Vec::new();
+        };
+        let same = |p: &PathBuf| {
+            std::fs::metadata(p).is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
+        };
+        self.config
+            .stations
+            .iter()
+            .filter(|s| s.source.announced_files().iter().any(same))
+            .map(|s| s.name.clone())
+            .collect()
     }
 
     fn update_status(&self) -> Response {
