@@ -5,6 +5,8 @@
 //! - a station file naming a FIFO (valid YAML, a path the daemon can open): the daemon's one
 //!   thread must not block on it (it used to, for good, and the file was saved as last good);
 //! - deleting the media file a station plays: 409 naming the station, the file stays;
+//! - an upload over the media file a station plays that is not ASF: 422, the file stays;
+//!   an ASF one replaces it and the station plays on;
 //! - more parallel uploads than the daemon takes: the extra ones get 503 with Retry-After and
 //!   no file, those in progress finish.
 //!
@@ -134,4 +136,27 @@ fn the_media_file_a_station_plays_cannot_be_deleted() {
     let (code, body) = http(s.api, "DELETE", "/v1/config/media/spare.asf", "", b"");
     assert_eq!(code, 200, "{body}");
     demo_plays(&s, "after an attempt to delete its file");
+}
+
+#[test]
+fn an_upload_over_a_playing_file_must_be_asf() {
+    let s = start("oc-replace-playing");
+    let demo = s.etc.join("media/demo.asf");
+    let before = std::fs::read(&demo).unwrap();
+    let (code, body) = http(s.api, "PUT", "/v1/config/media/demo.asf", "", &[0u8; 4096]);
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(
+        std::fs::read(&demo).unwrap(),
+        before,
+        "the played file was replaced"
+    );
+    assert!(!files_in(&s.etc.join("media"))
+        .iter()
+        .any(|f| f.ends_with(".part")));
+    demo_plays(&s, "after a non-ASF upload over its file");
+    let other = std::fs::read(support::demo_media_b()).unwrap();
+    let (code, body) = http(s.api, "PUT", "/v1/config/media/demo.asf", "", &other);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(std::fs::read(&demo).unwrap(), other);
+    demo_plays(&s, "after an ASF upload over its file");
 }

@@ -242,6 +242,24 @@ impl Daemon {
             .collect()
     }
 
+    /// A complete upload that would replace a file a station plays must be a readable ASF
+    /// file: else 422 and the station keeps its file (other media are stored as they come).
+    fn unplayable_replacement(&self, target: &Path, part: &Path) -> Option<Response> {
+        let users = self.stations_playing(target);
+        if users.is_empty() {
+            return None;
+        }
+        let e = crate::asf::reader::AsfReader::open(part).err()?;
+        Some(api::error(
+            422,
+            &format!(
+                "{} is played by {} and the upload is not a playable ASF file ({e}); the file was kept",
+                target.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                users.join(", ")
+            ),
+        ))
+    }
+
     fn update_status(&self) -> Response {
         let Some(dir) = self.config.server.api.update_dir.clone() else {
             return updates_off();
@@ -386,6 +404,9 @@ impl Daemon {
         let Some(u) = self.api.uploads.remove(&idx) else {
             return false;
         };
+        if failed.is_none() && matches!(u.kind, UploadTarget::Media(_)) {
+            failed = self.unplayable_replacement(&u.target, &u.part);
+        }
         let response = match failed {
             Some(r) => {
                 let _ = std::fs::remove_file(&u.part);
