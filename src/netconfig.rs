@@ -229,4 +229,46 @@ mod tests {
             &gen("interfaces:\n  - mac: 52:54:00:AB:CD:01\n  - name: en*\n    dhcp: true\n    dns: 9.9.9.9\n"),
         );
     }
+
+    /// The generated files run as root configuration: no value may smuggle a line or a
+    /// `[Section]` into them (newlines, carriage returns, Unicode line separators, spaces,
+    /// `=`/`[` in names or host names, specifiers), whether in a plain or a quoted scalar.
+    #[test]
+    fn hostile_values_never_reach_the_generated_files() {
+        let hostile = [
+            "hostname: \"a\\n[Service]\\nExecStart=/bin/sh\"\n",
+            "hostname: \"a\\r\\nx\"\n",
+            "hostname: \"a\\u2028b\"\n",
+            "hostname: \"a b\"\n",
+            "hostname: a.b\n",
+            "hostname: \"%n\"\n",
+            "ntp: \"pool\\n[Time]\"\n",
+            "ntp: [\"a b\"]\n",
+            "ntp: [\"x=y\"]\n",
+            "interfaces:\n  - name: \"eth0\\n[Network]\\nDNS=1.1.1.1\"\n",
+            "interfaces:\n  - name: \"eth0 eth1\"\n",
+            "interfaces:\n  - name: \"\\teth0\"\n",
+            "interfaces:\n  - name: \"eth\\u00a00\"\n",
+            "interfaces:\n  - mac: \"52:54:00:12:34:56\\n[Match]\"\n",
+            "interfaces:\n  - name: eth0\n    dns: \"1.1.1.1\\nDNS=6.6.6.6\"\n",
+            "interfaces:\n  - name: eth0\n    dns: \"fe80::1%eth0\"\n",
+            "interfaces:\n  - name: eth0\n    addresses: \"192.0.2.1/24\\nGateway=6.6.6.6\"\n",
+            "interfaces:\n  - name: eth0\n    gateway: \"192.0.2.1 6.6.6.6\"\n",
+            "interfaces:\n  - name: eth0\n    vlans:\n      - id: \"1\\n[NetDev]\"\n",
+        ];
+        for text in hostile {
+            let got = network::parse(Path::new("network.yaml"), text);
+            assert!(got.is_err(), "accepted: {text:?} -> {got:?}");
+        }
+        // What is accepted only ever makes `Key=value` lines with printable ASCII values.
+        let files = gen("hostname: a-1\nntp: [a.example, '2001:db8::1']\ninterfaces:\n  - name: 'e*[0-9]'\n    dns: '2001:db8::53'\n");
+        for f in &files {
+            for line in f.text.lines() {
+                assert!(
+                    line.bytes().all(|b| b.is_ascii_graphic() || b == b' '),
+                    "{line:?}"
+                );
+            }
+        }
+    }
 }

@@ -18,161 +18,11 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{bounded, Daemon, TempDir};
-
-struct Setup {
-    _dir: TempDir,
-    etc: PathBuf,
-    last_good: PathBuf,
-    daemon: Daemon,
-    http: SocketAddr,
-    api: SocketAddr,
-}
-
-const MEDIA_CAP: u64 = 4 << 20;
-
-fn server_yaml(etc: &Path, hp: u16, ap: u16) -> String {
-    format!(
-        "listen:\n  http: 127.0.0.1:{hp}\n  mms: false\n  rtsp: false\n  api: 127.0.0.1:{ap}\n\
-         announce_dir: {}\nstatus:\n  enabled: true\nmetrics:\n  enabled: true\n\
-         api:\n  max_media_size: {MEDIA_CAP}\n",
-        etc.parent().unwrap_or(etc).join("announce").display()
-    )
-}
-
-fn station_yaml(name: &str, media: &str) -> String {
-    format!("name: {name}\nsource:\n  type: playlist\n  files: [{media}]\n  loop: true\n")
-}
-
-/// A config dir like the partition's: server.yaml, demo.yaml, media/demo.asf, and the files
-/// a person or another OS leaves there.
-fn partition(tag: &str) -> (TempDir, PathBuf, u16, u16) {
-    let dir = TempDir::new(tag);
-    let etc = dir.path().join("etc");
-    std::fs::create_dir_all(etc.join("media")).unwrap();
-    std::fs::create_dir_all(etc.join("System Volume Information")).unwrap();
-    std::fs::copy(support::demo_media(), etc.join("media/demo.asf")).unwrap();
-    let (hp, ap) = (support::free_tcp_port(), support::free_tcp_port());
-    std::fs::write(etc.join("server.yaml"), server_yaml(&etc, hp, ap)).unwrap();
-    std::fs::write(
-        etc.join("demo.yaml"),
-        station_yaml("demo", "media/demo.asf"),
-    )
-    .unwrap();
-    std::fs::write(etc.join("README.txt"), "Edit the YAML files.\r\n").unwrap();
-    std::fs::write(etc.join("._demo.yaml"), [0u8, 5, 22, 7]).unwrap();
-    std::fs::write(etc.join("demo.yaml.bak"), "name: [").unwrap();
-    (dir, etc, hp, ap)
-}
-
-fn run_daemon(dir: TempDir, etc: PathBuf, hp: u16, ap: u16, wait_playing: bool) -> Setup {
-    let last_good = dir.path().join("last-good");
-    let mut daemon = Daemon::asfcast([
-        "run",
-        "--config",
-        etc.to_str().unwrap(),
-        "--last-good",
-        last_good.to_str().unwrap(),
-    ]);
-    let http: SocketAddr = format!("127.0.0.1:{hp}").parse().unwrap();
-    let api: SocketAddr = format!("127.0.0.1:{ap}").parse().unwrap();
-    daemon.wait_for_tcp(http, Duration::from_secs(10));
-    daemon.wait_for_tcp(api, Duration::from_secs(10));
-    if wait_playing {
-        assert!(
-            daemon.wait_for_stderr("playing", Duration::from_secs(10)),
-            "{}",
-            daemon.stderr()
-        );
-    }
-    Setup {
-        _dir: dir,
-        etc,
-        last_good,
-        daemon,
-        http,
-        api,
-    }
-}
-
-fn start(tag: &str) -> Setup {
-    let (dir, etc, hp, ap) = partition(tag);
-    run_daemon(dir, etc, hp, ap, true)
-}
-
-/// Runs `asfcast ctl --api URL ARGS…` (bounded).
-fn ctl(api: SocketAddr, args: &[&str]) -> Output {
-    let url = format!("http://{api}");
-    let mut cmd = bounded(Duration::from_secs(60), support::asfcast_bin());
-    cmd.args(["ctl", "--api", &url])
-        .args(args)
-        .stdin(std::process::Stdio::null());
-    cmd.output()
-        .unwrap_or_else(|e| panic!("asfcast ctl {args:?}: {e}"))
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// (video, audio) frames FFmpeg decodes from `station` over MMSH in `secs` seconds.
-fn ffmpeg_frames(http: SocketAddr, station: &str, secs: u32) -> (usize, usize) {
-    let mut cmd = bounded(Duration::from_secs(60), "ffmpeg");
-    cmd.args(["-nostdin", "-v", "error", "-i"])
-        .arg(format!("mmsh://{http}/{station}"))
-        .args(["-t", &secs.to_string(), "-map", "0", "-f", "framemd5", "-"]);
-    let out =
-        support::run_bounded(&mut cmd, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
-    let t = text(&out.stdout);
-    let count = |idx: &str| {
-        t.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter(|l| l.split(',').next().map(str::trim) == Some(idx))
-            .count()
-    };
-    (count("0"), count("1"))
-}
-
-/// One raw HTTP exchange: the status and the body of the answer.
-fn http(addr: SocketAddr, method: &str, path: &str, extra: &str, body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n{extra}\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    let _ = s.write_all(body);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let t = text(&out);
-    let status = t
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = t
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|r| {
-            r.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
+use support::bounded;
+use support::partition::*;
 
 #[test]
 fn an_uploaded_station_and_media_play_without_a_restart() {
@@ -459,5 +309,100 @@ fn a_first_boot_with_a_broken_file_stays_up_with_no_station() {
         "{page}"
     );
     std::thread::sleep(Duration::from_secs(1));
+    assert!(s.daemon.is_running(), "{}", s.daemon.stderr());
+}
+
+/// Restarts the daemon of `s` after `edit` changed its config directory; waits for the old
+/// listeners (those of the last-good copy) and for a station playing.
+fn restart_with(s: Setup, edit: impl FnOnce(&Path)) -> Setup {
+    let (dir, etc, hp, ap) = (s._dir, s.etc, s.http.port(), s.api.port());
+    s.daemon.stop();
+    edit(&etc);
+    run_daemon(dir, etc, hp, ap, true)
+}
+
+#[test]
+fn a_listener_that_cannot_bind_at_start_runs_the_last_good_listeners() {
+    let s = start("cp-bind-start");
+    let (hp, ap) = (s.http.port(), s.api.port());
+    // Another program holds a port; server.yaml now wants it.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap().port();
+    let server = s.etc.join("server.yaml");
+    let s = restart_with(s, |etc| {
+        let text = server_yaml(etc, taken, ap);
+        std::fs::write(etc.join("server.yaml"), text).unwrap();
+    });
+    let (video, audio) = ffmpeg_frames(s.http, "demo", 2);
+    eprintln!(
+        "port taken: ffmpeg -t 2 on the last-good listener decoded video={video} audio={audio}"
+    );
+    assert!(video >= 20 && audio >= 20, "video={video} audio={audio}");
+    let (_, page) = http(s.http, "GET", "/", "", b"");
+    let file = server.display().to_string();
+    assert!(page.contains(&format!("<tr><td>{file}</td>")), "{page}");
+    assert!(page.contains(&format!("127.0.0.1:{taken}")), "{page}");
+    let (_, metrics) = http(s.http, "GET", "/metrics", "", b"");
+    assert!(metrics.contains("\nasfcast_config_errors 1\n"), "{metrics}");
+    // The copy still holds the listeners that bound, not the file that did not.
+    let saved = std::fs::read_to_string(s.last_good.join("current/server.yaml")).unwrap();
+    assert!(saved.contains(&format!("127.0.0.1:{hp}")), "{saved}");
+
+    // An address that is not on the box, same story.
+    let mut s = restart_with(s, |etc| {
+        let text = server_yaml(etc, hp, ap).replace(
+            &format!("http: 127.0.0.1:{hp}"),
+            &format!("http: 192.0.2.7:{hp}"),
+        );
+        std::fs::write(etc.join("server.yaml"), text).unwrap();
+    });
+    let (video, _) = ffmpeg_frames(s.http, "demo", 2);
+    eprintln!("address not on the box: ffmpeg -t 2 decoded video={video}");
+    assert!(video >= 20, "video={video}");
+    assert!(s.daemon.is_running(), "{}", s.daemon.stderr());
+    drop(squatter);
+}
+
+#[test]
+fn a_listener_that_cannot_bind_at_reload_keeps_the_old_ones_across_a_restart() {
+    let s = start("cp-bind-reload");
+    let (hp, ap) = (s.http.port(), s.api.port());
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap().port();
+    std::fs::write(s.etc.join("server.yaml"), server_yaml(&s.etc, taken, ap)).unwrap();
+    let out = ctl(s.api, &["reload"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (_, page) = http(s.http, "GET", "/", "", b"");
+    assert!(page.contains(&format!("127.0.0.1:{taken}")), "{page}");
+    let saved = std::fs::read_to_string(s.last_good.join("current/server.yaml")).unwrap();
+    assert!(saved.contains(&format!("127.0.0.1:{hp}")), "{saved}");
+    // The box restarts with that file: the last-good listeners, not a crash loop.
+    let mut s = restart_with(s, |_| {});
+    let (video, audio) = ffmpeg_frames(s.http, "demo", 2);
+    eprintln!("after a reload with a taken port and a restart: ffmpeg -t 2 decoded video={video} audio={audio}");
+    assert!(video >= 20 && audio >= 20, "video={video} audio={audio}");
+    assert!(s.daemon.is_running(), "{}", s.daemon.stderr());
+    drop(squatter);
+}
+
+#[test]
+fn a_client_log_directory_that_cannot_be_opened_leaves_the_box_serving() {
+    let (dir, etc, hp, ap) = partition("cp-clientlog");
+    // Under a regular file: no one, root included, can create it.
+    let bad = etc.join("README.txt").join("logs");
+    let text = format!(
+        "{}log:\n  clients:\n    dir: {}\n",
+        server_yaml(&etc, hp, ap),
+        bad.display()
+    );
+    std::fs::write(etc.join("server.yaml"), text).unwrap();
+    let mut s = run_daemon(dir, etc, hp, ap, true);
+    let (video, audio) = ffmpeg_frames(s.http, "demo", 2);
+    eprintln!("client log dir unusable: ffmpeg -t 2 decoded video={video} audio={audio}");
+    assert!(video >= 20 && audio >= 20, "video={video} audio={audio}");
+    let (_, page) = http(s.http, "GET", "/", "", b"");
+    assert!(page.contains("client log"), "{page}");
+    let (_, metrics) = http(s.http, "GET", "/metrics", "", b"");
+    assert!(metrics.contains("\nasfcast_config_errors 1\n"), "{metrics}");
     assert!(s.daemon.is_running(), "{}", s.daemon.stderr());
 }

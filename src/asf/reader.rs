@@ -124,9 +124,23 @@ fn read_chunk<R: Read>(r: &mut R, offset: u64) -> Result<Option<(u16, Vec<u8>)>,
 }
 
 impl AsfReader<BufReader<File>> {
-    /// Opens a file and reads its header.
+    /// Opens a regular file and reads its header. Anything else (a FIFO, a device such as
+    /// `/dev/zero`, a directory) is refused without blocking: the open is non-blocking (it
+    /// changes nothing for a regular file) and the type is checked on the open file.
     pub fn open(path: &Path) -> Result<Self, ReadError> {
-        let f = File::open(path).map_err(|source| ReadError::Io { offset: 0, source })?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let io = |source| ReadError::Io { offset: 0, source };
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(io)?;
+        if !f.metadata().map_err(io)?.is_file() {
+            return Err(ReadError::NotAsf(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
         AsfReader::new(BufReader::with_capacity(64 * 1024, f))
     }
 }
@@ -466,5 +480,46 @@ impl<R: Read> Iterator for AsfReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_packet()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A playlist entry that is a FIFO or a device (a station file can name any path) must
+    /// be refused at once: a blocking open or read would stop the daemon's one thread.
+    #[test]
+    fn a_fifo_or_a_device_is_refused_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("asfcast-reader-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let fifo = dir.join("pipe");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap_or_else(|e| panic!("{e}"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        for path in [fifo.clone(), std::path::PathBuf::from("/dev/zero")] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(
+                    AsfReader::open(&path)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                );
+            });
+        }
+        for _ in 0..2 {
+            let got = rx.recv_timeout(std::time::Duration::from_secs(5));
+            // Unblock a stuck opener before failing, so the test process can end.
+            if got.is_err() {
+                let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+            }
+            let err = got.unwrap_or_else(|_| panic!("open blocked")).err();
+            assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.contains("not a regular file")),
+                "{err:?}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

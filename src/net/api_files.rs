@@ -30,6 +30,13 @@ use super::daemon::Daemon;
 const MAX_READ: u64 = 1 << 20;
 /// Room kept free on a file system an upload goes to.
 const FREE_MARGIN: u64 = 4 << 20;
+/// Most uploads in progress at once (each holds a connection and a file; a slow client can
+/// hold its own for as long as it sends a byte per idle timeout).
+pub const MAX_UPLOADS: usize = 4;
+/// An upload slower than [`MIN_RATE`] bytes per second on average after [`RATE_GRACE`] is
+/// ended (408): the idle timeout alone lets a client keep a slot with a byte now and then.
+const MIN_RATE: u64 = 1024;
+const RATE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// An upload being written, per connection index.
 #[derive(Debug)]
@@ -43,6 +50,7 @@ pub struct OpenUpload {
     /// The request's head, for the answer's framing.
     request: Request,
     buf: Vec<u8>,
+    started: Instant,
 }
 
 /// The uploads in progress.
@@ -193,6 +201,16 @@ impl Daemon {
 
     fn delete_media(&self, file: &str) -> Response {
         let path = self.media_dir().join(file);
+        let users = self.stations_playing(&path);
+        if !users.is_empty() {
+            return api::error(
+                409,
+                &format!(
+                    "{file} is in the playlist of {}: change or remove the station first",
+                    users.join(", ")
+                ),
+            );
+        }
         match std::fs::remove_file(&path) {
             Ok(()) => {
                 let _ = crate::fsutil::sync_dir(&path);
@@ -204,6 +222,42 @@ impl Daemon {
             }
             Err(e) => api::error(500, &format!("cannot remove {file}: {e}")),
         }
+    }
+
+    /// The configured stations whose files (playlist, fallback) include `path` (the same
+    /// file, however it is named).
+    fn stations_playing(&self, path: &Path) -> Vec<String> {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(target) = std::fs::metadata(path) else {
+            return Vec::new();
+        };
+        let same = |p: &PathBuf| {
+            std::fs::metadata(p).is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
+        };
+        self.config
+            .stations
+            .iter()
+            .filter(|s| s.source.announced_files().iter().any(same))
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    /// A complete upload that would replace a file a station plays must be a readable ASF
+    /// file: else 422 and the station keeps its file (other media are stored as they come).
+    fn unplayable_replacement(&self, target: &Path, part: &Path) -> Option<Response> {
+        let users = self.stations_playing(target);
+        if users.is_empty() {
+            return None;
+        }
+        let e = crate::asf::reader::AsfReader::open(part).err()?;
+        Some(api::error(
+            422,
+            &format!(
+                "{} is played by {} and the upload is not a playable ASF file ({e}); the file was kept",
+                target.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                users.join(", ")
+            ),
+        ))
     }
 
     fn update_status(&self) -> Response {
@@ -263,6 +317,21 @@ impl Daemon {
         if self.api.uploads.values().any(|u| u.part == part) {
             return Err(api::error(409, "the same file is being uploaded already"));
         }
+        if self.api.uploads.len() >= MAX_UPLOADS {
+            return Err(api::error(
+                503,
+                &format!("{MAX_UPLOADS} uploads are in progress already; try again later"),
+            )
+            .header("Retry-After", "10"));
+        }
+        // The bytes the uploads in progress have announced and not sent yet are spoken for:
+        // each upload's check alone would let parallel ones fill the disk together.
+        let pending: u64 = self
+            .api
+            .uploads
+            .values()
+            .map(|u| u.length.saturating_sub(u.received))
+            .sum();
         if let Err(e) = std::fs::create_dir_all(&dir) {
             return Err(api::error(
                 500,
@@ -270,10 +339,10 @@ impl Daemon {
             ));
         }
         if let Some(free) = free_bytes(&dir) {
-            if length.saturating_add(FREE_MARGIN) > free {
+            if !fits(length, pending, free) {
                 return Err(api::error(
                     507,
-                    &format!("{length} bytes do not fit: {free} bytes free"),
+                    &format!("{length} bytes do not fit: {free} bytes free, {pending} of them promised to uploads in progress"),
                 ));
             }
         }
@@ -293,6 +362,7 @@ impl Daemon {
                 received: 0,
                 request: head,
                 buf: Vec::new(),
+                started: Instant::now(),
             },
         );
         Ok(())
@@ -318,12 +388,25 @@ impl Daemon {
             }
             u.buf.clear();
         }
+        if failed.is_none()
+            && progress == UploadProgress::Receiving
+            && too_slow(u.received, now.saturating_duration_since(u.started))
+        {
+            warn!(file = %u.target.display(), received = u.received, "upload too slow; ended");
+            failed = Some(api::error(
+                408,
+                &format!("the upload is slower than {MIN_RATE} bytes per second"),
+            ));
+        }
         if failed.is_none() && progress == UploadProgress::Receiving {
             return false;
         }
         let Some(u) = self.api.uploads.remove(&idx) else {
             return false;
         };
+        if failed.is_none() && matches!(u.kind, UploadTarget::Media(_)) {
+            failed = self.unplayable_replacement(&u.target, &u.part);
+        }
         let response = match failed {
             Some(r) => {
                 let _ = std::fs::remove_file(&u.part);
@@ -389,8 +472,42 @@ fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Whether an upload of `length` bytes fits in `free` bytes with `pending` bytes still to
+/// come for the uploads in progress and the margin kept free.
+fn fits(length: u64, pending: u64, free: u64) -> bool {
+    length.saturating_add(pending).saturating_add(FREE_MARGIN) <= free
+}
+
+/// Whether an upload that got `received` bytes in `elapsed` is below the minimum rate.
+fn too_slow(received: u64, elapsed: std::time::Duration) -> bool {
+    elapsed > RATE_GRACE && u128::from(received) < elapsed.as_millis() * u128::from(MIN_RATE) / 1000
+}
+
 /// Bytes an unprivileged writer may still use on the file system of `dir`.
 fn free_bytes(dir: &Path) -> Option<u64> {
     let s = nix::sys::statvfs::statvfs(dir).ok()?;
     Some(s.blocks_available().saturating_mul(s.fragment_size()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uploads_in_progress_are_counted_against_the_free_space() {
+        let free = 100 << 20;
+        assert!(fits(60 << 20, 0, free));
+        // A second 60 MiB upload while the first has 50 MiB to come does not fit.
+        assert!(!fits(60 << 20, 50 << 20, free));
+        assert!(fits(30 << 20, 50 << 20, free));
+        assert!(!fits(u64::MAX, 1, free));
+    }
+
+    #[test]
+    fn a_byte_now_and_then_is_too_slow_after_the_grace() {
+        use std::time::Duration;
+        assert!(!too_slow(5, Duration::from_secs(10)), "in the grace");
+        assert!(too_slow(40, Duration::from_secs(40)), "a byte per second");
+        assert!(!too_slow(64 * 1024, Duration::from_secs(40)));
+    }
 }

@@ -10,7 +10,6 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use tracing::{debug, info, warn};
@@ -19,9 +18,9 @@ use crate::config::{self, Config};
 use crate::net::systemd::{self, ServiceManager};
 use crate::station::sink::{Datagram, Session, UdpChannel};
 
-use super::connections::{self, log_close, Connection, Listener, ListenerKind, PeerCounts};
+use super::bind_set;
+use super::connections::{self, log_close, Connection, Listener, PeerCounts};
 use super::fd_reserve::FdReserve;
-use super::listen;
 use super::refusals::Refusals;
 use super::rlimit::raise_open_file_limit;
 use super::sessions::SessionFactory;
@@ -49,8 +48,6 @@ pub(super) const SEND_BUFFER: usize = 128 * 1024;
 const UDP_READ_BUDGET: usize = 256;
 /// How often idle bookkeeping runs even when nothing else is due.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
-/// `FileDescriptorName=`s of the socket unit, one per listener kind.
-const KNOWN_NAMES: [&str; 4] = ["http", "mms", "rtsp", "api"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -146,6 +143,7 @@ impl Daemon {
             config,
             errors: Vec::new(),
             origin: crate::ops::ConfigOrigin::Current,
+            sources: Vec::new(),
         };
         Self::start_with(paths, startup, None)
     }
@@ -164,14 +162,7 @@ impl Daemon {
             Ok(a) => a,
             Err(e) if last_good.is_some() => {
                 tracing::error!("{e}; the control API refuses every request until it is fixed");
-                config_errors.push(config::ConfigError::file(
-                    config
-                        .server
-                        .file
-                        .as_deref()
-                        .unwrap_or_else(|| std::path::Path::new("server.yaml")),
-                    e.to_string(),
-                ));
+                config_errors.push(server_file_error(&config, e.to_string()));
                 super::api::ApiState::locked()
             }
             Err(e) => return Err(e.into()),
@@ -187,54 +178,42 @@ impl Daemon {
             SIGNALS,
             Interest::READABLE,
         )?;
-        let mut listeners = Vec::new();
-        let backlog = config.server.limits.listen_backlog;
+        let mut config = config;
         let mut activated = systemd::take_listen_sockets();
-        let listen = &config.server.listen;
-        for (kind, addrs) in [
-            (ListenerKind::Http, &listen.http),
-            (ListenerKind::Mms, &listen.mms),
-            (ListenerKind::Rtsp, &listen.rtsp),
-            (ListenerKind::Api, &listen.api),
-        ] {
-            for addr in addrs {
-                let passed = activated.iter().position(|a| {
-                    a.local == *addr
-                        && (a.name == kind.as_str() || !KNOWN_NAMES.contains(&a.name.as_str()))
-                });
-                let mut socket = match passed {
-                    Some(i) => {
-                        let a = activated.swap_remove(i);
-                        info!(protocol = kind.as_str(), %addr, name = %a.name, "using socket passed by systemd");
-                        TcpListener::from_std(a.listener)
-                    }
-                    None => listen::bind(*addr, backlog).map_err(|e| {
-                        io::Error::new(e.kind(), format!("{} listener {addr}: {e}", kind.as_str()))
-                    })?,
-                };
-                let token = Token(LISTENER_BASE + listeners.len());
-                poll.registry()
-                    .register(&mut socket, token, Interest::READABLE)?;
-                match passed {
-                    Some(_) => info!(protocol = kind.as_str(), %addr, "listening"),
-                    None => info!(
-                        protocol = kind.as_str(),
-                        %addr,
-                        backlog = listen::effective_backlog(backlog),
-                        "listening"
-                    ),
-                }
-                listeners.push(Listener {
-                    kind,
-                    addr: *addr,
-                    socket,
-                });
-            }
-        }
+        let (listeners, udp) = Self::bind_listeners(
+            &poll,
+            &mut config,
+            &mut activated,
+            last_good.as_deref(),
+            &paths,
+            &mut config_errors,
+        )?;
         for a in activated {
             warn!(name = %a.name, addr = %a.local, "socket passed by systemd matches no configured listener; closed");
         }
-        let listen_cfg = &config.server.listen.clone();
+        // The client log: with a last-good directory an unusable directory is an error on
+        // the status page and records are dropped, not a stop.
+        let client_log = match &config.server.log.clients {
+            None => None,
+            Some(c) => match super::client_log::ClientLog::open(c) {
+                Ok(l) => Some(l),
+                Err(e) if last_good.is_some() => {
+                    tracing::error!(error = %e, "client log records are dropped until it is fixed");
+                    config_errors.push(server_file_error(
+                        &config,
+                        format!("{e}; client log records are dropped"),
+                    ));
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        // The copy is saved once the configuration runs as it is, listeners bound.
+        if let Some(dir) = &last_good {
+            if startup.origin == crate::ops::ConfigOrigin::Current && config_errors.is_empty() {
+                super::last_good::store(dir, &startup.sources);
+            }
+        }
         let limits_cfg = config.server.limits.clone();
         let mut d = Daemon {
             paths,
@@ -250,7 +229,7 @@ impl Daemon {
             peers: PeerCounts::default(),
             read_buf: vec![0u8; connections::READ_CHUNK],
             events_buf: Vec::new(),
-            udp: UdpSockets::open(listen_cfg)?,
+            udp,
             udp_routes: UdpRoutes::default(),
             datagrams: Vec::new(),
             factory: SessionFactory::new(),
@@ -269,7 +248,7 @@ impl Daemon {
             fd_reserve: FdReserve::open(),
             accept_starved: false,
             api,
-            client_log: None,
+            client_log,
             upstream_slots: Vec::new(),
             config_state: crate::ops::ConfigState {
                 running: startup.origin,
@@ -279,9 +258,6 @@ impl Daemon {
             deadlines: Default::default(),
             due_conns: Vec::new(),
         };
-        if let Some(c) = &d.config.server.log.clients {
-            d.client_log = Some(super::client_log::ClientLog::open(c)?);
-        }
         d.udp.register(d.poll.registry(), udp_token)?;
         let now = Instant::now();
         let stations = d.config.stations.clone();
@@ -296,6 +272,82 @@ impl Daemon {
         }
         info!(stations = d.stations.len(), "asfcast running");
         Ok(d)
+    }
+
+    /// Binds the configured listeners. With a last-good directory, listeners that cannot
+    /// bind are errors on the status page and the last-good copy's listeners run instead
+    /// (`config.server.listen` then says what runs); the daemon stops only when nothing
+    /// binds at all. Without one, any failure stops it.
+    fn bind_listeners(
+        poll: &Poll,
+        config: &mut Config,
+        activated: &mut Vec<systemd::ActivatedSocket>,
+        last_good: Option<&std::path::Path>,
+        paths: &[PathBuf],
+        errors: &mut Vec<config::ConfigError>,
+    ) -> Result<(Vec<Listener>, UdpSockets), DaemonError> {
+        let backlog = config.server.limits.listen_backlog;
+        let first = bind_set::bind(
+            poll,
+            &config.server.listen,
+            backlog,
+            LISTENER_BASE,
+            activated,
+        );
+        if first.complete() {
+            return Ok((first.listeners, first.udp.unwrap_or_default()));
+        }
+        let Some(dir) = last_good else {
+            return Err(io::Error::other(first.errors.join("; ")).into());
+        };
+        for e in &first.errors {
+            tracing::error!("{e}");
+            errors.push(server_file_error(
+                config,
+                format!("{e}; the last good listeners run instead"),
+            ));
+        }
+        let saved =
+            super::last_good::saved_listen(dir, paths).filter(|l| *l != config.server.listen);
+        if let Some(listen) = saved {
+            // The first attempt's sockets are closed (and so leave the poll) before these bind.
+            let first_count = first.listeners.len();
+            drop(first);
+            let second = bind_set::bind(poll, &listen, backlog, LISTENER_BASE, activated);
+            if second.complete() || second.listeners.len() >= first_count.max(1) {
+                warn!(
+                    listeners = second.listeners.len(),
+                    "running the last good configuration's listeners"
+                );
+                for e in &second.errors {
+                    tracing::error!("last good listeners: {e}");
+                }
+                config.server.listen = listen;
+                return Ok((second.listeners, second.udp.unwrap_or_default()));
+            }
+            drop(second);
+            let again = bind_set::bind(
+                poll,
+                &config.server.listen,
+                backlog,
+                LISTENER_BASE,
+                activated,
+            );
+            return Self::some_bound(again);
+        }
+        Self::some_bound(first)
+    }
+
+    /// The listeners that bound, or the error the daemon exits with when none did.
+    fn some_bound(b: bind_set::Bound) -> Result<(Vec<Listener>, UdpSockets), DaemonError> {
+        if b.listeners.is_empty() {
+            return Err(bind_set::fatal(&b.errors).into());
+        }
+        warn!(
+            listeners = b.listeners.len(),
+            "running with the listeners that could be bound"
+        );
+        Ok((b.listeners, b.udp.unwrap_or_default()))
     }
 
     pub(super) fn start_station(
@@ -753,3 +805,13 @@ fn fan_out(
 /// Sessions need this to be object-safe; checked at compile time.
 #[allow(dead_code)]
 fn _assert_object_safe(_: &dyn Session) {}
+
+/// An error about the server file (the status page shows it with the config's errors).
+pub(super) fn server_file_error(config: &Config, message: String) -> config::ConfigError {
+    let file = config
+        .server
+        .file
+        .as_deref()
+        .unwrap_or_else(|| std::path::Path::new("server.yaml"));
+    config::ConfigError::file(file, message)
+}

@@ -2,7 +2,8 @@
 //!
 //! At start ([`resolve`]) and on every reload the config directory is loaded; when it is
 //! valid it runs and the texts of the YAML files it was read from (not media) are saved in
-//! `DIR` ([`save`]). When it is not, every error is logged and kept for the status page, the
+//! `DIR` ([`save`]) — once its listeners are bound (a server file whose listener cannot bind
+//! is an error too: the copy's listeners run, [`saved_listen`], see [`super::bind_set`]). When it is not, every error is logged and kept for the status page, the
 //! control API and the metrics, and the daemon runs the last-good texts instead — read as if
 //! they were in the config directory ([`crate::config::load_as`]), so relative media paths
 //! still resolve there. With neither (first boot with a broken file) it runs no station, with
@@ -28,6 +29,9 @@ pub struct Startup {
     /// The config directory's errors (empty when it runs as it is).
     pub errors: Vec<ConfigError>,
     pub origin: ConfigOrigin,
+    /// The texts `config` was read from when it is the config directory's (saved as the
+    /// last good copy once the daemon runs it with its listeners bound).
+    pub sources: Vec<SourceText>,
 }
 
 /// The directory the config's files are named in: the first path, or its parent for a file.
@@ -45,14 +49,12 @@ pub fn config_dir(paths: &[PathBuf]) -> PathBuf {
 /// Loads `paths`; on errors falls back to the last-good copy in `dir`, then to no stations.
 pub fn resolve(paths: &[PathBuf], dir: &Path) -> Startup {
     match config::load_with_sources(paths) {
-        Ok((config, sources)) => {
-            store(dir, &sources);
-            Startup {
-                config,
-                errors: Vec::new(),
-                origin: ConfigOrigin::Current,
-            }
-        }
+        Ok((config, sources)) => Startup {
+            config,
+            errors: Vec::new(),
+            origin: ConfigOrigin::Current,
+            sources,
+        },
         Err(errs) => {
             error!("configuration refused:\n{errs}");
             let named = config_dir(paths);
@@ -68,6 +70,7 @@ pub fn resolve(paths: &[PathBuf], dir: &Path) -> Startup {
                             config,
                             errors: errs.0,
                             origin: ConfigOrigin::LastGood,
+                            sources: Vec::new(),
                         };
                     }
                     Err(e) => error!("the last good configuration is unusable too:\n{e}"),
@@ -78,9 +81,21 @@ pub fn resolve(paths: &[PathBuf], dir: &Path) -> Startup {
                 config: fallback(&named),
                 errors: errs.0,
                 origin: ConfigOrigin::Fallback,
+                sources: Vec::new(),
             }
         }
     }
+}
+
+/// The listeners of the last good copy in `dir` (None: no usable copy).
+pub fn saved_listen(dir: &Path, paths: &[PathBuf]) -> Option<config::Listen> {
+    let current = dir.join("current");
+    if !current.is_dir() {
+        return None;
+    }
+    config::load_as(&current, &config_dir(paths))
+        .ok()
+        .map(|(c, _)| c.server.listen)
 }
 
 /// No station; the server file of `dir` when it is valid on its own, else the defaults; the
@@ -165,6 +180,8 @@ mod tests {
         std::fs::write(etc.join("a.yaml"), station).unwrap_or_else(|e| panic!("{e}"));
         let s = resolve(std::slice::from_ref(&etc), &lg);
         assert_eq!(s.origin, ConfigOrigin::Current, "{:?}", s.errors);
+        assert!(!lg.join("current").exists(), "saved only once it runs");
+        store(&lg, &s.sources);
         assert!(lg.join("current/a.yaml").is_file());
         // Broken now: the copy runs, named in the real directory.
         std::fs::write(etc.join("a.yaml"), "name: a\nsource: [\n")

@@ -26,6 +26,7 @@ pub mod admitted;
 pub mod announce;
 pub mod api;
 pub mod api_files;
+pub mod bind_set;
 pub mod client_log;
 pub mod connections;
 pub mod daemon;

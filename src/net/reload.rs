@@ -42,10 +42,38 @@ impl Daemon {
     fn apply_reload(&mut self) -> ReloadReport {
         let new = match config::load_with_sources(&self.paths) {
             Ok((c, sources)) => {
-                if let Some(dir) = &self.last_good {
-                    super::last_good::store(dir, &sources);
-                }
                 self.config_state = crate::ops::ConfigState::default();
+                // Listeners apply at the next start: one that would not bind then is an
+                // error now, and the file is not saved as the last good copy (the restart
+                // would otherwise have nothing to fall back to).
+                let running: Vec<_> = self.listeners.iter().map(|l| l.addr).collect();
+                let unbindable = match c.server.listen != self.config.server.listen {
+                    true => super::bind_set::probe(
+                        &c.server.listen,
+                        &running,
+                        c.server.limits.listen_backlog,
+                    ),
+                    false => Vec::new(),
+                };
+                for e in &unbindable {
+                    error!("{e}: this listener would not bind at the next start");
+                }
+                let errors: Vec<_> = unbindable
+                    .into_iter()
+                    .map(|e| {
+                        super::daemon::server_file_error(
+                            &c,
+                            format!("{e}; the last good listeners run at the next start"),
+                        )
+                    })
+                    .collect();
+                match (&self.last_good, errors.is_empty()) {
+                    (Some(dir), true) => super::last_good::store(dir, &sources),
+                    (Some(_), false) => {
+                        self.config_state.errors = std::sync::Arc::new(errors);
+                    }
+                    (None, _) => {}
+                }
                 c
             }
             Err(errs) => {
@@ -84,17 +112,24 @@ impl Daemon {
                 warn!("log format changes apply at the next restart");
             }
             if new.server.log.clients != old.clients {
-                self.client_log = match &new.server.log.clients {
-                    None => None,
-                    Some(c) => match super::client_log::ClientLog::open(c) {
-                        Ok(l) => Some(l),
-                        Err(e) => {
-                            warn!(error = %e, "client logs off: cannot open the new directory");
-                            None
-                        }
-                    },
-                };
+                self.client_log = None;
                 info!("client log settings changed");
+            }
+        }
+        // (Re)opened when it changed or could not be opened before.
+        if let (Some(c), None) = (&new.server.log.clients, &self.client_log) {
+            match super::client_log::ClientLog::open(c) {
+                Ok(l) => self.client_log = Some(l),
+                Err(e) => {
+                    error!(error = %e, "client log records are dropped until it is fixed");
+                    let err = super::daemon::server_file_error(
+                        &new,
+                        format!("{e}; client log records are dropped"),
+                    );
+                    let mut errors = self.config_state.errors.as_ref().clone();
+                    errors.push(err);
+                    self.config_state.errors = std::sync::Arc::new(errors);
+                }
             }
         }
         if changes.limits {

@@ -517,9 +517,10 @@ pub fn version_json() -> serde_json::Value {
 
 /// Whether `name` may be a media file's name: 1–128 of `[A-Za-z0-9._-]`, not starting with
 /// `.` (no hidden files, no `..`, no separators, no control characters, nothing a URL would
-/// have to encode).
+/// have to encode), not a Windows device name ([`windows_device`]).
 pub fn check_media_name(name: &str) -> bool {
-    !name.is_empty()
+    !windows_device(name)
+        && !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
         && name
@@ -533,12 +534,33 @@ fn check_station_file(name: &str) -> Option<Routed> {
     if let Some(r) = check_name(name) {
         return Some(r);
     }
+    if windows_device(name) {
+        return Some(refuse(
+            error(
+                400,
+                "a Windows device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9) cannot be a file on the config partition",
+            ),
+            "Windows device name",
+        ));
+    }
     matches!(name, "server" | "network").then(|| {
         refuse(
             error(400, "server and network are not station names"),
             "reserved station file name",
         )
     })
+}
+
+/// Whether a file called `name` is a device on Windows (whatever its case and extension):
+/// the config partition is FAT and edited on Windows, where such a file can be neither
+/// opened nor removed.
+fn windows_device(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or(name).to_ascii_uppercase();
+    match stem.as_bytes() {
+        b"CON" | b"PRN" | b"AUX" | b"NUL" => true,
+        [b'C', b'O', b'M', d] | [b'L', b'P', b'T', d] => (b'1'..=b'9').contains(d),
+        _ => false,
+    }
 }
 
 /// The `Content-Length` of an upload (the reader has checked it is well formed).
@@ -682,24 +704,9 @@ pub fn error(status: u16, message: &str) -> Response {
 fn json<T: Serialize>(status: u16, value: &T) -> Response {
     let mut body = serde_json::to_vec_pretty(value).unwrap_or_else(|_| b"{}".to_vec());
     body.push(b'\n');
-    let mut r = Response::new(status)
+    Response::new(status)
         .body("application/json", body)
-        .header("Cache-Control", "no-store");
-    r.reason = reason(status).to_string();
-    r
-}
-
-/// Reason phrases the HTTP module's table lacks.
-fn reason(status: u16) -> &'static str {
-    match status {
-        401 => "Unauthorized",
-        409 => "Conflict",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        422 => "Unprocessable Content",
-        507 => "Insufficient Storage",
-        s => crate::http::reason_phrase(s),
-    }
+        .header("Cache-Control", "no-store")
 }
 
 #[derive(Serialize)]

@@ -531,3 +531,56 @@ fn the_config_and_upload_routes() {
         Some(401)
     );
 }
+
+/// The config partition is FAT and edited on Windows laptops, where a file called `CON`,
+/// `aux.yaml` or `com1.asf` (any case, any extension) is a device: it cannot be opened or
+/// removed there, so the API does not create one.
+#[test]
+fn windows_device_names_are_not_written_to_the_partition() {
+    // Only the head matters (as in the table above).
+    let get = |method: &str, target: &str, _: &str| {
+        let mut r = get(method, target, "");
+        r.headers.push(("Content-Length".into(), "2".into()));
+        r
+    };
+    let creds = Credentials::open();
+    let none = BTreeSet::new();
+    for name in ["CON", "aux", "Nul", "com1", "LPT9", "prn"] {
+        let station = get(
+            "PUT",
+            &format!("/v1/config/stations/{name}"),
+            "Content-Length: 2\r\n",
+        );
+        assert_eq!(
+            status_of(&run(&station, &creds, &none)),
+            Some(400),
+            "{name}"
+        );
+        for file in [format!("{name}.asf"), name.to_string()] {
+            let media = get(
+                "PUT",
+                &format!("/v1/config/media/{file}"),
+                "Content-Length: 2\r\n",
+            );
+            assert_eq!(status_of(&run(&media, &creds, &none)), Some(400), "{file}");
+        }
+    }
+    // Names that only start like one are fine.
+    let ok = get(
+        "PUT",
+        "/v1/config/stations/console",
+        "Content-Length: 2\r\n",
+    );
+    assert_ne!(status_of(&run(&ok, &creds, &none)), Some(400));
+    let ok = get("PUT", "/v1/config/media/com10.asf", "Content-Length: 2\r\n");
+    assert_ne!(status_of(&run(&ok, &creds, &none)), Some(400));
+}
+
+#[test]
+fn every_status_the_api_sends_has_its_reason_phrase() {
+    for s in [
+        200, 201, 202, 204, 400, 401, 404, 405, 409, 411, 413, 422, 431, 500, 501, 503, 505, 507,
+    ] {
+        assert_ne!(crate::http::reason_phrase(s), "Unknown", "{s}");
+    }
+}

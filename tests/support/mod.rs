@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod gst;
+pub mod partition;
 pub mod push;
 pub mod raw;
 
