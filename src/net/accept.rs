@@ -37,6 +37,7 @@ impl Daemon {
                 return;
             };
             let kind = l.kind;
+            let options_inherited = l.options_inherited;
             let (stream, peer) = match l.socket.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -84,11 +85,13 @@ impl Daemon {
                 self.refusals.note(peer.ip(), Reason::PerIpLimit, now);
                 continue;
             }
-            let _ = stream.set_nodelay(true);
             // A fixed send buffer instead of autotuning (up to tcp_wmem's 4 MiB): a client that
             // stops reading then holds little kernel memory and falls behind in the session's
-            // queue, where the slow-client policy sees it.
-            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
+            // queue, where the slow-client policy sees it. Usually set once on the listener.
+            if !options_inherited {
+                let _ = stream.set_nodelay(true);
+                let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
+            }
             let read_limit = limits.client_backlog_bytes;
             let session =
                 self.factory

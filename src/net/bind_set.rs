@@ -90,7 +90,14 @@ pub fn bind(
                         "listening"
                     ),
                 }
-                listeners.push(Listener { kind, addr, socket });
+                let options_inherited =
+                    super::listen::set_inherited_options(&socket, super::daemon::SEND_BUFFER);
+                listeners.push(Listener {
+                    kind,
+                    addr,
+                    socket,
+                    options_inherited,
+                });
             }
             Err(e) => errors.push(format!("{} listener {addr}: {e}", kind.as_str())),
         }

@@ -44,6 +44,9 @@ pub struct Listener {
     pub kind: ListenerKind,
     pub addr: SocketAddr,
     pub socket: TcpListener,
+    /// Accepted connections inherit `TCP_NODELAY` and the send buffer from the listener
+    /// ([`super::listen::set_inherited_options`]); false: the accept path sets them.
+    pub options_inherited: bool,
 }
 
 /// One accepted connection and its session.
@@ -108,11 +111,19 @@ impl Connection {
     }
 
     /// Reads what is there and feeds the session. Returns false when the connection is done.
+    ///
+    /// Readiness is edge-triggered: a read shorter than `buf` emptied the socket's receive
+    /// queue (a TCP read returns less than asked only then), and whatever arrives after it
+    /// raises a new event, so the loop stops there instead of paying one more read for
+    /// `EAGAIN` (one per request of a handshake). `read_closed` is the event's hang-up flag:
+    /// with it set the peer's FIN may already be queued behind the data and raises no new
+    /// event, so the loop reads on until it sees the end (0) or `EAGAIN`.
     pub fn on_readable(
         &mut self,
         now: Instant,
         stations: &dyn StationView,
         buf: &mut [u8],
+        read_closed: bool,
     ) -> bool {
         let mut total = 0;
         loop {
@@ -133,6 +144,9 @@ impl Connection {
                     }
                     if total >= READ_BUDGET {
                         self.rearm_read = true;
+                        return true;
+                    }
+                    if n < buf.len() && !read_closed {
                         return true;
                     }
                 }

@@ -472,9 +472,11 @@ impl Daemon {
                             }
                         }
                     }
-                    Token(t) if t >= CONN_BASE => {
-                        self.on_conn_event(t - CONN_BASE, ev.is_readable(), Instant::now())
-                    }
+                    Token(t) if t >= CONN_BASE => self.on_conn_event(
+                        t - CONN_BASE,
+                        (ev.is_readable(), ev.is_read_closed()),
+                        Instant::now(),
+                    ),
                     _ => {}
                 }
             }
@@ -614,7 +616,8 @@ impl Daemon {
         self.due_conns = due;
     }
 
-    fn on_conn_event(&mut self, idx: usize, readable: bool, now: Instant) {
+    /// `readable`: the event's (readable, read-closed) flags.
+    fn on_conn_event(&mut self, idx: usize, (readable, read_closed): (bool, bool), now: Instant) {
         let view = StationsView(
             &self.stations,
             &self.clients,
@@ -627,7 +630,7 @@ impl Daemon {
             return;
         };
         if readable {
-            c.on_readable(now, &view, &mut self.read_buf);
+            c.on_readable(now, &view, &mut self.read_buf, read_closed);
         }
         let select = c.session.take_select_stream();
         self.serve_api(idx, now);
