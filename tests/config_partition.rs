@@ -21,7 +21,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::bounded;
 use support::partition::*;
 
 #[test]
@@ -190,26 +189,7 @@ fn status_dom(dir: &Path, http_addr: SocketAddr) -> String {
         .output()
         .is_ok_and(|o| o.status.success());
     if have_chromium {
-        let mut cmd = bounded(Duration::from_secs(90), "chromium");
-        cmd.args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-dev-shm-usage",
-            "--dump-dom",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.join("chromium-profile").display()
-        ))
-        .arg(&url);
-        let out = support::run_bounded(&mut cmd, Duration::from_secs(90))
-            .unwrap_or_else(|e| panic!("chromium: {e}"));
-        text(&out.stdout)
+        support::chromium(&dir.join("chromium-profile"), &["--dump-dom"], &url)
     } else {
         http(http_addr, "GET", "/", "", b"").1
     }

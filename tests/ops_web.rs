@@ -119,26 +119,6 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
     })
 }
 
-fn chromium(profile: &Path, args: &[&str], url: &str) -> String {
-    let mut cmd = support::bounded(Duration::from_secs(90), "chromium");
-    cmd.args([
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .args(args)
-    .arg(url);
-    let out = support::run_bounded(&mut cmd, Duration::from_secs(90))
-        .unwrap_or_else(|e| panic!("chromium on {url}: {e}"));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// An instant query against Prometheus's HTTP API: the first result's value.
 fn prom_query(prom: SocketAddr, query: &str) -> Option<f64> {
     let encoded: String = query
@@ -217,7 +197,7 @@ fn status_pages_and_metrics_show_the_clients_real_peers_made() {
 
     // (a) Headless Chromium renders the pages; the DOM has the counts.
     let profile = dir.path().join("chromium-profile");
-    let dom = chromium(&profile, &["--dump-dom"], &format!("http://{http}/"));
+    let dom = support::chromium(&profile, &["--dump-dom"], &format!("http://{http}/"));
     for (protocol, want) in [("mmsh", want_mmsh), ("rtsp", want_rtsp), ("mms", 0.0)] {
         let cell = format!("id=\"clients-demo-{protocol}\">{want}<");
         assert!(
@@ -227,7 +207,7 @@ fn status_pages_and_metrics_show_the_clients_real_peers_made() {
     }
     assert!(dom.contains(">demo</a>"), "{dom}");
     assert!(dom.contains("<span id=\"client-count\">4</span>"), "{dom}");
-    let page = chromium(
+    let page = support::chromium(
         &profile,
         &["--dump-dom"],
         &format!("http://{http}/status/demo"),
@@ -254,7 +234,7 @@ fn status_pages_and_metrics_show_the_clients_real_peers_made() {
         ("station.png", format!("http://{http}/status/demo")),
     ] {
         let shot = dir.path().join(name);
-        chromium(
+        support::chromium(
             &profile,
             &[
                 &format!("--screenshot={}", shot.display()),

@@ -586,3 +586,25 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// Headless Chromium on `url` with a profile dir of its own and `args` (e.g. `--dump-dom`):
+/// what it printed.
+pub fn chromium(profile: &Path, args: &[&str], url: &str) -> String {
+    let mut cmd = bounded(Duration::from_secs(90), "chromium");
+    cmd.args([
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(args)
+    .arg(url);
+    let out = run_bounded(&mut cmd, Duration::from_secs(90))
+        .unwrap_or_else(|e| panic!("chromium on {url}: {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
