@@ -412,7 +412,7 @@ fn request(
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io_err)?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: asfcast-ctl/{}\r\nAccept: application/json\r\n",
-        env!("CARGO_PKG_VERSION")
+        crate::VERSION
     );
     if let Some(a) = auth {
         head.push_str(&format!("Authorization: {a}\r\n"));

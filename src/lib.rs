@@ -22,10 +22,7 @@
 
 /// The version `asfcast --version` prints and `GET /v1/version` answers: the crate's, or
 /// `ASFCAST_VERSION` when set at build time (the image build stamps its builds with it).
-pub const VERSION: &str = match option_env!("ASFCAST_VERSION") {
-    Some(v) => v,
-    None => env!("CARGO_PKG_VERSION"),
-};
+pub const VERSION: &str = env!("ASFCAST_BUILD_VERSION");
 
 pub mod access;
 pub mod asf;

@@ -16,7 +16,7 @@ use super::request::Request;
 use super::HttpError;
 
 /// The `Server` field value.
-pub const SERVER: &str = concat!("asfcast/", env!("CARGO_PKG_VERSION"));
+pub const SERVER: &str = concat!("asfcast/", env!("ASFCAST_BUILD_VERSION"));
 
 /// A response to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -130,7 +130,7 @@ fn curl_gets_the_nsc_with_exact_headers() {
              Content-Length: {}\r\n\
              Connection: keep-alive\r\n\
              \r\n{NSC}",
-            env!("CARGO_PKG_VERSION"),
+            crate::VERSION,
             NSC.len()
         )
     );

@@ -124,7 +124,7 @@ pub const NUMERIC: [&str; 22] = [
 pub const MAX_VALUE: usize = 1024;
 
 /// What the software line says.
-pub const SOFTWARE: &str = concat!("asfcast ", env!("CARGO_PKG_VERSION"));
+pub const SOFTWARE: &str = concat!("asfcast ", env!("ASFCAST_BUILD_VERSION"));
 
 /// The position of a field name in [`FIELDS`] (ASCII case-insensitive; the WMS 4.1 spelling
 /// `cs(User-Agent)` is accepted for `cs-User-Agent`, likewise `cs(Referer)`).
