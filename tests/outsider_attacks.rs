@@ -7,7 +7,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use support::{Daemon, TempDir};
@@ -28,25 +28,7 @@ fn yaml_alias_bomb_to_check_is_bounded() {
     }
     let dir = TempDir::new("outsider-bomb");
     let path = dir.path().to_path_buf();
-    let (hp, ap) = (support::free_tcp_port(), support::free_tcp_port());
-    std::fs::write(
-        path.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{hp}\n  mms: false\n  rtsp: false\n  api: 127.0.0.1:{ap}\n\
-             announce_dir: {}\n",
-            path.join("announce").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        path.join("demo.yaml"),
-        format!(
-            "name: demo\nsource:\n  type: playlist\n  files:\n    - {}\n  loop: true\n",
-            support::demo_media().display()
-        ),
-    )
-    .unwrap();
-    let api: SocketAddr = format!("127.0.0.1:{ap}").parse().unwrap();
+    let (_http, api) = support::outsider_config(&path, "", true);
     let mut daemon = Daemon::asfcast(["run", "--config", path.to_str().unwrap()]);
     daemon.wait_for_tcp(api, Duration::from_secs(10));
 

@@ -14,7 +14,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -80,16 +80,8 @@ fn pull_upstream_header_storm_does_not_flood_the_log() {
 
     let dir = TempDir::new("outsider-pull-storm");
     let path = dir.path().to_path_buf();
-    let (hp, ap) = (support::free_tcp_port(), support::free_tcp_port());
-    std::fs::write(
-        path.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{hp}\n  mms: false\n  rtsp: false\n  api: 127.0.0.1:{ap}\n\
-             announce_dir: {}\nlog:\n  level: info\n  format: text\n",
-            path.join("announce").display()
-        ),
-    )
-    .unwrap();
+    let (http, _api) =
+        support::outsider_config(&path, "log:\n  level: info\n  format: text\n", false);
     std::fs::write(
         path.join("pull.yaml"),
         format!(
@@ -98,7 +90,6 @@ fn pull_upstream_header_storm_does_not_flood_the_log() {
         ),
     )
     .unwrap();
-    let http: SocketAddr = format!("127.0.0.1:{hp}").parse().unwrap();
     let mut daemon = Daemon::asfcast(["run", "--config", path.to_str().unwrap()]);
     daemon.wait_for_tcp(http, Duration::from_secs(10));
     thread::sleep(Duration::from_secs(5));
@@ -126,26 +117,7 @@ fn deeply_nested_check_body_does_not_freeze_the_daemon() {
     }
     let dir = TempDir::new("outsider-nested");
     let path = dir.path().to_path_buf();
-    let (hp, ap) = (support::free_tcp_port(), support::free_tcp_port());
-    std::fs::write(
-        path.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{hp}\n  mms: false\n  rtsp: false\n  api: 127.0.0.1:{ap}\n\
-             announce_dir: {}\n",
-            path.join("announce").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        path.join("demo.yaml"),
-        format!(
-            "name: demo\nsource:\n  type: playlist\n  files:\n    - {}\n  loop: true\n",
-            support::demo_media().display()
-        ),
-    )
-    .unwrap();
-    let api: SocketAddr = format!("127.0.0.1:{ap}").parse().unwrap();
-    let http: SocketAddr = format!("127.0.0.1:{hp}").parse().unwrap();
+    let (http, api) = support::outsider_config(&path, "", true);
     let mut daemon = Daemon::asfcast(["run", "--config", path.to_str().unwrap()]);
     daemon.wait_for_tcp(api, Duration::from_secs(10));
     daemon.wait_for_tcp(http, Duration::from_secs(10));

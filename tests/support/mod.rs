@@ -608,3 +608,34 @@ pub fn chromium(profile: &Path, args: &[&str], url: &str) -> String {
         .unwrap_or_else(|e| panic!("chromium on {url}: {e}"));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A config directory for a test that reaches the daemon as an outsider: `server.yaml` with
+/// HTTP and the control API on free loopback ports (MMS and RTSP off), the announce dir inside
+/// `dir`, then `extra` (more server.yaml lines); with `demo`, a `demo` station looping the demo
+/// media. Returns the HTTP and API addresses.
+pub fn outsider_config(dir: &Path, extra: &str, demo: bool) -> (SocketAddr, SocketAddr) {
+    let (hp, ap) = (free_tcp_port(), free_tcp_port());
+    std::fs::write(
+        dir.join("server.yaml"),
+        format!(
+            "listen:\n  http: 127.0.0.1:{hp}\n  mms: false\n  rtsp: false\n  api: 127.0.0.1:{ap}\n\
+             announce_dir: {}\n{extra}",
+            dir.join("announce").display()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("server.yaml: {e}"));
+    if demo {
+        std::fs::write(
+            dir.join("demo.yaml"),
+            format!(
+                "name: demo\nsource:\n  type: playlist\n  files:\n    - {}\n  loop: true\n",
+                demo_media().display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("demo.yaml: {e}"));
+    }
+    (
+        SocketAddr::from(([127, 0, 0, 1], hp)),
+        SocketAddr::from(([127, 0, 0, 1], ap)),
+    )
+}
