@@ -2,8 +2,10 @@
 //! short read (unless the event says read-closed) and the deadline heap with lazy
 //! cancellation. A request followed by FIN in the same or the next packet must still be
 //! answered and the connection closed; connections that never send must still be closed by
-//! the handshake timeout, so the daemon's descriptor count returns to its baseline. Bounded
-//! loops, loopback only; run inside tests/netns-run.
+//! the handshake timeout, so the daemon's descriptor count returns to its baseline. Multicast
+//! stations with `smoothing` playing files whose send times are all zero, frozen or running
+//! backwards must stay paced while another station still decodes in FFmpeg. Bounded loops,
+//! loopback only (multicast on lo, TTL 0); run inside tests/netns-run.
 
 mod support;
 
@@ -230,4 +232,139 @@ fn silent_and_pipelining_clients_are_closed_and_descriptors_return_to_baseline()
         "descriptors {after} (peak {peak}) never returned to baseline {baseline}"
     );
     assert!(String::from_utf8_lossy(&a).starts_with("RTSP/1.0 200"));
+}
+
+/// How a broken file's send times go.
+#[derive(Debug, Clone, Copy)]
+enum SendTimes {
+    AllZero,
+    Frozen,
+    Backwards,
+}
+
+/// The demo with every data packet's send time replaced per `how` (presentation times kept).
+fn broken_send_times(dir: &std::path::Path, how: SendTimes) -> std::path::PathBuf {
+    use asfcast::asf::packet::head_len;
+    use asfcast::asf::{AsfReader, Packet};
+    let demo = std::fs::read(support::demo_media()).unwrap();
+    let size = AsfReader::open(&support::demo_media())
+        .unwrap()
+        .packet_size();
+    let header_len = u64::from_le_bytes(demo[16..24].try_into().unwrap()) as usize;
+    let start = header_len + asfcast::asf::DATA_HEAD_LEN;
+    let mut bytes = demo.clone();
+    let count = (demo.len() - start) / size;
+    for i in 0..count {
+        let at = start + i * size;
+        let Ok(p) = Packet::parse(&demo[at..at + size]) else {
+            continue;
+        };
+        let send_at = at + head_len(p.ecc.len(), p.length_type_flags) - 6;
+        let t: u32 = match how {
+            SendTimes::AllZero => 0,
+            SendTimes::Frozen => 5000,
+            SendTimes::Backwards => ((count - i) * 100) as u32,
+        };
+        bytes[send_at..send_at + 4].copy_from_slice(&t.to_le_bytes());
+    }
+    let path = dir.join(format!("{how:?}.asf"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn smoothing_stations_with_broken_send_times_leave_the_daemon_serving() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let dir = TempDir::new("outsider-perf-smooth");
+    let d_path = dir.path();
+    let h = support::free_tcp_port();
+    std::fs::write(
+        d_path.join("server.yaml"),
+        format!(
+            "listen:\n  http: 127.0.0.1:{h}\n  mms: false\n  rtsp: false\nannounce_dir: {}\n",
+            d_path.join("announce").display()
+        ),
+    )
+    .unwrap();
+    let mut receivers = Vec::new();
+    for (i, how) in [SendTimes::AllZero, SendTimes::Frozen, SendTimes::Backwards]
+        .into_iter()
+        .enumerate()
+    {
+        let media = broken_send_times(d_path, how);
+        let port = support::free_udp_port();
+        let group = std::net::Ipv4Addr::new(239, 255, 45, i as u8 + 1);
+        let r = std::net::UdpSocket::bind((group, port)).unwrap();
+        r.join_multicast_v4(&group, &std::net::Ipv4Addr::LOCALHOST)
+            .unwrap();
+        r.set_nonblocking(true).unwrap();
+        receivers.push((how, r));
+        std::fs::write(
+            d_path.join(format!("bad{i}.yaml")),
+            format!(
+                "name: bad{i}\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n\
+                 multicast:\n  group: 239.255.45.{}\n  port: {port}\n  interface: lo\n  ttl: 0\n\
+                 \x20 smoothing: 3s\n",
+                media.display(),
+                i + 1
+            ),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        d_path.join("good.yaml"),
+        format!(
+            "name: good\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n",
+            support::demo_media().display()
+        ),
+    )
+    .unwrap();
+    let http: SocketAddr = format!("127.0.0.1:{h}").parse().unwrap();
+    let started = Instant::now();
+    let mut d = Daemon::asfcast(["run", "--config", d_path.to_str().unwrap()]);
+    d.wait_for_tcp(http, Duration::from_secs(10));
+    // Let the broken stations loop a few times, draining their multicast.
+    let mut buf = vec![0u8; 65_536];
+    let mut received: Vec<(SendTimes, u64)> = receivers.iter().map(|(h, _)| (*h, 0)).collect();
+    let drain = |received: &mut Vec<(SendTimes, u64)>, buf: &mut [u8]| {
+        for ((_, r), (_, n)) in receivers.iter().zip(received.iter_mut()) {
+            while let Ok(k) = r.recv(buf) {
+                *n += k as u64;
+            }
+        }
+    };
+    let end = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < end {
+        drain(&mut received, &mut buf);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let frames = support::raw::ffmpeg_frames(&format!("mmsh://127.0.0.1:{h}/good"), 3);
+    drain(&mut received, &mut buf);
+    let watched = started.elapsed().as_secs_f64();
+    let still_running = d.is_running();
+    let log = d.stderr();
+    drop(d);
+    eprintln!("good frames {frames:?}; multicast bytes per broken station {received:?}");
+    assert!(still_running, "the daemon died: {log}");
+    for (how, n) in &received {
+        assert!(
+            *n > 0,
+            "station with {how:?} send times multicast nothing: {log}"
+        );
+        // Send times that never advance must not turn into an unpaced flood: smoothing holds
+        // the stream near the header's declared 314 kb/s (2.5× with its headroom); 4× plus
+        // one 64 kB burst is far below what looping the file at memory speed would send.
+        let bound = watched * 314_000.0 / 8.0 * 4.0 + 65_536.0;
+        assert!(
+            (*n as f64) < bound,
+            "station with {how:?} send times multicast {n} B in {watched:.1} s (bound {bound:.0})"
+        );
+    }
+    let frames = frames.unwrap();
+    assert!(
+        frames >= 30,
+        "FFmpeg decoded {frames} frames from the good station"
+    );
 }
