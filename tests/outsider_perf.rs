@@ -368,3 +368,56 @@ fn smoothing_stations_with_broken_send_times_leave_the_daemon_serving() {
         "FFmpeg decoded {frames} frames from the good station"
     );
 }
+
+#[test]
+fn a_client_that_keeps_talking_outlives_the_early_deadline_entries() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let dir = TempDir::new("outsider-perf-keep");
+    let (d, p) = start(dir.path());
+    let mut s = TcpStream::connect(p.rtsp).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let url = format!("rtsp://{}/demo", p.rtsp);
+    let describe = format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n");
+    let answer = support::raw::rtsp_exchange(&mut s, &describe).unwrap();
+    assert!(answer.starts_with("RTSP/1.0 200"), "{answer}");
+    // 7 s of requests every 300 ms: past the 1 s handshake and the 5 s idle timeout.
+    let mut answered = 0;
+    for i in 2..25 {
+        std::thread::sleep(Duration::from_millis(300));
+        let req = format!("OPTIONS {url} RTSP/1.0\r\nCSeq: {i}\r\n\r\n");
+        match support::raw::rtsp_exchange(&mut s, &req) {
+            Ok(a) if a.starts_with("RTSP/1.0 200") => answered += 1,
+            other => panic!("request {i} after {answered} answers: {other:?}"),
+        }
+    }
+    // Then silence: the idle timeout must still close it (bounded wait).
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(15);
+    let mut closed = false;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < end {
+        match s.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    drop(s);
+    drop(d);
+    assert_eq!(answered, 23);
+    assert!(
+        closed,
+        "a silent client was not closed by the 5 s idle timeout within 15 s"
+    );
+}
