@@ -462,3 +462,44 @@ fn the_txtime_path_stamps_each_datagram_and_the_station_still_decodes() {
     assert_eq!(log_number(&log, "dropped="), 0, "{log}");
     assert!(log_number(&log, "sent=") > 100, "{log}");
 }
+
+/// Runs of equal-sized datagrams due together (the demo front-loads its first seconds, as
+/// FFmpeg-made files do) leave as one `UDP_SEGMENT` send each; what the group receives is
+/// still one MSB datagram per packet, and the file the receiver writes decodes. With
+/// `ASFCAST_GSO=off` every datagram is a send of its own: the same decode, no segmented send.
+#[test]
+fn equal_datagrams_leave_as_segmented_sends_and_the_station_still_decodes() {
+    if !support::require_private_netns() {
+        return;
+    }
+    for gso in ["on", "off"] {
+        let dir = TempDir::new(&format!("msb-gso-{gso}"));
+        let port = support::free_udp_port();
+        write_config(dir.path(), "seg", &[support::demo_media()], port, 10);
+        let mut cmd = Command::new(support::asfcast_bin());
+        cmd.args(["run", "--config", dir.path().to_str().unwrap()])
+            .env("ASFCAST_GSO", gso);
+        let mut d = Daemon::spawn("asfcast", cmd);
+        let nsc = nsc_path(dir.path(), "seg");
+        wait_for_file(&nsc, &mut d);
+        let out = dir.path().join("seg.asf");
+        let r = recv(&nsc, &out, 10, false);
+        assert_eq!(r.num("lost"), 0, "{gso}: {}", r.json);
+        assert_ten_seconds_decoded(&out);
+        let (status, log) = d.stop_with_log();
+        assert!(status.success(), "clean exit on SIGTERM: {status}");
+        let segmented = log_number(&log, "segmented_sends=");
+        eprintln!(
+            "GSO {gso}: {segmented} segmented sends; decoded {} video, {} audio frames; recv: {}",
+            frames(&out, "v:0"),
+            frames(&out, "a:0"),
+            r.json
+        );
+        assert_eq!(log_number(&log, "dropped="), 0, "{log}");
+        if gso == "on" {
+            assert!(segmented > 0, "no segmented send with GSO on:\n{log}");
+        } else {
+            assert_eq!(segmented, 0, "{log}");
+        }
+    }
+}

@@ -14,6 +14,7 @@
 //! | the station's delivery: beacons, span flush on stall ([`MsbSink`]) | `sink.rs` | §2.2.3, §3.1.5.3 |
 //! | when each datagram leaves: smoothing, kernel-pacing lookahead | `departures.rs` | issue 14 |
 //! | kernel pacing: the `SCM_TXTIME` cmsg, whether the qdisc honours it | `txtime.rs` | Linux `SO_TXTIME`, `sch_fq` |
+//! | equal-sized datagrams as one segmented send | `gso.rs` | Linux `UDP_SEGMENT`, udp(7) |
 //! | loss detection and repair | `receiver.rs` | §3.2.5.2, §3.2.5.3 |
 //!
 //! # Error Correction Data layout (the open question, settled here)
@@ -58,6 +59,7 @@
 
 pub mod departures;
 mod ecc;
+pub mod gso;
 mod header;
 mod receiver;
 mod sender;

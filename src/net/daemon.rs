@@ -557,12 +557,23 @@ impl Daemon {
     }
 
     fn service_stations(&mut self, now: Instant) {
+        // Datagrams due now leave first, for every station, before any station reads or frames
+        // (framing is done ahead, `station_runtime::FRAME_LEAD`): stations due together then
+        // leave within the sends' own time, not after every other station's work.
+        for rt in self.stations.values_mut() {
+            rt.send_ready(now);
+        }
         let mut events = std::mem::take(&mut self.events_buf);
         for (name, rt) in self.stations.iter_mut() {
             let due = self.due.get(name).copied().unwrap_or(now);
             if due <= now || rt.has_input() {
                 let next = rt.service(now);
-                self.due.insert(name.clone(), next);
+                match self.due.get_mut(name) {
+                    Some(d) => *d = next,
+                    None => {
+                        self.due.insert(name.clone(), next);
+                    }
+                }
             }
             rt.take_events(&mut events);
             if !events.is_empty() {

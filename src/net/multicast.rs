@@ -1,15 +1,23 @@
 //! Multicast sockets (socket2): the MSB sender's socket with interface, TTL / hop limit,
 //! loopback, send buffer and DSCP set, and batched sends with `sendmmsg(2)` when several
-//! packets are due at once; and the receiver's socket that joins a group (for `asfcast recv`).
+//! packets are due at once — runs of equal-sized datagrams as one segmented send
+//! (`UDP_SEGMENT`, [`crate::msb::gso`]) where the kernel takes it; and the receiver's socket
+//! that joins a group (for `asfcast recv`).
+//!
+//! `ASFCAST_GSO=off` in the environment keeps every datagram a send of its own (to compare).
 //!
 //! An interface is named or given by address. IPv4 uses the interface's address
 //! (`IP_MULTICAST_IF`), IPv6 its index (`IPV6_MULTICAST_IF`).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tracing::info;
+
+use crate::msb::gso::{self, Run};
 
 /// Which interface multicast leaves by (or is received on): the config's own type.
 pub use crate::config::Interface;
@@ -101,6 +109,12 @@ pub struct MulticastSender {
     pub last_error: Option<String>,
     /// Kernel pacing or the loop's timer ([`super::txtime`]).
     pub path: super::txtime::PacingPath,
+    /// The largest datagram sent as a segment of a `UDP_SEGMENT` send (the path MTU less the
+    /// headers); None: every datagram is a send of its own.
+    gso_segment: Option<usize>,
+    /// Sends that carried more than one datagram.
+    pub segmented_sends: u64,
+    runs: Vec<Run>,
 }
 
 impl MulticastSender {
@@ -136,6 +150,7 @@ impl MulticastSender {
         s.set_nonblocking(true)?;
         let socket: UdpSocket = s.into();
         let path = super::txtime::choose(&socket, index_of(&opts.interface).ok());
+        let gso_segment = gso_segment(&socket, opts.group);
         Ok(MulticastSender {
             socket,
             group: opts.group,
@@ -143,7 +158,15 @@ impl MulticastSender {
             dropped: 0,
             last_error: None,
             path,
+            gso_segment,
+            segmented_sends: 0,
+            runs: Vec::new(),
         })
+    }
+
+    /// Whether runs of equal-sized datagrams leave as one segmented send.
+    pub fn segmenting(&self) -> bool {
+        self.gso_segment.is_some()
     }
 
     /// Sends `datagrams`, each stamped with its departure (`SCM_TXTIME`, the txtime path),
@@ -162,12 +185,59 @@ impl MulticastSender {
     /// kernel does not take is counted as dropped (UDP has no backlog worth keeping: a late
     /// multicast packet is a useless one).
     pub fn send_batch(&mut self, datagrams: &[Vec<u8>]) {
+        let mut first = 0;
+        if let Some(max) = self.gso_segment {
+            first = self.send_segmented(datagrams, max);
+        }
+        let rest = datagrams.get(first..).unwrap_or_default();
+        if rest.is_empty() {
+            return;
+        }
         let socket = &self.socket;
-        let n = datagrams.len();
-        let (sent, dropped, error) = count_sends(n, |done| {
-            sendmmsg(socket, datagrams.get(done..).unwrap_or_default())
+        let (sent, dropped, error) = count_sends(rest.len(), |done| {
+            sendmmsg(socket, rest.get(done..).unwrap_or_default())
         });
         self.note(sent, dropped, error);
+    }
+
+    /// Sends `datagrams` as runs ([`gso::plan`]), up to 64 runs per `sendmmsg`; returns how
+    /// many datagrams it is done with. A kernel or device that refuses segmentation turns it
+    /// off for this socket, and the datagrams from the refused run on are left to the caller.
+    fn send_segmented(&mut self, datagrams: &[Vec<u8>], max: usize) -> usize {
+        let mut runs = std::mem::take(&mut self.runs);
+        gso::plan(datagrams.iter().map(Vec::len), max, &mut runs);
+        let (mut r, mut done) = (0, 0);
+        let (mut sent, mut dropped, mut error) = (0u64, 0u64, None);
+        while let Some(first) = runs.get(r).copied() {
+            match sendmmsg_runs(&self.socket, datagrams, runs.get(r..).unwrap_or_default()) {
+                Ok(0) => break,
+                Ok(k) => {
+                    for run in runs.get(r..r + k).unwrap_or_default() {
+                        sent += run.count as u64;
+                        done += run.count;
+                        self.segmented_sends += u64::from(run.count > 1);
+                    }
+                    r += k;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if first.count > 1 && segmentation_refused(&e) => {
+                    info!(group = %self.group, error = %e,
+                        "UDP segmentation refused by the kernel or device: one send per datagram");
+                    self.gso_segment = None;
+                    break;
+                }
+                Err(e) => {
+                    // As in the plain path: the refused send is dropped, the rest goes on.
+                    dropped += first.count as u64;
+                    done += first.count;
+                    error = Some(e.to_string());
+                    r += 1;
+                }
+            }
+        }
+        self.runs = runs;
+        self.note(sent, dropped, error);
+        done
     }
 
     fn note(&mut self, sent: u64, dropped: u64, error: Option<String>) {
@@ -227,6 +297,104 @@ fn sendmmsg(socket: &UdpSocket, datagrams: &[Vec<u8>]) -> io::Result<usize> {
         .collect();
     // SAFETY: `msgs` holds `n` headers whose iovecs borrow `datagrams`, all alive for the
     // duration of the call; the socket is connected, so no addresses are needed.
+    unsafe { super::udp_batch::send_headers(socket, &mut msgs) }
+}
+
+/// Errors with which a segmented send says the offload itself is unavailable (no
+/// `UDP_SEGMENT`, no checksum offload, a segment over the path MTU), not that this send failed.
+fn segmentation_refused(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::EIO | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+    )
+}
+
+/// The largest segment of a segmented send on `socket` (connected to `group`): its path MTU
+/// (`IP_MTU` / `IPV6_MTU`) less the headers; None when `ASFCAST_GSO=off` or unknown.
+fn gso_segment(socket: &UdpSocket, group: SocketAddr) -> Option<usize> {
+    if std::env::var("ASFCAST_GSO").is_ok_and(|v| v == "off") {
+        return None;
+    }
+    let (level, name) = match group {
+        SocketAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_MTU),
+        SocketAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_MTU),
+    };
+    let mut mtu: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `mtu` and `len` are valid for writes of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&mut mtu as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    gso::max_segment(usize::try_from(mtu).ok()?, group.is_ipv6())
+}
+
+/// Up to 64 runs per `sendmmsg(2)` call: a run of several datagrams is one message whose
+/// iovecs are the datagrams and whose `UDP_SEGMENT` cmsg gives the segment size; returns how
+/// many runs were sent.
+fn sendmmsg_runs(socket: &UdpSocket, datagrams: &[Vec<u8>], runs: &[Run]) -> io::Result<usize> {
+    const MAX: usize = 64;
+    let runs = runs.get(..runs.len().min(MAX)).unwrap_or_default();
+    let Some(first) = runs.first() else {
+        return Ok(0);
+    };
+    let total: usize = runs.iter().map(|r| r.count).sum();
+    let Some(batch) = datagrams.get(first.start..first.start + total) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "runs outside the batch",
+        ));
+    };
+    let mut iov: Vec<libc::iovec> = batch
+        .iter()
+        .map(|d| libc::iovec {
+            iov_base: d.as_ptr() as *mut libc::c_void,
+            iov_len: d.len(),
+        })
+        .collect();
+    // u64 words: the cmsg buffers must be aligned for cmsghdr.
+    let mut control: Vec<[u64; gso::GSO_CMSG_LEN / 8]> = runs
+        .iter()
+        .map(|r| {
+            let bytes = gso::gso_cmsg(u16::try_from(r.segment).unwrap_or(u16::MAX));
+            let mut words = [0u64; gso::GSO_CMSG_LEN / 8];
+            for (w, c) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+                *w = u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
+            }
+            words
+        })
+        .collect();
+    let iov_ptr = iov.as_mut_ptr();
+    let mut offset = 0;
+    let mut msgs: Vec<libc::mmsghdr> = runs
+        .iter()
+        .zip(control.iter_mut())
+        .map(|(r, c)| {
+            // SAFETY: an all-zero msghdr is a valid "no address, no control data" header.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            // SAFETY: the runs' counts add up to `iov.len()`, so `offset + r.count` never
+            // passes its end.
+            h.msg_hdr.msg_iov = unsafe { iov_ptr.add(offset) };
+            h.msg_hdr.msg_iovlen = r.count;
+            offset += r.count;
+            if r.count > 1 {
+                h.msg_hdr.msg_control = c.as_mut_ptr().cast();
+                h.msg_hdr.msg_controllen = gso::GSO_CMSG_LEN;
+            }
+            h
+        })
+        .collect();
+    // SAFETY: `msgs` holds headers whose iovecs point into `iov` (borrowing `datagrams`) and
+    // whose control buffers borrow `control`, all alive for the duration of the call; the
+    // socket is connected, so no addresses are needed.
     unsafe { super::udp_batch::send_headers(socket, &mut msgs) }
 }
 

@@ -32,6 +32,11 @@ const BATCH: usize = 64;
 /// Source events handled in one [`StationRuntime::service`] call at most; the rest waits for
 /// the next loop turn.
 pub const MAX_EVENTS_PER_SERVICE: usize = 256;
+/// How far ahead of their due instant a file station's packets are read, framed into MSB
+/// datagrams (and handed to its unicast sessions) on the timer path, so that at the instant
+/// only the sends are left: with many stations due together, the last station's datagrams
+/// would otherwise wait for every other station's reading and framing (issue 14).
+pub const FRAME_LEAD: Duration = Duration::from_millis(10);
 
 struct MulticastOut {
     sink: MsbSink,
@@ -244,13 +249,15 @@ impl StationRuntime {
     /// Does what is due at `now`, at most [`MAX_EVENTS_PER_SERVICE`] source events; returns
     /// when to call again (`now` when it stopped with work left).
     ///
-    /// On the txtime path ([`super::txtime`]) the source is asked up to the lookahead ahead:
-    /// it is polled at each instant it names (`Idle(at)` with `at` within the lookahead), so
-    /// every packet is framed with its own due instant as its departure, and the call returns
-    /// the lookahead before the next one is due.
+    /// A file station's source is asked up to [`StationRuntime::frame_lead`] ahead: it is
+    /// polled at each instant it names (`Idle(at)` with `at` within the lead), so every packet
+    /// is framed with its own due instant as its departure and waits in the departures; the
+    /// call returns the lead before the next packet is due, or the next departure (less the
+    /// txtime path's lookahead, [`super::txtime`]), whichever comes first.
     pub fn service(&mut self, now: Instant) -> Instant {
         let lookahead = self.lookahead();
-        let horizon = now + lookahead;
+        let lead = self.frame_lead();
+        let horizon = now + lead;
         // The instant the source is polled at: `now`, then each due instant up to the horizon.
         let mut at_time = now;
         let mut handled = 0;
@@ -267,9 +274,12 @@ impl StationRuntime {
                 }
                 SourceEvent::Packet(p) => {
                     // The packet the source was waiting for: it was due at the last `Idle`.
+                    // (With multicast, lateness is measured when its datagrams leave.)
                     if let Some(due) = self.idle_until.take() {
-                        self.pacing_lateness
-                            .observe(now.saturating_duration_since(due));
+                        if self.msb.is_none() {
+                            self.pacing_lateness
+                                .observe(now.saturating_duration_since(due));
+                        }
                     }
                     self.on_packet(&p.bytes, at_time);
                     self.schedule(at_time);
@@ -278,17 +288,17 @@ impl StationRuntime {
                         .as_ref()
                         .is_some_and(|m| m.departures.len() >= BATCH)
                     {
-                        self.send_due(horizon);
+                        self.send_due(now, now + lookahead);
                     }
                 }
                 SourceEvent::Idle(at) if at <= horizon && at > at_time => {
-                    // Within the lookahead: frame it now, stamped with its due instant.
+                    // Within the lead: frame it now, stamped with its due instant.
                     self.idle_until = Some(at);
                     at_time = at;
                 }
                 SourceEvent::Idle(at) => {
                     self.idle_until = Some(at);
-                    break at.checked_sub(lookahead).unwrap_or(at).max(now);
+                    break at.checked_sub(lead).unwrap_or(at).max(now);
                 }
                 SourceEvent::Lost { reason, retry_at } => {
                     self.idle_until = None;
@@ -309,7 +319,7 @@ impl StationRuntime {
             }
         }
         self.schedule(at_time.max(now));
-        self.send_due(horizon);
+        self.send_due(now, now + lookahead);
         if let Some(d) = self
             .msb
             .as_ref()
@@ -326,6 +336,33 @@ impl StationRuntime {
         self.msb
             .as_ref()
             .map_or(Duration::ZERO, |m| m.socket.path.lookahead())
+    }
+
+    /// How far ahead of their due instant packets are framed: [`FRAME_LEAD`] for a multicast
+    /// station whose source knows its timeline (a file), else the kernel's lookahead. A live
+    /// or relayed source is never polled at a future instant (its stall timers would fire
+    /// early).
+    fn frame_lead(&self) -> Duration {
+        let kernel = self.lookahead();
+        if self.msb.is_some() && self.source.timeline_known() {
+            kernel.max(FRAME_LEAD)
+        } else {
+            kernel
+        }
+    }
+
+    /// Sends the multicast datagrams due by `now` (plus the kernel's lookahead): the first
+    /// thing the loop does for every station in a turn, before any station reads or frames.
+    pub fn send_ready(&mut self, now: Instant) {
+        let until = now + self.lookahead();
+        if self
+            .msb
+            .as_ref()
+            .and_then(|m| m.departures.next_departure())
+            .is_some_and(|d| d <= until)
+        {
+            self.send_due(now, until);
+        }
     }
 
     /// How the multicast is paced, for the status page: "txtime (root qdisc fq); smoothing ≤ 3s".
@@ -378,6 +415,7 @@ impl StationRuntime {
             pacing_path: self.pacing_path().map(|p| p.name()),
             smoothing_held: held.held,
             smoothing_at_bound: held.at_bound,
+            msb_segmented_sends: self.msb.as_ref().map_or(0, |m| m.socket.segmented_sends),
         }
     }
 
@@ -457,12 +495,17 @@ impl StationRuntime {
         }
     }
 
-    /// Sends the datagrams leaving by `until` (`now` plus the path's lookahead).
-    fn send_due(&mut self, until: Instant) {
+    /// Sends the datagrams leaving by `until` (`now` plus the path's lookahead); how late each
+    /// leaves after its departure goes into the pacing histogram.
+    fn send_due(&mut self, now: Instant, until: Instant) {
         let Some(m) = &mut self.msb else {
             return;
         };
         m.departures.take_until(until, &mut self.leaving);
+        for (leave, _) in &self.leaving {
+            self.pacing_lateness
+                .observe(now.saturating_duration_since(*leave));
+        }
         Self::send_leaving(m, &mut self.leaving, &mut self.out);
     }
 
@@ -501,7 +544,7 @@ impl StationRuntime {
             m.sink.on_station_end(now);
         }
         self.schedule(now);
-        self.send_due(now);
+        self.send_due(now, now);
         if let Some(m) = &mut self.msb {
             // What smoothing still holds leaves now: nothing is dropped.
             m.departures.take_all(&mut self.leaving);
@@ -513,6 +556,7 @@ impl StationRuntime {
                 station = %self.config.name,
                 sent = m.socket.sent,
                 dropped = m.socket.dropped,
+                segmented_sends = m.socket.segmented_sends,
                 packets = self.hub.counters.packets,
                 smoothing_held = held.held,
                 smoothing_at_bound = held.at_bound,

@@ -346,6 +346,11 @@ pub fn render(snap: &Snapshot) -> String {
             "MSB datagrams held to the smoothing bound (the stream exceeded the smoothing rate).",
             |f| f.smoothing_at_bound,
         ),
+        (
+            "asfcast_msb_segmented_sends_total",
+            "Sends that carried several equal-sized MSB datagrams at once (UDP segmentation offload).",
+            |f| f.msb_segmented_sends,
+        ),
     ] {
         o.family(name, "counter", help);
         for s in snap.stations.iter().filter(|s| s.multicast.is_some()) {
@@ -445,12 +450,14 @@ mod tests {
             StationFigures {
                 pacing_path: Some("timer"),
                 smoothing_held: 7,
+                msb_segmented_sends: 3,
                 ..StationFigures::default()
             },
         );
         let text = render(&snap);
         assert!(text.contains("asfcast_msb_pacing_path{station=\"demo\",path=\"timer\"} 1\n"));
         assert!(text.contains("asfcast_msb_smoothing_held_total{station=\"demo\"} 7\n"));
+        assert!(text.contains("asfcast_msb_segmented_sends_total{station=\"demo\"} 3\n"));
         assert!(text.contains("asfcast_msb_smoothing_at_bound_total{station=\"demo\"} 0\n"));
         assert!(text.ends_with('\n'));
         assert!(

@@ -131,6 +131,8 @@ pub struct StationFigures {
     /// Datagrams smoothing held past their due time, and those held to the bound.
     pub smoothing_held: u64,
     pub smoothing_at_bound: u64,
+    /// Sends that carried several MSB datagrams as one segmented send (`UDP_SEGMENT`).
+    pub msb_segmented_sends: u64,
 }
 
 impl Default for StationFigures {
@@ -146,6 +148,7 @@ impl Default for StationFigures {
             pacing_path: None,
             smoothing_held: 0,
             smoothing_at_bound: 0,
+            msb_segmented_sends: 0,
         }
     }
 }

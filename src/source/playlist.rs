@@ -309,6 +309,12 @@ impl Source for PlaylistSource {
             failed: self.entries_failed,
         }
     }
+
+    /// A file's packets are due at their send times from the entry's anchor: polling ahead
+    /// only reads what is due by then (entry changes and retries are timed from that instant).
+    fn timeline_known(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

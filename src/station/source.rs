@@ -81,4 +81,10 @@ pub trait Source {
     fn counters(&self) -> SourceCounters {
         SourceCounters::default()
     }
+    /// Whether the source knows its timeline ahead (a file): polling it at an instant that
+    /// has not come yet only hands out what is due by then, with no other effect. A live or
+    /// relayed source says no (its stall timers would fire early).
+    fn timeline_known(&self) -> bool {
+        false
+    }
 }
