@@ -46,6 +46,9 @@ pub(super) const SEND_BUFFER: usize = 128 * 1024;
 /// Most datagrams read from one UDP data socket per readiness event (fairness with the rest
 /// of the loop; the socket is re-armed when more are left).
 const UDP_READ_BUDGET: usize = 256;
+/// While stations read and frame, every station's due datagrams are sent again once this much
+/// time has passed since the last such pass ([`Daemon::service_stations`]).
+const SEND_PASS_EVERY: Duration = Duration::from_micros(100);
 /// How often idle bookkeeping runs even when nothing else is due.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
@@ -558,15 +561,24 @@ impl Daemon {
 
     fn service_stations(&mut self, now: Instant) {
         // Datagrams due now leave first, for every station, before any station reads or frames
-        // (framing is done ahead, `station_runtime::FRAME_LEAD`): stations due together then
-        // leave within the sends' own time, not after every other station's work.
-        for rt in self.stations.values_mut() {
+        // (framing is done ahead, `station_runtime::FRAME_LEAD`), and again whenever the
+        // stations' work has taken [`SEND_PASS_EVERY`]: stations due together then leave
+        // within the sends' own time, not after every other station's reading and framing.
+        let mut stations = std::mem::take(&mut self.stations);
+        let mut rts: Vec<(&String, &mut StationRuntime)> = stations.iter_mut().collect();
+        for (_, rt) in rts.iter_mut() {
             rt.send_ready(now);
         }
+        let mut last_pass = now;
         let mut events = std::mem::take(&mut self.events_buf);
-        for (name, rt) in self.stations.iter_mut() {
+        for i in 0..rts.len() {
+            let Some((name, rt)) = rts.get_mut(i) else {
+                continue;
+            };
+            let name: &String = name;
             let due = self.due.get(name).copied().unwrap_or(now);
-            if due <= now || rt.has_input() {
+            let serviced = due <= now || rt.has_input();
+            if serviced {
                 let next = rt.service(now);
                 match self.due.get_mut(name) {
                     Some(d) => *d = next,
@@ -586,7 +598,18 @@ impl Daemon {
                 events.clear();
                 self.unflushed.get_or_insert(now);
             }
+            if serviced {
+                let t = Instant::now();
+                if t >= last_pass + SEND_PASS_EVERY {
+                    for (_, rt) in rts.iter_mut() {
+                        rt.send_ready(t);
+                    }
+                    last_pass = t;
+                }
+            }
         }
+        drop(rts);
+        self.stations = stations;
         self.events_buf = events;
         // Station packets are written in batches: one writev per client carries every packet
         // of the last `limits.write_interval`, instead of one system call per packet per client.

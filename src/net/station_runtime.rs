@@ -36,7 +36,7 @@ pub const MAX_EVENTS_PER_SERVICE: usize = 256;
 /// datagrams (and handed to its unicast sessions) on the timer path, so that at the instant
 /// only the sends are left: with many stations due together, the last station's datagrams
 /// would otherwise wait for every other station's reading and framing (issue 14).
-pub const FRAME_LEAD: Duration = Duration::from_millis(10);
+pub const FRAME_LEAD: Duration = Duration::from_millis(50);
 
 struct MulticastOut {
     sink: MsbSink,
