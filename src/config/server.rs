@@ -132,6 +132,11 @@ pub struct Limits {
     pub client_backlog_bytes: usize,
     /// Speed multiplier for the initial burst a new unicast client receives.
     pub fast_start_rate: f64,
+    /// How much media a joining unicast client gets as that burst: it starts at the newest key
+    /// frame at least this far behind the live edge (when the station has one), so a player's
+    /// buffer fills at once (Windows Media Player buffers 5 s; FFmpeg's RTSP client reads 5 s
+    /// of media before it starts). 0: the newest key frame.
+    pub fast_start_buffer: Duration,
     /// How long station packets for unicast clients may wait to be written together: one
     /// write per client per interval instead of one per packet. Trades this much extra
     /// latency (players buffer seconds anyway) for far fewer system calls with many clients;
@@ -156,6 +161,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             client_backlog_bytes: 4 << 20,
             fast_start_rate: 4.0,
+            fast_start_buffer: Duration::from_secs(5),
             write_interval: Duration::from_millis(250),
             listen_backlog: 65_535,
             access: crate::access::limits::LimitSet::default(),
@@ -295,6 +301,7 @@ struct LimitsFile {
     idle_timeout: Option<Seconds<5000, 3_600_000>>,
     client_backlog_bytes: Option<Bytes<{ 64 << 10 }, { 1 << 30 }>>,
     fast_start_rate: Option<Decimal<1000, 16_000>>,
+    fast_start_buffer: Option<Seconds<0, 60_000>>,
     write_interval: Option<Seconds<0, 2000>>,
     listen_backlog: Option<Ranged<u32, 16, 65_535>>,
     max_players: Option<super::limits::Count>,
@@ -380,6 +387,7 @@ fn build(path: &Path, text: &str, file: ServerFile) -> Result<ServerConfig, Vec<
                     .and_then(|v| usize::try_from(v.0).ok())
                     .unwrap_or(d.client_backlog_bytes),
                 fast_start_rate: l.fast_start_rate.map_or(d.fast_start_rate, |v| v.0),
+                fast_start_buffer: l.fast_start_buffer.map_or(d.fast_start_buffer, |v| v.0),
                 write_interval: l.write_interval.map_or(d.write_interval, |v| v.0),
                 listen_backlog: l.listen_backlog.map_or(d.listen_backlog, |v| v.0),
                 access: super::limits::build(super::limits::AccessLimitsFile {
@@ -591,8 +599,9 @@ mod tests {
 
     #[test]
     fn limits_and_log() {
-        let s = ok("limits:\n  max_clients: 50\n  request_max_bytes: 32KiB\n  handshake_timeout: 5s\n  idle_timeout: 2m\n  client_backlog_bytes: 8MiB\n  fast_start_rate: 2.5\n  write_interval: 0\nlog:\n  level: debug\n  format: json\n");
+        let s = ok("limits:\n  max_clients: 50\n  request_max_bytes: 32KiB\n  handshake_timeout: 5s\n  idle_timeout: 2m\n  client_backlog_bytes: 8MiB\n  fast_start_rate: 2.5\n  write_interval: 0\n  fast_start_buffer: 2.5s\nlog:\n  level: debug\n  format: json\n");
         assert_eq!(s.limits.write_interval, Duration::ZERO);
+        assert_eq!(s.limits.fast_start_buffer, Duration::from_millis(2500));
         assert_eq!(s.limits.max_clients, 50);
         assert_eq!(
             s.limits.max_clients_per_ip,

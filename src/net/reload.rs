@@ -135,7 +135,11 @@ impl Daemon {
         if changes.limits {
             self.write_coalesce = new.server.limits.write_interval;
             raise_open_file_limit(new.server.limits.max_clients);
-            info!("limits changed: they apply to new connections (and the write interval at once); connected sessions keep theirs");
+            for rt in self.stations.values_mut() {
+                rt.hub
+                    .set_join_reach_back(new.server.limits.fast_start_buffer);
+            }
+            info!("limits changed: they apply to new connections (and the write interval and fast-start buffer at once); connected sessions keep theirs");
         }
         if changes.rtsp {
             info!("rtsp settings changed: they apply to new RTSP sessions");

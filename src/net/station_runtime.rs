@@ -214,9 +214,11 @@ impl StationRuntime {
             warn!(station = %config.name, error = %e, "cannot write announcement files");
         }
         info!(station = %config.name, multicast = ?config.multicast.as_ref().map(|m| m.destination()), "station started");
+        let mut hub = Station::new(&config.name, MAX_RING_PACKETS);
+        hub.set_join_reach_back(server.limits.fast_start_buffer);
         Ok(StationRuntime {
             config: config.clone(),
-            hub: Station::new(&config.name, MAX_RING_PACKETS),
+            hub,
             source,
             msb,
             announcer,

@@ -19,6 +19,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 pub mod catalog;
 pub mod delivery;
@@ -204,6 +205,9 @@ pub struct Station {
     max_ring: usize,
     /// Clean-point streams of the current header.
     clean_streams: Vec<u8>,
+    /// How far behind the newest packet (in send-time ms) the ring's first clean point may
+    /// reach: joiners start there ([`Station::set_join_reach_back`]); 0 keeps only the newest.
+    reach_back_ms: u32,
     pub counters: StationCounters,
 }
 
@@ -216,8 +220,16 @@ impl Station {
             next_seq: 0,
             max_ring: max_ring.max(1),
             clean_streams: Vec::new(),
+            reach_back_ms: 0,
             counters: StationCounters::default(),
         }
+    }
+
+    /// Joiners start at the newest clean point at least `d` (of send time) behind the newest
+    /// packet, when the ring has one (else at its oldest): the fast-start buffer
+    /// (`limits.fast_start_buffer`). Zero: at the newest clean point.
+    pub fn set_join_reach_back(&mut self, d: Duration) {
+        self.reach_back_ms = u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
     }
 
     pub fn header(&self) -> Option<&Arc<StationHeader>> {
@@ -294,8 +306,18 @@ impl Station {
         self.counters.packets += 1;
         self.counters.bytes += pkt.bytes.len() as u64;
         if clean {
-            // Everything before the newest clean point is no longer needed by joiners.
-            self.ring.clear();
+            // Everything before the newest clean point at least the reach-back behind this
+            // one is no longer needed by joiners.
+            let limit = send_time.saturating_sub(self.reach_back_ms);
+            if self.reach_back_ms == 0 {
+                self.ring.clear();
+            } else if let Some(keep) = self
+                .ring
+                .iter()
+                .rposition(|p| p.clean && p.send_time <= limit)
+            {
+                self.ring.drain(..keep);
+            }
         }
         self.ring.push_back(pkt.clone());
         while self.ring.len() > self.max_ring {
@@ -304,7 +326,8 @@ impl Station {
         Some(pkt)
     }
 
-    /// Packets from the newest clean point to now: what a joiner receives first.
+    /// Packets from the ring's first clean point (the newest, or the newest at least the
+    /// reach-back behind) to now: what a joiner receives first.
     pub fn join_backlog(&self) -> impl Iterator<Item = &Arc<StationPacket>> {
         let start = self
             .ring
@@ -394,6 +417,41 @@ mod tests {
             st.ring_len()
         );
         assert_eq!(st.counters.packets, 155);
+    }
+
+    /// With a fast-start buffer, joiners start at the newest clean point at least that far
+    /// behind the newest clean point (the ring is trimmed when one arrives): 5 s of reach-back
+    /// over the sample's 2 s GOPs, never at a packet that is not a clean point.
+    #[test]
+    fn ring_reaches_back_the_fast_start_buffer() {
+        let mut r = AsfReader::open(&sample()).unwrap();
+        let mut st = Station::new("t", 10_000);
+        st.set_join_reach_back(Duration::from_secs(5));
+        let h = StationHeader::live(st.next_generation(), r.header(), r.data_head(), 7);
+        st.set_header(h);
+        let mut clean_times: Vec<u32> = Vec::new();
+        while let Some(p) = r.next_packet() {
+            let p = p.unwrap();
+            let s = strip_padding(&p.parse().unwrap());
+            let sp = st.push(s).unwrap();
+            if sp.clean {
+                clean_times.push(sp.send_time);
+            }
+            let newest = *clean_times.last().unwrap();
+            let want = clean_times
+                .iter()
+                .rev()
+                .find(|&&t| t + 5_000 <= newest)
+                .copied()
+                .unwrap_or(clean_times[0]);
+            let first = st.join_backlog().next().unwrap();
+            assert!(first.clean, "joiners start at a clean point");
+            assert_eq!(first.send_time, want, "newest packet at {}", sp.send_time);
+        }
+        assert_eq!(clean_times.len(), 5);
+        let first = st.join_backlog().next().unwrap().send_time;
+        assert!(clean_times[4] - first >= 5_000, "{first} → {}", clean_times[4]);
+        assert!(first > clean_times[0], "older GOPs were dropped");
     }
 
     #[test]
