@@ -6,7 +6,8 @@
 //!
 //! # The rules
 //!
-//! - **Join.** A client starts at the station's newest clean point with the packets since
+//! - **Join.** A client starts at the station's join point (the newest clean point at least
+//!   `limits.fast_start_buffer` back) with the packets since
 //!   ([`crate::station::Station::join_backlog`]), keeping only those of the header it was
 //!   given; that backlog is released at `fast_start_rate` × real time ([`LiveFeed`]).
 //! - **Behind.** Above `backlog_limit` bytes queued for the socket the client skips to the

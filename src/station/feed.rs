@@ -2,8 +2,10 @@
 //! when it is behind. [`super::delivery::Delivery`] wraps it with the rest of the per-client
 //! rules; protocols use that, not this.
 //!
-//! - **Join:** a new client gets the packets from the station's newest clean point (a video
-//!   key-frame start) to now, so its decoder starts on a key frame.
+//! - **Join:** a new client gets the packets from the station's join point (a video key-frame
+//!   start: the newest one at least `limits.fast_start_buffer` back, see
+//!   [`super::Station::set_join_reach_back`]) to now, so its decoder starts on a key frame and
+//!   its player's buffer fills at once.
 //! - **Fast start:** that backlog is released at `fast_start_rate` × real time (by send time),
 //!   not all at once, and live packets queue behind it until the client has caught up.
 //! - **Slow clients:** the sink reports how many bytes it still has queued for the socket. Above

@@ -1,6 +1,7 @@
 //! The station hub: what every delivery of one station shares — the current ASF header with a
-//! generation number, a ring of recent packets that always reaches back to the last clean point
-//! (so a unicast joiner starts on a key frame), and the counters.
+//! generation number, a ring of recent packets that always reaches back to a clean point — the
+//! newest one at least the fast-start buffer behind the live edge — so a unicast joiner starts
+//! on a key frame with its player's buffer's worth, and the counters.
 //!
 //! Packets are immutable shared buffers ([`StationPacket`] behind an `Arc`): N sinks cost N
 //! socket writes, not N copies. Pure code: the shell pushes packets in and sinks read them out.
@@ -450,7 +451,11 @@ mod tests {
         }
         assert_eq!(clean_times.len(), 5);
         let first = st.join_backlog().next().unwrap().send_time;
-        assert!(clean_times[4] - first >= 5_000, "{first} → {}", clean_times[4]);
+        assert!(
+            clean_times[4] - first >= 5_000,
+            "{first} → {}",
+            clean_times[4]
+        );
         assert!(first > clean_times[0], "older GOPs were dropped");
     }
 

@@ -124,18 +124,27 @@ fn interface_index_v6(name: &str) -> Option<u32> {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0 (tcp)")
+    free_port(|p| TcpListener::bind(("127.0.0.1", p)).is_ok())
 }
 
 /// A UDP port on 127.0.0.1 that was free a moment ago.
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0 (udp)")
+    free_port(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok())
+}
+
+/// A random port above Linux's default ephemeral range (32768–60999) that `free` could bind:
+/// a port the kernel handed out for `bind(0)` could meanwhile become another test's client
+/// source port (a daemon or HAProxy then fails with "address already in use").
+fn free_port(free: impl Fn(u16) -> bool) -> u16 {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..1000 {
+        let p = rng.random_range(61_000..=65_535);
+        if free(p) {
+            return p;
+        }
+    }
+    panic!("no free port in 61000–65535 after 1000 tries");
 }
 
 /// Waits until a TCP connect to `addr` succeeds; the last connect error after `timeout`.

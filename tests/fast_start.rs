@@ -1,0 +1,143 @@
+//! The fast-start buffer (`limits.fast_start_buffer`): a unicast joiner starts at the newest key
+//! frame at least that far behind the live edge, so a player's buffer fills at the fast-start
+//! rate instead of in real time (FFmpeg's RTSP client over UDP reads 5 s of media before it
+//! starts; Windows Media Player buffers 5 s).
+//!
+//! Two daemons play the demo (10 s, a key frame every 2 s), one with the default buffer (5 s)
+//! and one with `fast_start_buffer: 0`. FFmpeg joins each over MMSH about 7.5 s into the
+//! station's entry and decodes one video frame; its MD5 (the demo's frames all differ) says
+//! which frame of the file the join started at: with the buffer at least 4 s earlier. The assertion is on
+//! what FFmpeg decoded, not on wall-clock time (the timing only places the join inside the
+//! entry, and the loop count checks it stayed there).
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{Daemon, TempDir};
+
+fn start(dir: &Path, buffer: Option<&str>) -> (Daemon, u16) {
+    let http = support::free_tcp_port();
+    let limits = buffer.map_or(String::new(), |b| {
+        format!("limits:\n  fast_start_buffer: {b}\n")
+    });
+    std::fs::write(
+        dir.join("server.yaml"),
+        format!(
+            "listen:\n  http: 127.0.0.1:{http}\n  mms: 127.0.0.1:{}\n  rtsp: 127.0.0.1:{}\n\
+             announce_dir: {}\n{limits}",
+            support::free_tcp_port(),
+            support::free_tcp_port(),
+            dir.join("announce").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("demo.yaml"),
+        format!(
+            "name: demo\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n\
+             unicast:\n  mmsh: true\n",
+            support::demo_media().display()
+        ),
+    )
+    .unwrap();
+    let mut d = Daemon::asfcast(["run", "--config", dir.to_str().unwrap()]);
+    let addr: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    d.wait_for_tcp(addr, Duration::from_secs(10));
+    (d, http)
+}
+
+/// How many playlist entry starts (one per loop) the log has.
+fn loops(d: &Daemon) -> usize {
+    d.stderr()
+        .lines()
+        .filter(|l| l.contains("playing") && l.contains("entry=0"))
+        .count()
+}
+
+/// The MD5 of each video frame FFmpeg decodes from `input` (its framemd5 lines), at most
+/// `frames`.
+fn video_md5s(input: &str, frames: usize) -> Vec<String> {
+    let out = Command::new("timeout")
+        .args([
+            "30",
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            input,
+        ])
+        .args(["-map", "0:v:0", "-frames:v", &frames.to_string()])
+        .args(["-f", "framemd5", "-"])
+        .output()
+        .expect("ffmpeg");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next().map(|m| m.trim().to_owned()))
+        .collect()
+}
+
+/// Where in the file (video frame index) the first frame FFmpeg decodes over MMSH comes from:
+/// the demo's 250 frames are all different, so the MD5 names the frame.
+fn first_frame_index(http: u16, file: &[String]) -> usize {
+    let got = video_md5s(&format!("mmsh://127.0.0.1:{http}/demo"), 1);
+    let first = got
+        .first()
+        .expect("FFmpeg decoded no video frame over MMSH");
+    file.iter()
+        .position(|m| m == first)
+        .unwrap_or_else(|| panic!("decoded frame {first} is not a frame of the demo"))
+}
+
+/// Joins about 7.5 s into an entry of the station and returns the first decoded frame's index;
+/// retried when a loop restart came in between.
+fn join_late_in_an_entry(d: &Daemon, http: u16, file: &[String]) -> usize {
+    for _ in 0..3 {
+        let n = loops(d);
+        let end = Instant::now() + Duration::from_secs(30);
+        while loops(d) == n {
+            assert!(Instant::now() < end, "no loop start within 30 s");
+            thread::sleep(Duration::from_millis(5));
+        }
+        let entry = loops(d);
+        thread::sleep(Duration::from_millis(7_500));
+        let t = first_frame_index(http, file);
+        if loops(d) == entry {
+            return t;
+        }
+        eprintln!("a loop restart came during the join; again");
+    }
+    panic!("no join inside an entry in three tries");
+}
+
+#[test]
+fn joiners_start_the_fast_start_buffer_behind_the_live_edge() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let with_dir = TempDir::new("fast-start-5s");
+    let without_dir = TempDir::new("fast-start-0");
+    let (with, with_http) = start(with_dir.path(), None);
+    let (without, without_http) = start(without_dir.path(), Some("0"));
+    let file = video_md5s(support::demo_media().to_str().unwrap(), 1_000);
+    assert_eq!(file.len(), 250, "the demo: 10 s at 25 frames/s");
+    let with_idx = join_late_in_an_entry(&with, with_http, &file);
+    let without_idx = join_late_in_an_entry(&without, without_http, &file);
+    eprintln!(
+        "first video frame of a join 7.5 s into the entry: frame {with_idx} with the 5 s \
+         buffer, frame {without_idx} without (25 frames/s, a key frame every 50)"
+    );
+    assert_eq!(with_idx % 50, 0, "a join starts at a key frame");
+    assert_eq!(without_idx % 50, 0, "a join starts at a key frame");
+    assert!(
+        without_idx >= with_idx + 100,
+        "the 5 s buffer starts a joiner at least 4 s further back: frame {with_idx} vs {without_idx}"
+    );
+}
