@@ -58,8 +58,11 @@
 //!   due then, stations in order, as one `sendmmsg` per station whose messages are runs of
 //!   equal-sized datagrams with a `UDP_SEGMENT` cmsg (≤ 64 segments, ≤ 65507 bytes,
 //!   [`gso::plan`]); messages are built once per send time and reused for every station. No
-//!   framing, no parity, no beacons, no reading in the loop. Each loop of the file starts at the
-//!   instant its previous loop's last send time was due (as the daemon's pacer does). CPU and
+//!   framing, no parity, no beacons, no reading in the loop. Each loop of the file is retimed
+//!   with the daemon's own rule (`asf::retime::Retimer`: send times go on past the last ones
+//!   sent: 40 ms after the loop's last send time with this file), so like the daemon's each station is
+//!   one continuous timeline in the analysis; the instant's bytes are retimed and its messages
+//!   built before the sleep. CPU and
 //!   wake-ups are those of that thread (`/proc/self/task/<tid>`); "sender" drops are datagrams
 //!   of refused sends. When megabytes are due at one instant (the file puts up to 56 packets,
 //!   179 KB, on one send time; × 50 stations), no sender puts them on lo within 100 µs: the
@@ -96,6 +99,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use asfcast::asf::retime::Retimer;
 use asfcast::asf::{self, Packet};
 use asfcast::msb::{self, gso, Datagram};
 use nix::sys::socket::{self, sockopt, ControlMessageOwned, MsgFlags, SockaddrIn};
@@ -785,7 +789,7 @@ struct IdealStats {
 /// socket (the bytes are the same; only the socket differs): each message is one run of
 /// [`gso::plan`] (equal sizes, ≤ 64 segments, ≤ 65507 bytes) with its `UDP_SEGMENT` cmsg.
 /// The headers point into `iov` and `control`, whose buffers are never reallocated, and
-/// `iov` into the packets, which outlive the batch (see [`ideal_loop`]).
+/// `iov` into the packets, which the caller keeps unchanged while the batch lives.
 struct Batch {
     _iov: Vec<libc::iovec>,
     _control: Vec<[u64; gso::GSO_CMSG_LEN / 8]>,
@@ -891,22 +895,40 @@ fn ideal_socket(group: Ipv4Addr, port: u16) -> Res<UdpSocket> {
 
 /// The sender thread: sleeps to each distinct send time (absolute, CLOCK_MONOTONIC, timer
 /// slack 1 ns) and sends that instant's datagrams on every station's socket, stations in
-/// order. Each loop of the file starts at the instant its previous loop's last send time was
-/// due, as the daemon's pacer continues a looped file right after its last packet.
+/// order. Every loop of the file is retimed by the daemon's own rule ([`Retimer`]: times go
+/// on past the last ones sent), so the schedule is one timeline anchored once, and a loop
+/// restart is no new segment for the analysis, as with the daemon. An instant's datagrams are
+/// retimed and its messages built before the sleep, off the timed path.
 fn ideal_loop(media: &IdealMedia, sockets: &[UdpSocket], stop: &AtomicBool) -> IdealStats {
     set_timer_slack(1);
-    let mut batches: Vec<Batch> = media
-        .instants
-        .iter()
-        .map(|(_, r)| Batch::new(media.packets.get(r.clone()).unwrap_or_default()))
-        .collect();
-    let first_ms = media.instants.first().map_or(0, |i| i.0);
     let mut stats = IdealStats::default();
-    let mut base = monotonic_ns() + IDEAL_START_NS;
+    let mut retimer = Retimer::new();
+    // (monotonic ns, send ms) of the first instant.
+    let mut anchor: Option<(i64, u32)> = None;
     loop {
-        let mut due = base;
-        for ((ms, _), batch) in media.instants.iter().zip(batches.iter_mut()) {
-            due = base + i64::from(ms.saturating_sub(first_ms)) * 1_000_000;
+        retimer.new_entry();
+        for (_, range) in &media.instants {
+            let mut send_ms = None;
+            let packets: Vec<Vec<u8>> = media
+                .packets
+                .get(range.clone())
+                .unwrap_or_default()
+                .iter()
+                .map(|b| match Packet::parse(b) {
+                    Ok(p) => {
+                        let (send, copy) = retimer.apply(&p);
+                        send_ms.get_or_insert(send);
+                        copy.unwrap_or_else(|| b.clone())
+                    }
+                    Err(_) => b.clone(),
+                })
+                .collect();
+            let Some(send) = send_ms else {
+                continue;
+            };
+            let (t0, s0) = *anchor.get_or_insert((monotonic_ns() + IDEAL_START_NS, send));
+            let due = t0 + (i64::from(send) - i64::from(s0)) * 1_000_000;
+            let mut batch = Batch::new(&packets);
             while !sleep_until(due) {
                 if stop.load(Ordering::Relaxed) {
                     return stats;
@@ -919,7 +941,6 @@ fn ideal_loop(media: &IdealMedia, sockets: &[UdpSocket], stop: &AtomicBool) -> I
                 batch.send(s.as_raw_fd(), &mut stats);
             }
         }
-        base = due;
     }
 }
 
