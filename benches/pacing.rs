@@ -60,13 +60,13 @@
 //!   [`gso::plan`]); messages are built once per send time and reused for every station. No
 //!   framing, no parity, no beacons, no reading in the loop. Each loop of the file is retimed
 //!   with the daemon's own rule (`asf::retime::Retimer`: send times go on past the last ones
-//!   sent: 40 ms after the loop's last send time with this file), so like the daemon's each station is
-//!   one continuous timeline in the analysis; the instant's bytes are retimed and its messages
-//!   built before the sleep. CPU and
-//!   wake-ups are those of that thread (`/proc/self/task/<tid>`); "sender" drops are datagrams
-//!   of refused sends. When megabytes are due at one instant (the file puts up to 56 packets,
-//!   179 KB, on one send time; × 50 stations), no sender puts them on lo within 100 µs: the
-//!   verdict prints this floor and the ratio asfcast/ideal beside each asfcast line.
+//!   sent, 40 ms after the loop's last send time with this file), so, like each of the
+//!   daemon's, every station is one continuous timeline in the analysis; an instant's bytes are
+//!   retimed and its messages built before the sleep. CPU and wake-ups are those of that thread
+//!   (`/proc/self/task/<tid>`); "sender" drops are datagrams of refused sends. When megabytes
+//!   are due at one instant (the file puts up to 56 packets, 179 KB, on one send time; × 50
+//!   stations), no sender puts them on lo within 100 µs: the verdict prints this floor and the
+//!   ratio asfcast/ideal beside each asfcast line.
 //! - Bursts on the wire: per station, the most bytes (every MSB datagram: data, parity,
 //!   beacons) whose kernel stamps fall in any 10 ms window, also as a multiple of what the
 //!   header's declared bit rate carries in 10 ms; and the same over all stations together (what
