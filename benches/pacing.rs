@@ -1,6 +1,7 @@
 //! Pacing benchmark (issue 3): how closely does `asfcast run` keep the ideal send-time schedule
 //! of the ASF packets it multicasts, and what does it cost in CPU — for 1 station and for 50
-//! stations of ~1 Mbit/s each — next to `ffmpeg -re … -f asf udp://…` sending the same file.
+//! stations of ~1 Mbit/s each — next to `ffmpeg -re … -f asf udp://…` sending the same file,
+//! and next to the same-run floor: a minimal sender inside the bench ("ideal N stations").
 //!
 //! Run it inside the private network namespace only (it sends multicast):
 //!
@@ -9,8 +10,8 @@
 //! ```
 //!
 //! It refuses to run when `/proc/self/net/dev` lists any interface but lo (and the mc0/mc1
-//! veth pair `tests/netns-run` makes). Groups are 239.255.50.x (asfcast) and 239.255.51.x
-//! (ffmpeg), TTL 0, interface lo.
+//! veth pair `tests/netns-run` makes). Groups are 239.255.50.x (asfcast), 239.255.51.x
+//! (ffmpeg) and 239.255.52.x (ideal), TTL 0, interface lo.
 //!
 //! # Method
 //!
@@ -47,13 +48,32 @@
 //!   slack and one with 1 ns, and record how late they wake: the machine's own scheduling noise,
 //!   the floor any user-space pacer sits on.
 //!
+//! - Floor ("ideal N stations", after the asfcast scenarios, for 1 station and each count of
+//!   `PACING_STATIONS`): the best a user-space pacer on this machine does with the same bytes,
+//!   measured the same way in the same run. One bench thread (like the daemon's one loop, timer
+//!   slack 1 ns) reads the file's data packets once and sends them raw, one ASF packet per
+//!   datagram as ffmpeg does, on one connected socket per station (TTL 0, IP_MULTICAST_IF
+//!   127.0.0.1, loopback on). At each distinct send time it sleeps to the instant
+//!   (`clock_nanosleep`, CLOCK_MONOTONIC, TIMER_ABSTIME), then sends every station's packets
+//!   due then, stations in order, as one `sendmmsg` per station whose messages are runs of
+//!   equal-sized datagrams with a `UDP_SEGMENT` cmsg (≤ 64 segments, ≤ 65507 bytes,
+//!   [`gso::plan`]); messages are built once per send time and reused for every station. No
+//!   framing, no parity, no beacons, no reading in the loop. Each loop of the file is retimed
+//!   with the daemon's own rule (`asf::retime::Retimer`: send times go on past the last ones
+//!   sent, 40 ms after the loop's last send time with this file), so, like each of the
+//!   daemon's, every station is one continuous timeline in the analysis; an instant's bytes are
+//!   retimed and its messages built before the sleep. CPU and wake-ups are those of that thread
+//!   (`/proc/self/task/<tid>`); "sender" drops are datagrams of refused sends. When megabytes
+//!   are due at one instant (the file puts up to 56 packets, 179 KB, on one send time; × 50
+//!   stations), no sender puts them on lo within 100 µs: the verdict prints this floor and the
+//!   ratio asfcast/ideal beside each asfcast line.
 //! - Bursts on the wire: per station, the most bytes (every MSB datagram: data, parity,
 //!   beacons) whose kernel stamps fall in any 10 ms window, also as a multiple of what the
 //!   header's declared bit rate carries in 10 ms; and the same over all stations together (what
 //!   one NIC carries). A station with `multicast.smoothing` (issue 14) is run as well when
 //!   `PACING_SMOOTHING` is not 0: its datagrams leave at the declared rate.
 //! - Verdict: every station's p99 against the baseline sleeper's p99 (slack 1 ns, the daemon's
-//!   own setting) + 100 µs, from the same run.
+//!   own setting) + 100 µs, from the same run; the ideal sender is judged the same way.
 //!
 //! Knobs (environment): `PACING_SECONDS` (window, default 20), `PACING_STATIONS` (the many-
 //! stations scenarios, a comma list, default `50,200`), `PACING_FFMPEG_MAX` (the most
@@ -61,7 +81,8 @@
 //! many-ffmpeg scenarios,
 //! `PACING_VARIANTS=1` adds the daemon run with timer slack 1 ns (`/proc/<pid>/timerslack_ns`)
 //! and under SCHED_FIFO (`chrt -f 10`), to show where a tail comes from (adds 4 windows);
-//! `PACING_ONLY=baseline,asfcast1,asfcastN,ffmpeg1,ffmpegN` (any subset) picks scenarios;
+//! `PACING_ONLY=baseline,asfcast1,asfcastN,ideal1,idealN,ffmpeg1,ffmpegN` (any subset) picks
+//! scenarios (`ideal1`/`idealN`: the floor for 1 station and for the `PACING_STATIONS` counts);
 //! `PACING_DUMP=DIR` writes each scenario's arrivals as CSV (group, kernel ns, send ms, id).
 
 use std::collections::BTreeMap;
@@ -69,16 +90,18 @@ use std::error::Error;
 use std::fs;
 use std::io::{IoSliceMut, Write as _};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use asfcast::asf::retime::Retimer;
 use asfcast::asf::{self, Packet};
-use asfcast::msb::{self, Datagram};
+use asfcast::msb::{self, gso, Datagram};
 use nix::sys::socket::{self, sockopt, ControlMessageOwned, MsgFlags, SockaddrIn};
 use nix::sys::time::TimeSpec;
 use nix::time::{clock_gettime, ClockId};
@@ -160,6 +183,10 @@ fn run() -> Res<()> {
         "  asfcast: {} run --config DIR   (N stations on 239.255.50.1..N:{port}, lo, ttl 0, fec_span 10, loop)",
         asfcast.display()
     );
+    println!(
+        "  ideal:   one bench thread, N sockets to 239.255.52.1..N:{port} (lo, ttl 0), \
+         clock_nanosleep to each send time, raw ASF packets as UDP_SEGMENT sendmmsg"
+    );
     let _ = std::io::stdout().flush();
 
     let wanted = |key: &str| only.as_ref().map_or(true, |o| o.iter().any(|k| k == key));
@@ -201,6 +228,19 @@ fn run() -> Res<()> {
             smooth,
         };
         results.push(run_asfcast(&label, &asfcast, &media, setup, port, window)?);
+    }
+    let ideal_counts: Vec<u32> = std::iter::once(("ideal1", 1))
+        .chain(many.iter().map(|&n| ("idealN", n)))
+        .filter(|(key, _)| wanted(key))
+        .map(|(_, n)| n)
+        .collect();
+    if !ideal_counts.is_empty() {
+        let ideal_media = Arc::new(IdealMedia::read(&media)?);
+        for n in ideal_counts {
+            let label = format!("ideal {n} station{}", if n == 1 { "" } else { "s" });
+            eprintln!("pacing bench: running {label} …");
+            results.push(run_ideal(&label, &ideal_media, n, port, window)?);
+        }
     }
     let mut ffmpeg_counts = Vec::new();
     if wanted("ffmpeg1") {
@@ -349,24 +389,24 @@ fn ffmpeg_command(media: &Path, group: Ipv4Addr, port: u16) -> Vec<String> {
 // ---------------------------------------------------------------------------
 // Processes
 
+/// What a scenario measures: the sender's CPU, and whether it still runs.
+trait Sender {
+    /// utime + stime (clock ticks) and voluntary context switches so far.
+    fn usage(&self) -> (u64, u64);
+    /// An error when the sender stopped before the window closed.
+    fn check_running(&mut self, what: &str) -> Res<()>;
+}
+
 /// Child processes stopped (SIGTERM, then SIGKILL) when dropped, by their own pids only.
 struct Procs {
     children: Vec<Child>,
+    /// Where their stderr goes: shown when one exits early.
+    log: PathBuf,
 }
 
 impl Procs {
     fn pids(&self) -> Vec<u32> {
         self.children.iter().map(Child::id).collect()
-    }
-
-    fn check_running(&mut self, what: &str, log: &Path) -> Res<()> {
-        for c in &mut self.children {
-            if let Some(status) = c.try_wait()? {
-                let text = fs::read_to_string(log).unwrap_or_default();
-                return Err(format!("{what} exited early ({status}):\n{text}").into());
-            }
-        }
-        Ok(())
     }
 
     fn stop(&mut self) {
@@ -396,6 +436,22 @@ impl Procs {
     }
 }
 
+impl Sender for Procs {
+    fn usage(&self) -> (u64, u64) {
+        proc_usage(&self.pids())
+    }
+
+    fn check_running(&mut self, what: &str) -> Res<()> {
+        for c in &mut self.children {
+            if let Some(status) = c.try_wait()? {
+                let text = fs::read_to_string(&self.log).unwrap_or_default();
+                return Err(format!("{what} exited early ({status}):\n{text}").into());
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Procs {
     fn drop(&mut self) {
         self.stop();
@@ -407,27 +463,47 @@ fn proc_usage(pids: &[u32]) -> (u64, u64) {
     let mut ticks = 0;
     let mut switches = 0;
     for pid in pids {
-        if let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) {
-            // Fields after the ")" that closes comm: state is field 3, utime 14, stime 15.
-            if let Some((_, rest)) = stat.rsplit_once(')') {
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                for i in [11, 12] {
-                    ticks += f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-                }
-            }
-        }
+        ticks += stat_ticks(Path::new(&format!("/proc/{pid}/stat")));
         if let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) {
             for t in tasks.flatten() {
-                let status = fs::read_to_string(t.path().join("status")).unwrap_or_default();
-                switches += status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .unwrap_or(0);
+                switches += voluntary_switches(&t.path().join("status"));
             }
         }
     }
     (ticks, switches)
+}
+
+/// The same for one thread of the bench itself (`/proc/self/task/<tid>`).
+fn thread_usage(tid: i32) -> (u64, u64) {
+    let dir = PathBuf::from(format!("/proc/self/task/{tid}"));
+    (
+        stat_ticks(&dir.join("stat")),
+        voluntary_switches(&dir.join("status")),
+    )
+}
+
+/// utime + stime of a `/proc/…/stat` file, clock ticks.
+fn stat_ticks(stat: &Path) -> u64 {
+    let text = fs::read_to_string(stat).unwrap_or_default();
+    // Fields after the ")" that closes comm: state is field 3, utime 14, stime 15.
+    let Some((_, rest)) = text.rsplit_once(')') else {
+        return 0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    [11, 12]
+        .iter()
+        .map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+        .sum()
+}
+
+/// `voluntary_ctxt_switches` of a `/proc/…/status` file.
+fn voluntary_switches(status: &Path) -> u64 {
+    fs::read_to_string(status)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0)
 }
 
 /// System-wide CPU ticks from the first line of /proc/stat: [busy (user+nice+system+irq+softirq),
@@ -578,6 +654,7 @@ fn run_asfcast(
         Command::new(bin)
     };
     let mut procs = Procs {
+        log: log.clone(),
         children: vec![cmd
             .arg("run")
             .arg("--config")
@@ -594,7 +671,7 @@ fn run_asfcast(
                 .map_err(|e| format!("cannot set /proc/{pid}/timerslack_ns: {e}"))?;
         }
     }
-    let s = measure(label, n, &mut procs, &log, rx, window);
+    let s = measure(label, n, &mut procs, rx, window);
     procs.stop();
     let s = s.map(|mut s| {
         s.tx_drops = Some(daemon_send_drops(&daemon_log));
@@ -631,6 +708,7 @@ fn run_ffmpeg(label: &str, media: &Path, n: u32, port: u16, window: Duration) ->
     let log = dir.join("ffmpeg.log");
     let mut procs = Procs {
         children: Vec::new(),
+        log: log.clone(),
     };
     for g in &groups {
         let cmd = ffmpeg_command(media, *g, port);
@@ -649,7 +727,7 @@ fn run_ffmpeg(label: &str, media: &Path, n: u32, port: u16, window: Duration) ->
                 .spawn()?,
         );
     }
-    let s = measure(label, n, &mut procs, &log, rx, window).map(|mut s| {
+    let s = measure(label, n, &mut procs, rx, window).map(|mut s| {
         // The ffmpeg processes start one after another: their timelines share no origin.
         s.station_skew_us = f64::NAN;
         s
@@ -661,28 +739,318 @@ fn run_ffmpeg(label: &str, media: &Path, n: u32, port: u16, window: Duration) ->
     s
 }
 
+// ---------------------------------------------------------------------------
+// Ideal sender: the same-run floor
+
+fn ideal_group(i: u32) -> Ipv4Addr {
+    Ipv4Addr::new(239, 255, 52, (i + 1) as u8)
+}
+
+/// When the ideal sender's first send time is due, after its thread starts.
+const IDEAL_START_NS: i64 = 20_000_000;
+
+/// The file's data packets as they are stored (full packet size, padding included: what
+/// ffmpeg's udp output sends) and the instants they share: (send ms, range of `packets`).
+struct IdealMedia {
+    packets: Vec<Vec<u8>>,
+    instants: Vec<(u32, Range<usize>)>,
+}
+
+impl IdealMedia {
+    fn read(media: &Path) -> Res<IdealMedia> {
+        let mut packets = Vec::new();
+        let mut instants: Vec<(u32, Range<usize>)> = Vec::new();
+        for p in asf::AsfReader::open(media)? {
+            let p = p?;
+            let i = packets.len();
+            match instants.last_mut() {
+                Some((t, r)) if *t == p.send_time => r.end = i + 1,
+                _ => instants.push((p.send_time, i..i + 1)),
+            }
+            packets.push(p.bytes);
+        }
+        if instants.is_empty() {
+            return Err(format!("{} has no data packets", media.display()).into());
+        }
+        Ok(IdealMedia { packets, instants })
+    }
+}
+
+/// What the ideal sender did, over its whole run.
+#[derive(Debug, Default)]
+struct IdealStats {
+    sent: u64,
+    /// Datagrams of the sends the kernel refused.
+    failed: u64,
+    last_error: Option<String>,
+}
+
+/// One instant's datagrams as `sendmmsg` messages, built once and sent on every station's
+/// socket (the bytes are the same; only the socket differs): each message is one run of
+/// [`gso::plan`] (equal sizes, ≤ 64 segments, ≤ 65507 bytes) with its `UDP_SEGMENT` cmsg.
+/// The headers point into `iov` and `control`, whose buffers are never reallocated, and
+/// `iov` into the packets, which the caller keeps unchanged while the batch lives.
+struct Batch {
+    _iov: Vec<libc::iovec>,
+    _control: Vec<[u64; gso::GSO_CMSG_LEN / 8]>,
+    msgs: Vec<libc::mmsghdr>,
+    /// Datagrams per message.
+    counts: Vec<usize>,
+}
+
+impl Batch {
+    fn new(packets: &[Vec<u8>]) -> Batch {
+        let mut runs = Vec::new();
+        // lo's MTU (65536) carries any segment up to the payload limit.
+        gso::plan(packets.iter().map(Vec::len), gso::MAX_PAYLOAD, &mut runs);
+        let mut iov: Vec<libc::iovec> = packets
+            .iter()
+            .map(|d| libc::iovec {
+                iov_base: d.as_ptr() as *mut libc::c_void,
+                iov_len: d.len(),
+            })
+            .collect();
+        let mut control: Vec<[u64; gso::GSO_CMSG_LEN / 8]> = runs
+            .iter()
+            .map(|r| {
+                let bytes = gso::gso_cmsg(u16::try_from(r.segment).unwrap_or(u16::MAX));
+                let mut words = [0u64; gso::GSO_CMSG_LEN / 8];
+                for (w, c) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+                    *w = u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
+                }
+                words
+            })
+            .collect();
+        let iov_ptr = iov.as_mut_ptr();
+        let msgs = runs
+            .iter()
+            .zip(control.iter_mut())
+            .map(|(r, c)| {
+                // SAFETY: an all-zero msghdr is a valid "no address, no control data" header.
+                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                // SAFETY: the runs cover `0..packets.len()` = `0..iov.len()` in order, so
+                // `r.start + r.count` never passes the end of `iov`.
+                h.msg_hdr.msg_iov = unsafe { iov_ptr.add(r.start) };
+                h.msg_hdr.msg_iovlen = r.count;
+                if r.count > 1 {
+                    h.msg_hdr.msg_control = c.as_mut_ptr().cast();
+                    h.msg_hdr.msg_controllen = gso::GSO_CMSG_LEN;
+                }
+                h
+            })
+            .collect();
+        Batch {
+            _iov: iov,
+            _control: control,
+            msgs,
+            counts: runs.iter().map(|r| r.count).collect(),
+        }
+    }
+
+    /// Sends every message on the connected socket `fd`; a refused send counts its datagrams
+    /// as failed and the rest goes on.
+    fn send(&mut self, fd: libc::c_int, stats: &mut IdealStats) {
+        let mut done = 0;
+        while let Some(rest) = self.msgs.get_mut(done..).filter(|r| !r.is_empty()) {
+            let len = libc::c_uint::try_from(rest.len()).unwrap_or(libc::c_uint::MAX);
+            // SAFETY: `rest` holds valid headers whose iovecs and control buffers are alive
+            // (see [`Batch`]); the socket is connected, so no addresses are needed.
+            let r = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), len, 0) };
+            let k = match usize::try_from(r) {
+                Ok(0) => break,
+                Ok(k) => k,
+                Err(_) => {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    stats.failed += self.counts.get(done).copied().unwrap_or(0) as u64;
+                    stats.last_error = Some(e.to_string());
+                    done += 1;
+                    continue;
+                }
+            };
+            let sent: usize = self
+                .counts
+                .get(done..done + k)
+                .unwrap_or_default()
+                .iter()
+                .sum();
+            stats.sent += sent as u64;
+            done += k;
+        }
+    }
+}
+
+/// A connected, blocking UDP socket to `group` like the daemon's: TTL 0, IP_MULTICAST_IF
+/// 127.0.0.1, loopback on.
+fn ideal_socket(group: Ipv4Addr, port: u16) -> Res<UdpSocket> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_multicast_ttl_v4(0)?;
+    s.set_multicast_if_v4(&Ipv4Addr::LOCALHOST)?;
+    s.set_multicast_loop_v4(true)?;
+    s.connect(&SockAddr::from(SocketAddrV4::new(group, port)))?;
+    Ok(s.into())
+}
+
+/// The sender thread: sleeps to each distinct send time (absolute, CLOCK_MONOTONIC, timer
+/// slack 1 ns) and sends that instant's datagrams on every station's socket, stations in
+/// order. Every loop of the file is retimed by the daemon's own rule ([`Retimer`]: times go
+/// on past the last ones sent), so the schedule is one timeline anchored once, and a loop
+/// restart is no new segment for the analysis, as with the daemon. An instant's datagrams are
+/// retimed and its messages built before the sleep, off the timed path.
+fn ideal_loop(media: &IdealMedia, sockets: &[UdpSocket], stop: &AtomicBool) -> IdealStats {
+    set_timer_slack(1);
+    let mut stats = IdealStats::default();
+    let mut retimer = Retimer::new();
+    // (monotonic ns, send ms) of the first instant.
+    let mut anchor: Option<(i64, u32)> = None;
+    loop {
+        retimer.new_entry();
+        for (_, range) in &media.instants {
+            let mut send_ms = None;
+            let packets: Vec<Vec<u8>> = media
+                .packets
+                .get(range.clone())
+                .unwrap_or_default()
+                .iter()
+                .map(|b| match Packet::parse(b) {
+                    Ok(p) => {
+                        let (send, copy) = retimer.apply(&p);
+                        send_ms.get_or_insert(send);
+                        copy.unwrap_or_else(|| b.clone())
+                    }
+                    Err(_) => b.clone(),
+                })
+                .collect();
+            let Some(send) = send_ms else {
+                continue;
+            };
+            let (t0, s0) = *anchor.get_or_insert((monotonic_ns() + IDEAL_START_NS, send));
+            let due = t0 + (i64::from(send) - i64::from(s0)) * 1_000_000;
+            let mut batch = Batch::new(&packets);
+            while !sleep_until(due) {
+                if stop.load(Ordering::Relaxed) {
+                    return stats;
+                }
+            }
+            if stop.load(Ordering::Relaxed) {
+                return stats;
+            }
+            for s in sockets {
+                batch.send(s.as_raw_fd(), &mut stats);
+            }
+        }
+    }
+}
+
+/// The ideal sender's thread, stopped and joined when dropped.
+struct IdealSender {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<IdealStats>>,
+    tid: libc::pid_t,
+}
+
+impl IdealSender {
+    fn start(media: Arc<IdealMedia>, groups: &[Ipv4Addr], port: u16) -> Res<IdealSender> {
+        let sockets = groups
+            .iter()
+            .map(|&g| ideal_socket(g, port))
+            .collect::<Res<Vec<_>>>()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let (tx, rx) = mpsc::channel();
+        let handle = thread::Builder::new()
+            .name("pacing-ideal".into())
+            .spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                let _ = tx.send(unsafe { libc::gettid() });
+                ideal_loop(&media, &sockets, &flag)
+            })?;
+        let tid = rx.recv()?;
+        Ok(IdealSender {
+            stop,
+            handle: Some(handle),
+            tid,
+        })
+    }
+
+    fn finish(mut self) -> IdealStats {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Sender for IdealSender {
+    fn usage(&self) -> (u64, u64) {
+        thread_usage(self.tid)
+    }
+
+    fn check_running(&mut self, what: &str) -> Res<()> {
+        if self.handle.as_ref().map_or(true, JoinHandle::is_finished) {
+            return Err(format!("{what}: the sender thread stopped early").into());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for IdealSender {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn run_ideal(
+    label: &str,
+    media: &Arc<IdealMedia>,
+    n: u32,
+    port: u16,
+    window: Duration,
+) -> Res<Scenario> {
+    let groups: Vec<Ipv4Addr> = (0..n).map(ideal_group).collect();
+    let rx = Receiver::start(&groups, port, Framing::RawAsf)?;
+    let mut sender = IdealSender::start(media.clone(), &groups, port)?;
+    let s = measure(label, n, &mut sender, rx, window);
+    let stats = sender.finish();
+    if let Some(e) = &stats.last_error {
+        eprintln!(
+            "pacing bench: {label}: {} of {} datagrams refused, last: {e}",
+            stats.failed,
+            stats.sent + stats.failed
+        );
+    }
+    s.map(|mut s| {
+        s.tx_drops = Some(stats.failed);
+        s
+    })
+}
+
 /// Warm-up, then one window of arrivals and CPU, then the analysis.
 fn measure(
     label: &str,
     senders: u32,
-    procs: &mut Procs,
-    log: &Path,
+    sender: &mut dyn Sender,
     rx: Receiver,
     window: Duration,
 ) -> Res<Scenario> {
     thread::sleep(WARMUP);
-    procs.check_running(label, log)?;
-    let pids = procs.pids();
-    let (t0_ticks, t0_sw) = proc_usage(&pids);
+    sender.check_running(label)?;
+    let (t0_ticks, t0_sw) = sender.usage();
     let sys0 = system_ticks();
     let w0 = realtime_ns();
     let started = Instant::now();
     thread::sleep(window);
-    let (t1_ticks, t1_sw) = proc_usage(&pids);
+    let (t1_ticks, t1_sw) = sender.usage();
     let sys1 = system_ticks();
     let w1 = realtime_ns();
     let elapsed = started.elapsed().as_secs_f64();
-    procs.check_running(label, log)?;
+    sender.check_running(label)?;
     let (arrivals, rx_drops) = rx.finish()?;
     if let Some(dir) = std::env::var_os("PACING_DUMP") {
         dump(Path::new(&dir), label, &arrivals, w0, w1)?;
@@ -760,29 +1128,14 @@ fn run_baseline(window: Duration) -> Vec<Lateness> {
 
 fn sleeper(label: &'static str, slack: Option<libc::c_ulong>, window: Duration) -> Lateness {
     if let Some(ns) = slack {
-        // SAFETY: PR_SET_TIMERSLACK takes one integer argument and affects only this thread.
-        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns, 0, 0, 0) };
+        set_timer_slack(ns);
     }
-    let monotonic_ns = || clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(0, |t| timespec_ns(&t));
     let period = 25_000_000i64;
     let mut due = monotonic_ns() + period;
     let end = due + window.as_nanos() as i64;
     let mut late = Vec::new();
     while due < end {
-        let ts = libc::timespec {
-            tv_sec: due / 1_000_000_000,
-            tv_nsec: due % 1_000_000_000,
-        };
-        // SAFETY: `ts` is a valid timespec; the remainder pointer may be null with TIMER_ABSTIME.
-        let r = unsafe {
-            libc::clock_nanosleep(
-                libc::CLOCK_MONOTONIC,
-                libc::TIMER_ABSTIME,
-                &ts,
-                std::ptr::null_mut(),
-            )
-        };
-        if r == 0 {
+        if sleep_until(due) {
             late.push((monotonic_ns() - due) as f64 / 1e3);
             due += period;
         }
@@ -795,6 +1148,34 @@ fn sleeper(label: &'static str, slack: Option<libc::c_ulong>, window: Duration) 
         p99: percentile(&late, 0.99),
         max: late.last().copied().unwrap_or(f64::NAN),
     }
+}
+
+/// This thread's timer slack (`prctl(PR_SET_TIMERSLACK)`), ns.
+fn set_timer_slack(ns: libc::c_ulong) {
+    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and affects only this thread.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns, 0, 0, 0) };
+}
+
+fn monotonic_ns() -> i64 {
+    clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(0, |t| timespec_ns(&t))
+}
+
+/// `clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)` to `due` (ns); false when interrupted.
+fn sleep_until(due: i64) -> bool {
+    let ts = libc::timespec {
+        tv_sec: due / 1_000_000_000,
+        tv_nsec: due % 1_000_000_000,
+    };
+    // SAFETY: `ts` is a valid timespec; the remainder pointer may be null with TIMER_ABSTIME.
+    let r = unsafe {
+        libc::clock_nanosleep(
+            libc::CLOCK_MONOTONIC,
+            libc::TIMER_ABSTIME,
+            &ts,
+            std::ptr::null_mut(),
+        )
+    };
+    r == 0
 }
 
 // ---------------------------------------------------------------------------
@@ -1441,7 +1822,15 @@ fn print_report(
         .iter()
         .find(|b| b.label.starts_with("slack 1"))
         .map(|b| b.p99);
-    for s in results.iter().filter(|s| s.label.starts_with("asfcast")) {
+    let ideal = |n: u32| {
+        results
+            .iter()
+            .find(|s| s.label.starts_with("ideal") && s.senders == n)
+    };
+    let judged = results
+        .iter()
+        .filter(|s| s.label.starts_with("asfcast") || s.label.starts_with("ideal"));
+    for s in judged {
         if s.label.ends_with("smoothed") {
             println!(
                 "target: n/a for {}: smoothing holds packets past their send time by design \
@@ -1469,6 +1858,20 @@ fn print_report(
                 "target: {} worst station p99 {:.1} µs (no baseline in this run)",
                 s.label, s.worst_station_p99
             ),
+        }
+        if let Some(i) = ideal(s.senders).filter(|_| s.label.starts_with("asfcast")) {
+            println!(
+                "  same-run floor for {} station{}: ideal sender worst-station p99 {:.1} µs, \
+                 all packets {:.1} µs; ratio asfcast/ideal: worst-station p99 {:.2}, all packets \
+                 {:.2}, CPU {:.2}",
+                s.senders,
+                if s.senders == 1 { "" } else { "s" },
+                i.worst_station_p99,
+                i.p99,
+                s.worst_station_p99 / i.worst_station_p99,
+                s.p99 / i.p99,
+                s.cpu_pct / i.cpu_pct
+            );
         }
     }
     println!("load average before {load_before}, after {load_after}");
