@@ -812,14 +812,7 @@ impl Batch {
             .collect();
         let mut control: Vec<[u64; gso::GSO_CMSG_LEN / 8]> = runs
             .iter()
-            .map(|r| {
-                let bytes = gso::gso_cmsg(u16::try_from(r.segment).unwrap_or(u16::MAX));
-                let mut words = [0u64; gso::GSO_CMSG_LEN / 8];
-                for (w, c) in words.iter_mut().zip(bytes.chunks_exact(8)) {
-                    *w = u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
-                }
-                words
-            })
+            .map(|r| gso::gso_cmsg_words(r.segment))
             .collect();
         let iov_ptr = iov.as_mut_ptr();
         let msgs = runs

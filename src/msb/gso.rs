@@ -42,6 +42,19 @@ pub fn gso_cmsg(segment: u16) -> [u8; GSO_CMSG_LEN] {
     b
 }
 
+/// [`gso_cmsg`] for a run's segment size as the u64 words of a control buffer (aligned for
+/// `cmsghdr`, as `msg_control` needs).
+pub fn gso_cmsg_words(segment: usize) -> [u64; GSO_CMSG_LEN / 8] {
+    let bytes = gso_cmsg(u16::try_from(segment).unwrap_or(u16::MAX));
+    let mut words = [0u64; GSO_CMSG_LEN / 8];
+    for (w, c) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        *w = u64::from_ne_bytes(b);
+    }
+    words
+}
+
 /// The largest segment a path of `mtu` bytes carries unfragmented: the MTU less the IP and
 /// UDP headers (IPv6: 40 + 8, IPv4: 20 + 8), capped at [`MAX_PAYLOAD`]; None when nothing fits.
 pub fn max_segment(mtu: usize, ipv6: bool) -> Option<usize> {
@@ -172,6 +185,9 @@ mod tests {
         );
         assert_eq!(u16::from_ne_bytes(c[16..18].try_into().unwrap()), 3208);
         assert!(c[18..].iter().all(|&b| b == 0));
+        let w = gso_cmsg_words(3208);
+        let bytes: Vec<u8> = w.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        assert_eq!(bytes, c);
     }
 
     proptest! {
