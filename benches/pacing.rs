@@ -102,6 +102,7 @@ use std::time::{Duration, Instant};
 use asfcast::asf::retime::Retimer;
 use asfcast::asf::{self, Packet};
 use asfcast::msb::{self, gso, Datagram};
+use asfcast::net::multicast::RunMessages;
 use nix::sys::socket::{self, sockopt, ControlMessageOwned, MsgFlags, SockaddrIn};
 use nix::sys::time::TimeSpec;
 use nix::time::{clock_gettime, ClockId};
@@ -788,12 +789,10 @@ struct IdealStats {
 /// One instant's datagrams as `sendmmsg` messages, built once and sent on every station's
 /// socket (the bytes are the same; only the socket differs): each message is one run of
 /// [`gso::plan`] (equal sizes, ≤ 64 segments, ≤ 65507 bytes) with its `UDP_SEGMENT` cmsg.
-/// The headers point into `iov` and `control`, whose buffers are never reallocated, and
-/// `iov` into the packets, which the caller keeps unchanged while the batch lives.
+/// The headers ([`RunMessages`], the daemon's own) point at the packets, which the caller
+/// keeps unchanged while the batch lives.
 struct Batch {
-    _iov: Vec<libc::iovec>,
-    _control: Vec<[u64; gso::GSO_CMSG_LEN / 8]>,
-    msgs: Vec<libc::mmsghdr>,
+    msgs: RunMessages,
     /// Datagrams per message.
     counts: Vec<usize>,
 }
@@ -803,39 +802,8 @@ impl Batch {
         let mut runs = Vec::new();
         // lo's MTU (65536) carries any segment up to the payload limit.
         gso::plan(packets.iter().map(Vec::len), gso::MAX_PAYLOAD, &mut runs);
-        let mut iov: Vec<libc::iovec> = packets
-            .iter()
-            .map(|d| libc::iovec {
-                iov_base: d.as_ptr() as *mut libc::c_void,
-                iov_len: d.len(),
-            })
-            .collect();
-        let mut control: Vec<[u64; gso::GSO_CMSG_LEN / 8]> = runs
-            .iter()
-            .map(|r| gso::gso_cmsg_words(r.segment))
-            .collect();
-        let iov_ptr = iov.as_mut_ptr();
-        let msgs = runs
-            .iter()
-            .zip(control.iter_mut())
-            .map(|(r, c)| {
-                // SAFETY: an all-zero msghdr is a valid "no address, no control data" header.
-                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                // SAFETY: the runs cover `0..packets.len()` = `0..iov.len()` in order, so
-                // `r.start + r.count` never passes the end of `iov`.
-                h.msg_hdr.msg_iov = unsafe { iov_ptr.add(r.start) };
-                h.msg_hdr.msg_iovlen = r.count;
-                if r.count > 1 {
-                    h.msg_hdr.msg_control = c.as_mut_ptr().cast();
-                    h.msg_hdr.msg_controllen = gso::GSO_CMSG_LEN;
-                }
-                h
-            })
-            .collect();
         Batch {
-            _iov: iov,
-            _control: control,
-            msgs,
+            msgs: RunMessages::new(packets, &runs),
             counts: runs.iter().map(|r| r.count).collect(),
         }
     }
@@ -844,7 +812,12 @@ impl Batch {
     /// as failed and the rest goes on.
     fn send(&mut self, fd: libc::c_int, stats: &mut IdealStats) {
         let mut done = 0;
-        while let Some(rest) = self.msgs.get_mut(done..).filter(|r| !r.is_empty()) {
+        while let Some(rest) = self
+            .msgs
+            .headers()
+            .get_mut(done..)
+            .filter(|r| !r.is_empty())
+        {
             let len = libc::c_uint::try_from(rest.len()).unwrap_or(libc::c_uint::MAX);
             // SAFETY: `rest` holds valid headers whose iovecs and control buffers are alive
             // (see [`Batch`]); the socket is connected, so no addresses are needed.

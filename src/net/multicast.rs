@@ -353,28 +353,48 @@ fn sendmmsg_runs(socket: &UdpSocket, datagrams: &[Vec<u8>], runs: &[Run]) -> io:
             "runs outside the batch",
         ));
     };
-    let mut iov: Vec<libc::iovec> = batch
-        .iter()
-        .map(|d| libc::iovec {
-            iov_base: d.as_ptr() as *mut libc::c_void,
-            iov_len: d.len(),
-        })
-        .collect();
-    // u64 words: the cmsg buffers must be aligned for cmsghdr.
-    let mut control: Vec<[u64; gso::GSO_CMSG_LEN / 8]> = runs
-        .iter()
-        .map(|r| gso::gso_cmsg_words(r.segment))
-        .collect();
-    let iov_ptr = iov.as_mut_ptr();
-    let mut offset = 0;
-    let mut msgs: Vec<libc::mmsghdr> = runs
-        .iter()
-        .zip(control.iter_mut())
-        .map(|(r, c)| {
+    let mut msgs = RunMessages::new(batch, runs);
+    // SAFETY: the headers point into `msgs`' own buffers and at `datagrams`, all alive for the
+    // duration of the call; the socket is connected, so no addresses are needed.
+    unsafe { super::udp_batch::send_headers(socket, msgs.headers()) }
+}
+
+/// `sendmmsg(2)` headers for runs of datagrams ([`gso::plan`]): one message per run, whose
+/// iovecs are the run's datagrams and which, for a run of several, carries the `UDP_SEGMENT`
+/// control message with the segment size. The headers point into this value's own buffers
+/// (heap memory that does not move with it) and at the datagrams it was made from, which the
+/// caller keeps alive and unchanged while the headers are used.
+pub struct RunMessages {
+    _iov: Vec<libc::iovec>,
+    _control: Vec<[u64; gso::GSO_CMSG_LEN / 8]>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+impl RunMessages {
+    /// Messages for `runs`, consecutive runs over `datagrams` from its first one on (runs
+    /// beyond `datagrams` are left out).
+    pub fn new(datagrams: &[Vec<u8>], runs: &[Run]) -> RunMessages {
+        let mut iov: Vec<libc::iovec> = datagrams
+            .iter()
+            .map(|d| libc::iovec {
+                iov_base: d.as_ptr() as *mut libc::c_void,
+                iov_len: d.len(),
+            })
+            .collect();
+        let mut control: Vec<[u64; gso::GSO_CMSG_LEN / 8]> = runs
+            .iter()
+            .map(|r| gso::gso_cmsg_words(r.segment))
+            .collect();
+        let iov_ptr = iov.as_mut_ptr();
+        let mut offset = 0;
+        let mut msgs = Vec::with_capacity(runs.len());
+        for (r, c) in runs.iter().zip(control.iter_mut()) {
+            if offset + r.count > iov.len() {
+                break;
+            }
             // SAFETY: an all-zero msghdr is a valid "no address, no control data" header.
             let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            // SAFETY: the runs' counts add up to `iov.len()`, so `offset + r.count` never
-            // passes its end.
+            // SAFETY: `offset + r.count <= iov.len()` (checked above).
             h.msg_hdr.msg_iov = unsafe { iov_ptr.add(offset) };
             h.msg_hdr.msg_iovlen = r.count;
             offset += r.count;
@@ -382,13 +402,19 @@ fn sendmmsg_runs(socket: &UdpSocket, datagrams: &[Vec<u8>], runs: &[Run]) -> io:
                 h.msg_hdr.msg_control = c.as_mut_ptr().cast();
                 h.msg_hdr.msg_controllen = gso::GSO_CMSG_LEN;
             }
-            h
-        })
-        .collect();
-    // SAFETY: `msgs` holds headers whose iovecs point into `iov` (borrowing `datagrams`) and
-    // whose control buffers borrow `control`, all alive for the duration of the call; the
-    // socket is connected, so no addresses are needed.
-    unsafe { super::udp_batch::send_headers(socket, &mut msgs) }
+            msgs.push(h);
+        }
+        RunMessages {
+            _iov: iov,
+            _control: control,
+            msgs,
+        }
+    }
+
+    /// The headers, one per run, in order.
+    pub fn headers(&mut self) -> &mut [libc::mmsghdr] {
+        &mut self.msgs
+    }
 }
 
 /// Up to 64 datagrams per `sendmmsg(2)` call, each with its `SCM_TXTIME` cmsg.
