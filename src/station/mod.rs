@@ -195,6 +195,11 @@ pub struct StationCounters {
     pub source_errors: u64,
 }
 
+/// Upper bound on the ring, in bytes: a long fast-start buffer on a high-rate station (or a
+/// stream without key frames) drops its oldest packets beyond this; joiners then start at the
+/// ring's first clean point.
+pub const MAX_RING_BYTES: usize = 32 << 20;
+
 /// The hub of one station.
 #[derive(Debug)]
 pub struct Station {
@@ -204,6 +209,8 @@ pub struct Station {
     next_seq: u64,
     /// Upper bound on the ring, in packets, so a stream without key frames cannot grow it.
     max_ring: usize,
+    /// Bytes of the packets in the ring (bounded by [`MAX_RING_BYTES`]).
+    ring_bytes: usize,
     /// Clean-point streams of the current header.
     clean_streams: Vec<u8>,
     /// How far behind the newest packet (in send-time ms) the ring's first clean point may
@@ -218,6 +225,7 @@ impl Station {
             name: name.into(),
             header: None,
             ring: VecDeque::new(),
+            ring_bytes: 0,
             next_seq: 0,
             max_ring: max_ring.max(1),
             clean_streams: Vec::new(),
@@ -242,6 +250,7 @@ impl Station {
     pub fn set_header(&mut self, header: StationHeader) -> Arc<StationHeader> {
         self.clean_streams = header.header.clean_point_streams();
         self.ring.clear();
+        self.ring_bytes = 0;
         self.counters.header_changes += 1;
         let h = Arc::new(header);
         self.header = Some(h.clone());
@@ -310,19 +319,25 @@ impl Station {
             // Everything before the newest clean point at least the reach-back behind this
             // one is no longer needed by joiners.
             let limit = send_time.saturating_sub(self.reach_back_ms);
-            if self.reach_back_ms == 0 {
-                self.ring.clear();
-            } else if let Some(keep) = self
-                .ring
-                .iter()
-                .rposition(|p| p.clean && p.send_time <= limit)
-            {
-                self.ring.drain(..keep);
+            let keep = if self.reach_back_ms == 0 {
+                self.ring.len()
+            } else {
+                self.ring
+                    .iter()
+                    .rposition(|p| p.clean && p.send_time <= limit)
+                    .unwrap_or(0)
+            };
+            for p in self.ring.drain(..keep) {
+                self.ring_bytes -= p.bytes.len();
             }
         }
+        self.ring_bytes += pkt.bytes.len();
         self.ring.push_back(pkt.clone());
-        while self.ring.len() > self.max_ring {
-            self.ring.pop_front();
+        while self.ring.len() > self.max_ring || self.ring_bytes > MAX_RING_BYTES {
+            match self.ring.pop_front() {
+                Some(p) => self.ring_bytes -= p.bytes.len(),
+                None => break,
+            }
         }
         Some(pkt)
     }
@@ -418,6 +433,30 @@ mod tests {
             st.ring_len()
         );
         assert_eq!(st.counters.packets, 155);
+    }
+
+    /// The ring never holds more than [`MAX_RING_BYTES`], whatever the buffer and the rate.
+    #[test]
+    fn ring_bytes_are_bounded() {
+        let r = AsfReader::open(&sample()).unwrap();
+        let mut st = Station::new("t", 10_000);
+        st.set_join_reach_back(Duration::from_secs(60));
+        st.set_header(StationHeader::live(
+            st.next_generation(),
+            r.header(),
+            r.data_head(),
+            7,
+        ));
+        for i in 0..100u32 {
+            st.push_parsed(vec![0; 1 << 20], i * 10, i % 10 == 0)
+                .unwrap();
+            assert!(st.ring_bytes <= MAX_RING_BYTES);
+            assert_eq!(
+                st.ring_bytes,
+                st.ring.iter().map(|p| p.bytes.len()).sum::<usize>()
+            );
+        }
+        assert_eq!(st.ring_len(), MAX_RING_BYTES >> 20);
     }
 
     /// With a fast-start buffer, joiners start at the newest clean point at least that far
