@@ -157,6 +157,33 @@ pub struct Described {
     pub fits_ffmpeg: bool,
 }
 
+/// The session-level `a=pgmpu:` line of a header (line end included): the ASF header in
+/// base64, the one part of the SDP as large as the header itself. It depends on the header
+/// bytes alone, so [`super::sdp_cache::SdpCache`] makes it once per header for every
+/// client's DESCRIBE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgmpuLine {
+    line: String,
+    fits_ffmpeg: bool,
+}
+
+impl PgmpuLine {
+    /// Encodes `header`'s bytes.
+    pub fn new(header: &StationHeader) -> Self {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&header.bytes);
+        let fits_ffmpeg = b64.len() + PGMPU_PREFIX.len() <= FFMPEG_LINE_MAX;
+        PgmpuLine {
+            line: format!("a=pgmpu:{PGMPU_PREFIX}{b64}\r\n"),
+            fits_ffmpeg,
+        }
+    }
+
+    /// The line as written into the SDP, `\r\n` included.
+    pub fn as_str(&self) -> &str {
+        &self.line
+    }
+}
+
 /// Keeps only printable characters (no line breaks can reach the SDP).
 fn printable(s: &str, max: usize) -> String {
     s.chars().filter(|c| !c.is_control()).take(max).collect()
@@ -171,9 +198,29 @@ pub fn describe(
     session_id: u64,
     layout: Layout,
 ) -> Described {
+    describe_with(
+        &PgmpuLine::new(header),
+        header,
+        base,
+        name,
+        session_id,
+        layout,
+    )
+}
+
+/// [`describe`] with the header's `a=pgmpu` line made beforehand (`pgmpu` must be
+/// `header`'s: [`super::sdp_cache::SdpCache`] keeps that so). Everything else — title,
+/// bandwidths, control URLs from the request's URL, the layout, the origin line — is written
+/// per call.
+pub fn describe_with(
+    pgmpu: &PgmpuLine,
+    header: &StationHeader,
+    base: &str,
+    name: &str,
+    session_id: u64,
+    layout: Layout,
+) -> Described {
     let h = &header.header;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&header.bytes);
-    let fits_ffmpeg = b64.len() + PGMPU_PREFIX.len() <= FFMPEG_LINE_MAX;
     let title = h
         .content
         .as_ref()
@@ -209,7 +256,7 @@ pub fn describe(
         Attribute::with_value("control", base),
         Attribute::with_value("range", "npt=0-"),
         Attribute::with_value("maxps", h.packet_size()),
-        Attribute::with_value("pgmpu", format!("{PGMPU_PREFIX}{b64}")),
+        // `a=pgmpu` is the last session-level line: spliced in below, after `maxps`.
     ];
     for t in tracks(header, layout) {
         let (media, encoding, extra) = match t.kind {
@@ -256,12 +303,36 @@ pub fn describe(
         }
         s.medias.push(m);
     }
-    let mut out = Vec::new();
+    // The session-level part is written first, so its length is where the media sections
+    // start in the whole: the header line goes between them without passing through the
+    // writer (which formats free text a character at a time).
+    let medias = std::mem::take(&mut s.medias);
+    let mut head = Vec::new();
     // Writing into a Vec cannot fail.
-    let _ = s.write(&mut out);
+    let _ = s.write(&mut head);
+    s.medias = medias;
+    let mut whole = Vec::new();
+    let _ = s.write(&mut whole);
+    let sdp = if whole.starts_with(&head) {
+        let (session, media) = whole.split_at(head.len());
+        let mut sdp = String::with_capacity(whole.len() + pgmpu.line.len());
+        sdp.push_str(&String::from_utf8_lossy(session));
+        sdp.push_str(&pgmpu.line);
+        sdp.push_str(&String::from_utf8_lossy(media));
+        sdp
+    } else {
+        // Not how the writer works (session lines, then media sections); should that ever
+        // change, the line goes in as an attribute, the slow way.
+        let value = pgmpu.line.strip_prefix("a=pgmpu:").unwrap_or_default();
+        s.attributes
+            .push(Attribute::with_value("pgmpu", value.trim_end()));
+        whole.clear();
+        let _ = s.write(&mut whole);
+        String::from_utf8_lossy(&whole).into_owned()
+    };
     Described {
-        sdp: String::from_utf8_lossy(&out).into_owned(),
+        sdp,
         content_base: format!("{base}/"),
-        fits_ffmpeg,
+        fits_ffmpeg: pgmpu.fits_ffmpeg,
     }
 }
