@@ -4,7 +4,8 @@
 //!
 //! - **OPTIONS** answers with `Server: WMServer/…` (FFmpeg's and GStreamer's WMS switch) and
 //!   `Public:` listing GET_PARAMETER (the keep-alive FFmpeg and VLC then use).
-//! - **DESCRIBE** `rtsp://host/<station>` answers the SDP of `sdp.rs`.
+//! - **DESCRIBE** `rtsp://host/<station>` answers the SDP of `sdp.rs`, its header line from the
+//!   cache the daemon's RTSP sessions share (`sdp_cache.rs`: one base64 encoding per header).
 //! - **SETUP** `…/<station>/rtx | …/stream=<n>` takes the first acceptable transport
 //!   (`transport.rs`), or answers **461** so FFmpeg and VLC retry over TCP at once (UDP refused
 //!   by config or no server RTP sockets). Unknown tracks get 404, aggregate SETUP 459.
