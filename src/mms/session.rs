@@ -441,7 +441,9 @@ impl MmsSession {
             }),
             now,
         );
-        info!(peer = %self.peer, protocol = "mms", station = name, transport = self.transport(), "mms station opened");
+        // One info line per join is "mms playing"; a client that opens and never plays still
+        // gets the "mms session ended" line (packets=0).
+        debug!(peer = %self.peer, protocol = "mms", station = name, transport = self.transport(), "mms station opened");
         self.station = Some(name.to_string());
         self.media.packet_size = packet_size as usize;
         self.header = Some(h);

@@ -16,6 +16,7 @@ use crate::access::digest::NonceKey;
 use crate::config::ServerConfig;
 use crate::http::session::{HttpSession, SessionLimits};
 use crate::mms::{MmsConfig, MmsSession};
+use crate::rtsp::sdp_cache::{SdpCache, SharedSdpCache};
 use crate::rtsp::{RtspConfig, RtspSession};
 use crate::station::sink::{Session, UdpPorts};
 
@@ -28,6 +29,9 @@ pub struct SessionFactory {
     /// The Digest nonce key of every RTSP and HTTP session (one, so a nonce from one
     /// connection is good on the next); its secret drawn from `rng`.
     nonce_key: Arc<NonceKey>,
+    /// The RTSP DESCRIBE answers' header lines: one base64 encoding per station header for
+    /// every RTSP session.
+    sdp_cache: SharedSdpCache,
 }
 
 impl SessionFactory {
@@ -38,6 +42,7 @@ impl SessionFactory {
             rng,
             next_client_id: 1,
             nonce_key: Arc::new(NonceKey::new(secret, Instant::now())),
+            sdp_cache: SdpCache::shared(),
         }
     }
 
@@ -65,7 +70,8 @@ impl SessionFactory {
                     StdRng::from_rng(&mut self.rng),
                     now,
                 )
-                .with_nonce_key(self.nonce_key.clone()),
+                .with_nonce_key(self.nonce_key.clone())
+                .with_sdp_cache(self.sdp_cache.clone()),
             ),
             ListenerKind::Http => {
                 let id = self.next_client_id;

@@ -6,7 +6,8 @@
 //! - [`message`]: request framing (on `rtsp-types`), interleaved frames, response writing with
 //!   the `Server: WMServer/…` identity that puts FFmpeg and GStreamer into WMS mode;
 //! - [`sdp`]: the DESCRIBE answer (ASF header in `a=pgmpu`, one x-asf-pf section per stream,
-//!   the x-wms-rtx section FFmpeg's UDP setup needs);
+//!   the x-wms-rtx section FFmpeg's UDP setup needs); [`sdp_cache`]: its header line, made
+//!   once per station header for every client's DESCRIBE;
 //! - [`transport`]: SETUP transport negotiation (UDP, TCP interleaved, 461 otherwise);
 //! - [`rtp`]: RTP header, x-asf-pf packetizer with MTU fragmentation, RTCP sender reports;
 //! - [`rtcp`]: the client's RTCP (receiver reports, BYE) parsed for liveness and loss figures;
@@ -23,6 +24,7 @@ pub mod message;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
+pub mod sdp_cache;
 pub mod session;
 pub mod streamswitch;
 pub mod transport;

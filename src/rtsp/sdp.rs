@@ -1,5 +1,8 @@
-//! The DESCRIBE answer: an SDP (RFC 4566, written with `sdp-types`) for one live station in the
-//! form Windows Media Services uses ([MS-RTSP] 2.2.1, rtsp-wmsp.md §1.3).
+//! The DESCRIBE answer: an SDP (RFC 4566) for one live station in the form Windows Media
+//! Services uses ([MS-RTSP] 2.2.1, rtsp-wmsp.md §1.3). It is written directly, a few `write!`s
+//! per DESCRIBE, in exactly the form `sdp-types` writes (the tests and the `rtsp_sdp` fuzz
+//! target parse it back with `sdp-types`); the header line, as large as the header, is made
+//! once per header ([`PgmpuLine`], cached by [`super::sdp_cache`]).
 //!
 //! What each line is for:
 //! - `a=pgmpu:data:application/vnd.ms.wms-hdr.asfv1;base64,…` at session level: the ASF header
@@ -32,7 +35,6 @@
 //! (`User-Agent: GStreamer/…`, [`layout_for`]).
 
 use base64::Engine;
-use sdp_types::{AddrType, Attribute, Bandwidth, Connection, Media, NetType, Origin, Time};
 
 use crate::asf::header::StreamKind;
 use crate::station::StationHeader;
@@ -157,9 +159,46 @@ pub struct Described {
     pub fits_ffmpeg: bool,
 }
 
+/// The session-level `a=pgmpu:` line of a header (line end included): the ASF header in
+/// base64, the one part of the SDP as large as the header itself. It depends on the header
+/// bytes alone, so [`super::sdp_cache::SdpCache`] makes it once per header for every
+/// client's DESCRIBE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgmpuLine {
+    line: String,
+    fits_ffmpeg: bool,
+}
+
+impl PgmpuLine {
+    /// Encodes `header`'s bytes.
+    pub fn new(header: &StationHeader) -> Self {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&header.bytes);
+        let fits_ffmpeg = b64.len() + PGMPU_PREFIX.len() <= FFMPEG_LINE_MAX;
+        PgmpuLine {
+            line: format!("a=pgmpu:{PGMPU_PREFIX}{b64}\r\n"),
+            fits_ffmpeg,
+        }
+    }
+
+    /// The line as written into the SDP, `\r\n` included.
+    pub fn as_str(&self) -> &str {
+        &self.line
+    }
+}
+
 /// Keeps only printable characters (no line breaks can reach the SDP).
 fn printable(s: &str, max: usize) -> String {
     s.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+/// `s` without the characters no SDP line may hold (NUL, CR, LF: RFC 8866 §5), so a value
+/// cannot add lines of its own.
+fn line_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains(['\0', '\r', '\n']) {
+        s.replace(['\0', '\r', '\n'], "").into()
+    } else {
+        s.into()
+    }
 }
 
 /// Builds the SDP for `header`, with control URLs under `base` (e.g. `rtsp://host:554/news`,
@@ -171,46 +210,57 @@ pub fn describe(
     session_id: u64,
     layout: Layout,
 ) -> Described {
+    describe_with(
+        &PgmpuLine::new(header),
+        header,
+        base,
+        name,
+        session_id,
+        layout,
+    )
+}
+
+/// [`describe`] with the header's `a=pgmpu` line made beforehand (`pgmpu` must be
+/// `header`'s: [`super::sdp_cache::SdpCache`] keeps that so). Everything else — title,
+/// bandwidths, control URLs from the request's URL, the layout, the origin line — is written
+/// per call.
+pub fn describe_with(
+    pgmpu: &PgmpuLine,
+    header: &StationHeader,
+    base: &str,
+    name: &str,
+    session_id: u64,
+    layout: Layout,
+) -> Described {
+    use std::fmt::Write;
     let h = &header.header;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&header.bytes);
-    let fits_ffmpeg = b64.len() + PGMPU_PREFIX.len() <= FFMPEG_LINE_MAX;
     let title = h
         .content
         .as_ref()
         .map(|c| printable(&c.title, 200))
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| printable(name, 200));
+    let title = if title.trim().is_empty() { "-" } else { &title };
+    let base_text = line_text(base);
     let kbps = |bps: u32| u64::from(bps).div_ceil(1000);
-
-    let mut s = sdp_types::Session::new(
-        Origin {
-            username: None,
-            sess_id: session_id.to_string(),
-            sess_version: header.generation,
-            nettype: NetType::In,
-            addrtype: AddrType::Ip4,
-            unicast_address: "0.0.0.0".into(),
-        },
-        if title.trim().is_empty() {
-            "-".to_string()
-        } else {
-            title
-        },
+    let mut sdp = String::with_capacity(pgmpu.line.len() + 640);
+    // Writing into a String cannot fail. The lines and their order are RFC 4566's (v o s c b
+    // t a, then the media sections), as `sdp-types` writes them (the tests check that it
+    // reads and writes this text back unchanged).
+    let _ = write!(
+        sdp,
+        "v=0\r\no=- {session_id} {} IN IP4 0.0.0.0\r\ns={title}\r\nc=IN IP4 0.0.0.0\r\n",
+        header.generation
     );
-    s.connection = Some(Connection::new(NetType::In, AddrType::Ip4, "0.0.0.0"));
     if h.file.max_bitrate > 0 {
-        s.bandwidths.push(Bandwidth {
-            bwtype: "AS".into(),
-            bandwidth: kbps(h.file.max_bitrate),
-        });
+        let _ = write!(sdp, "b=AS:{}\r\n", kbps(h.file.max_bitrate));
     }
-    s.times.push(Time::new(0, 0));
-    s.attributes = vec![
-        Attribute::with_value("control", base),
-        Attribute::with_value("range", "npt=0-"),
-        Attribute::with_value("maxps", h.packet_size()),
-        Attribute::with_value("pgmpu", format!("{PGMPU_PREFIX}{b64}")),
-    ];
+    let _ = write!(
+        sdp,
+        "t=0 0\r\na=control:{base_text}\r\na=range:npt=0-\r\na=maxps:{}\r\n",
+        h.packet_size()
+    );
+    sdp.push_str(&pgmpu.line);
     for t in tracks(header, layout) {
         let (media, encoding, extra) = match t.kind {
             TrackKind::Rtx => ("application", "x-wms-rtx", None),
@@ -221,47 +271,60 @@ pub fn describe(
                 Some(stream),
             ),
         };
-        let mut m = Media {
-            media: media.into(),
-            port: 0,
-            num_ports: None,
-            proto: "RTP/AVP".into(),
-            fmt: PAYLOAD_TYPE.to_string(),
-            media_title: None,
-            connections: Vec::new(),
-            bandwidths: Vec::new(),
-            key: None,
-            attributes: Vec::new(),
-        };
+        let _ = write!(sdp, "m={media} 0 RTP/AVP {PAYLOAD_TYPE}\r\n");
         let bitrate = match t.kind {
             TrackKind::All => Some(h.file.max_bitrate),
             _ => extra.and_then(|n| h.stream_bitrate(n)),
         };
         if let Some(bps) = bitrate.filter(|b| *b > 0) {
-            m.bandwidths.push(Bandwidth {
-                bwtype: "AS".into(),
-                bandwidth: kbps(bps),
-            });
+            let _ = write!(sdp, "b=AS:{}\r\n", kbps(bps));
         }
-        m.attributes.push(Attribute::with_value(
-            "rtpmap",
-            format!("{PAYLOAD_TYPE} {encoding}/1000"),
-        ));
-        m.attributes.push(Attribute::with_value(
-            "control",
-            format!("{base}/{}", t.control),
-        ));
+        let _ = write!(
+            sdp,
+            "a=rtpmap:{PAYLOAD_TYPE} {encoding}/1000\r\na=control:{base_text}/{}\r\n",
+            t.control
+        );
         if let Some(n) = extra {
-            m.attributes.push(Attribute::with_value("stream", n));
+            let _ = write!(sdp, "a=stream:{n}\r\n");
         }
-        s.medias.push(m);
     }
-    let mut out = Vec::new();
-    // Writing into a Vec cannot fail.
-    let _ = s.write(&mut out);
     Described {
-        sdp: String::from_utf8_lossy(&out).into_owned(),
+        sdp,
         content_base: format!("{base}/"),
-        fits_ffmpeg,
+        fits_ffmpeg: pgmpu.fits_ffmpeg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asf::{AsfHeader, DataHead};
+
+    #[test]
+    fn request_text_cannot_add_lines_to_the_sdp() {
+        let path = format!(
+            "{}/station-configs/media/demo.asf",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let file = std::fs::read(path).unwrap();
+        let size = u64::from_le_bytes(file[16..24].try_into().unwrap()) as usize;
+        let mut h = AsfHeader::parse(&file[..size]).unwrap();
+        h.content = None;
+        let sh = StationHeader::live(1, &h, &DataHead::broadcast(h.file.file_id), 1);
+        let base = "rtsp://h/demo\r\na=evil:1\0\n";
+        let d = describe(&sh, base, "na\r\nme", 1, Layout::PerStream);
+        assert!(!d.sdp.contains("\na=evil"), "{}", d.sdp);
+        assert!(!d.sdp.contains('\0'), "{}", d.sdp);
+        assert!(d.sdp.contains("\r\ns=name\r\n"), "{}", d.sdp);
+        assert!(
+            d.sdp.contains("a=control:rtsp://h/demoa=evil:1\r\n"),
+            "{}",
+            d.sdp
+        );
+        // Every line ends with CRLF, none is empty.
+        let body = d.sdp.strip_suffix("\r\n").expect("ends with CRLF");
+        assert!(body
+            .split("\r\n")
+            .all(|l| !l.is_empty() && !l.contains(['\r', '\n'])));
     }
 }

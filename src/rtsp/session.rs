@@ -4,7 +4,8 @@
 //!
 //! - **OPTIONS** answers with `Server: WMServer/…` (FFmpeg's and GStreamer's WMS switch) and
 //!   `Public:` listing GET_PARAMETER (the keep-alive FFmpeg and VLC then use).
-//! - **DESCRIBE** `rtsp://host/<station>` answers the SDP of `sdp.rs`.
+//! - **DESCRIBE** `rtsp://host/<station>` answers the SDP of `sdp.rs`, its header line from the
+//!   cache the daemon's RTSP sessions share (`sdp_cache.rs`: one base64 encoding per header).
 //! - **SETUP** `…/<station>/rtx | …/stream=<n>` takes the first acceptable transport
 //!   (`transport.rs`), or answers **461** so FFmpeg and VLC retry over TCP at once (UDP refused
 //!   by config or no server RTP sockets). Unknown tracks get 404, aggregate SETUP 459.
@@ -72,6 +73,7 @@ use super::message::{header, Incoming, ReadError, Reader, Reply, PUBLIC};
 use super::rtcp::{self, ReportBlock};
 use super::rtp::{self, SenderInfo};
 use super::sdp::{self, Layout, Track};
+use super::sdp_cache::{SdpCache, SharedSdpCache};
 use super::transport::{self, Dest};
 use crate::access::digest::NonceKey;
 
@@ -249,6 +251,8 @@ pub struct RtspSession {
     stats: EndStats,
     /// The daemon's Digest nonce key ([`crate::access`]); None: protected stations refused.
     nonce_key: Option<Arc<NonceKey>>,
+    /// The DESCRIBE answers' header lines, shared by every session of the daemon.
+    sdp_cache: SharedSdpCache,
 }
 
 /// What the end-of-session line reports.
@@ -340,6 +344,7 @@ impl RtspSession {
                 ..EndStats::default()
             },
             nonce_key: None,
+            sdp_cache: SdpCache::shared(),
         }
     }
 
@@ -347,6 +352,13 @@ impl RtspSession {
     /// secret from the shell's generator), for stations that require them.
     pub fn with_nonce_key(mut self, key: Arc<NonceKey>) -> Self {
         self.nonce_key = Some(key);
+        self
+    }
+
+    /// The same session describing stations with the header lines of `cache` (the daemon's
+    /// one cache, so a header is encoded once for all its clients).
+    pub fn with_sdp_cache(mut self, cache: SharedSdpCache) -> Self {
+        self.sdp_cache = cache;
         self
     }
 
@@ -632,7 +644,8 @@ impl RtspSession {
             return Reply::new(503).reason("Station Not Started");
         };
         let layout = sdp::layout_for(header(req, &headers::USER_AGENT));
-        let d = sdp::describe(&h, &base, &station, self.seed >> 1, layout);
+        let pgmpu = self.sdp_cache.borrow_mut().pgmpu(&h);
+        let d = sdp::describe_with(&pgmpu, &h, &base, &station, self.seed >> 1, layout);
         if layout != Layout::PerStream {
             debug!(peer = %self.peer, ?layout, "rtsp describe layout");
         }

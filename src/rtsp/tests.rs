@@ -1033,3 +1033,58 @@ fn set_parameter_stream_switch_thins_and_refuses_bad_entries() {
     );
     assert!(audio.len() > 50, "audio flows whole: {}", audio.len());
 }
+
+#[test]
+fn sessions_sharing_the_daemon_cache_encode_a_header_once_and_a_new_header_anew() {
+    use super::sdp_cache::SdpCache;
+    use base64::Engine;
+    let pgmpu_of = |r: &str| {
+        let sdp = r.split("\r\n\r\n").nth(1).unwrap();
+        let b64 = sdp
+            .lines()
+            .find_map(|l| l.strip_prefix("a=pgmpu:data:application/vnd.ms.wms-hdr.asfv1;base64,"))
+            .unwrap_or_else(|| panic!("no pgmpu in {sdp}"));
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
+    };
+    let cache = SdpCache::shared();
+    // A client of the station as it is now, its session on the shared cache.
+    let client = |header: &Arc<StationHeader>, seed: u64| {
+        let mut c = Client::seeded(cfg(true, 1450), seed, Instant::now());
+        c.view.header = header.clone();
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        c.s = RtspSession::new(
+            cfg(true, 1450),
+            peer,
+            PORTS,
+            StdRng::seed_from_u64(seed),
+            c.now,
+        )
+        .with_sdp_cache(cache.clone());
+        c
+    };
+    let old = demo().0;
+    for seed in 0..3 {
+        let mut c = client(&old, seed);
+        let (_, r, _) = c.request("DESCRIBE", URL, "");
+        assert_eq!(status(&r), 200, "{r}");
+        assert_eq!(pgmpu_of(&r), old.bytes.to_vec());
+    }
+    assert_eq!(cache.borrow().encoded(), 1);
+
+    // The station's header changes (one stream fewer: new bytes, next generation); the old
+    // one is still alive.
+    let mut new = (*old).clone();
+    new.generation = 2;
+    new.header.streams.retain(|s| s.number != 2);
+    new.bytes = Arc::from(new.header.to_bytes());
+    let new = Arc::new(new);
+    let mut c = client(&new, 9);
+    let (_, r, _) = c.request("DESCRIBE", URL, "");
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(pgmpu_of(&r), new.bytes.to_vec());
+    assert_ne!(pgmpu_of(&r), old.bytes.to_vec());
+    assert!(!r.contains("a=stream:2\r\n"), "{r}");
+    assert_eq!(cache.borrow().encoded(), 2);
+}
