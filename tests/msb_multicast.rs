@@ -503,3 +503,53 @@ fn equal_datagrams_leave_as_segmented_sends_and_the_station_still_decodes() {
         }
     }
 }
+
+/// An IPv6 station over the namespace's veth (MTU 1500: segments of 1452 bytes at most) whose
+/// packets fit a segment: its datagrams leave as `UDP_SEGMENT` sends and what `asfcast recv`
+/// writes decodes in FFmpeg. Packets of 1444 bytes make full datagrams of exactly 1452 (the
+/// largest segment); 1445 one byte over (each goes alone, fragmented, as before).
+#[test]
+fn an_ipv6_station_with_segment_sized_packets_is_segmented_and_decodes() {
+    let Some((ifname, _)) = support::netns_v6_interface() else {
+        return;
+    };
+    for packet_size in [1444u32, 1445] {
+        let dir = TempDir::new(&format!("msb-v6-gso-{packet_size}"));
+        let media = dir.path().join("small.asf");
+        let status = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+            .args(["-t", "10", "-c:v", "wmv2", "-b:v", "250k", "-g", "50"])
+            .args(["-c:a", "wmav2", "-b:a", "64k"])
+            .args(["-packet_size", &packet_size.to_string(), "-f", "asf"])
+            .arg(&media)
+            .status()
+            .expect("ffmpeg");
+        assert!(status.success());
+        let port = support::free_udp_port();
+        let group = format!("ff15::43:{:x}", port);
+        write_config_on(dir.path(), "six", &[media], port, 10, &group, &ifname);
+        let mut d = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
+        let nsc = nsc_path(dir.path(), "six");
+        wait_for_file(&nsc, &mut d);
+        let out = dir.path().join("six.asf");
+        let r = recv_on(&nsc, &out, 8, false, Some(&ifname));
+        let (status, log) = d.stop_with_log();
+        assert!(status.success(), "{status}");
+        let segmented = log_number(&log, "segmented_sends=");
+        let (v, a) = (frames(&out, "v:0"), frames(&out, "a:0"));
+        eprintln!(
+            "IPv6, {packet_size}-byte packets: {segmented} segmented sends, dropped {}; \
+             decoded {v} video, {a} audio frames; recv: {}",
+            log_number(&log, "dropped="),
+            r.json
+        );
+        assert_eq!(r.num("lost"), 0, "{}", r.json);
+        assert_eq!(log_number(&log, "dropped="), 0, "{log}");
+        assert!(v > 100, "video frames {v}");
+        if packet_size == 1444 {
+            assert!(segmented > 0, "no segmented send:\n{log}");
+        }
+    }
+}

@@ -43,13 +43,19 @@ pub enum FeedState {
     Stalled,
 }
 
+/// The largest step forward in send time between consecutive backlog packets that the
+/// fast-start schedule keeps (the source pacer's bound, `source::pacer`); anything larger, or
+/// backwards, re-anchors it.
+const MAX_STEP_MS: u32 = 5_000;
+
 #[derive(Debug)]
 pub struct LiveFeed {
     config: FeedConfig,
     /// Packets held back by fast start: (release instant, packet).
     pending: VecDeque<(Instant, Arc<StationPacket>)>,
-    /// Anchor of the fast-start schedule: (join instant, first send time).
-    anchor: Option<(Instant, u32)>,
+    /// Anchor of the fast-start schedule: (release instant, send time) of its first packet,
+    /// and the send time of the last packet scheduled.
+    anchor: Option<(Instant, u32, u32)>,
     skipping: bool,
     behind_since: Option<Instant>,
     /// Times the client skipped forward to a clean point.
@@ -85,11 +91,29 @@ impl LiveFeed {
         f
     }
 
+    /// Places a backlog packet on the fast-start schedule: at its send time's distance from
+    /// the anchor's, divided by the rate. A send time going backwards or jumping ahead by more
+    /// than [`MAX_STEP_MS`] (an encoder's clock reset, a hostile file: the station's ring can
+    /// hold both sides of it) re-anchors the schedule at the previous packet's release, as the
+    /// source's pacer does; taken as a step it would hold this packet and everything behind it
+    /// for hours.
     fn schedule(&mut self, p: Arc<StationPacket>, now: Instant) {
-        let (t0, s0) = *self.anchor.get_or_insert((now, p.send_time));
         let rate = self.config.fast_start_rate.max(1.0);
-        let ms = f64::from(p.send_time.wrapping_sub(s0)).min(86_400_000.0) / rate;
-        let at = t0 + Duration::from_micros((ms * 1000.0) as u64);
+        let t = p.send_time;
+        let at = match self.anchor {
+            Some((t0, s0, last)) if t.wrapping_sub(last) <= MAX_STEP_MS => {
+                let ms = f64::from(t.wrapping_sub(s0)).min(86_400_000.0) / rate;
+                t0 + Duration::from_micros((ms * 1000.0) as u64)
+            }
+            _ => {
+                let at = self.pending.back().map_or(now, |(at, _)| *at).max(now);
+                self.anchor = Some((at, t, t));
+                at
+            }
+        };
+        if let Some(a) = self.anchor.as_mut() {
+            a.2 = t;
+        }
         self.pending.push_back((at, p));
     }
 
@@ -241,6 +265,48 @@ mod tests {
             &pkt(6, 3040, false),
             0,
             t0 + Duration::from_millis(500),
+            &mut out,
+        );
+        assert_eq!(out.len(), 7);
+    }
+
+    /// A backlog across a send-time reset (or a jump of an hour) is released at the fast-start
+    /// rate on both sides of it, not held for hours behind the step.
+    #[test]
+    fn a_backlog_across_a_send_time_reset_or_jump_keeps_flowing() {
+        let t0 = Instant::now();
+        let backlog = vec![
+            pkt(0, 2000, true),
+            pkt(1, 4000, false),
+            pkt(2, 100, false),
+            pkt(3, 500, false),
+            pkt(4, 3_600_500, false),
+            pkt(5, 3_600_900, false),
+        ];
+        let mut f = LiveFeed::join(CFG, backlog, t0);
+        let mut out = Vec::new();
+        f.release(t0 + Duration::from_millis(499), &mut out);
+        assert_eq!(out.len(), 1);
+        // 2000 → 4000 at 4×: 500 ms; the reset goes right after it, 100 → 500 takes 100 ms.
+        f.release(t0 + Duration::from_millis(500), &mut out);
+        assert_eq!(out.len(), 3);
+        f.release(t0 + Duration::from_millis(600), &mut out);
+        assert_eq!(
+            out.len(),
+            5,
+            "the hour's jump goes right after its predecessor"
+        );
+        f.release(t0 + Duration::from_millis(700), &mut out);
+        assert_eq!(
+            out.iter().map(|p| p.seq).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4, 5]
+        );
+        assert_eq!(f.deadline(), None);
+        // Live packets then go straight through.
+        f.offer(
+            &pkt(6, 3_601_000, false),
+            0,
+            t0 + Duration::from_millis(700),
             &mut out,
         );
         assert_eq!(out.len(), 7);
