@@ -464,12 +464,37 @@ fn sendmmsg_stamped(
     unsafe { super::udp_batch::send_headers(socket, &mut msgs) }
 }
 
+/// Receive buffer of a joined group's socket: a sender's burst (a file's front-load, 50+
+/// datagrams of a send time, which arrive at once when they were one segmented send on the
+/// same host) must fit while the reader is scheduled.
+const RECV_BUFFER: usize = 4 << 20;
+
+/// Sets the receive buffer to `bytes`: beyond `net.core.rmem_max` where the process may
+/// (`SO_RCVBUFFORCE`, CAP_NET_ADMIN), else as far as `rmem_max` allows (`SO_RCVBUF`).
+fn set_large_recv_buffer(s: &Socket, bytes: usize) -> io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `value` is a live c_int and its size is passed; the fd is the socket's own.
+    let forced = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if forced == 0 {
+        return Ok(());
+    }
+    s.set_recv_buffer_size(bytes)
+}
+
 /// A socket bound to `group`'s port that has joined the group on `interface` (None: the
 /// interface the routing table picks).
 pub fn join_group(group: SocketAddr, interface: Option<&Interface>) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(group), Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
-    s.set_recv_buffer_size(4 * 1024 * 1024)?;
+    set_large_recv_buffer(&s, RECV_BUFFER)?;
     match group.ip() {
         IpAddr::V4(g) => {
             s.bind(&SockAddr::from(SocketAddr::new(g.into(), group.port())))?;
