@@ -132,19 +132,56 @@ pub fn free_udp_port() -> u16 {
     free_port(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok())
 }
 
-/// A random port above Linux's default ephemeral range (32768–60999) that `free` could bind:
-/// a port the kernel handed out for `bind(0)` could meanwhile become another test's client
-/// source port (a daemon or HAProxy then fails with "address already in use").
+/// A random port above Linux's default ephemeral range (32768–60999) that `free` could bind
+/// and that no other live test process holds: a port the kernel handed out for `bind(0)`
+/// could meanwhile become another test's client source port (a daemon or HAProxy then fails
+/// with "address already in use"), and a multicast group:port two tests pick at once mixes
+/// their stations' datagrams (a bind check cannot see that: group sockets share ports). Each
+/// pick is claimed with a file `/tmp/asfcast-test-ports/PORT` holding the test's pid; a
+/// claim whose process is gone is taken over.
 fn free_port(free: impl Fn(u16) -> bool) -> u16 {
     use rand::Rng;
+    let dir = Path::new("/tmp/asfcast-test-ports");
+    let _ = std::fs::create_dir_all(dir);
     let mut rng = rand::rng();
     for _ in 0..1000 {
         let p = rng.random_range(61_000..=65_535);
-        if free(p) {
+        if free(p) && claim_port(dir, p) {
             return p;
         }
     }
     panic!("no free port in 61000–65535 after 1000 tries");
+}
+
+/// Claims `port` for this process (see [`free_port`]).
+fn claim_port(dir: &Path, port: u16) -> bool {
+    let path = dir.join(port.to_string());
+    let me = std::process::id();
+    for _ in 0..2 {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                use std::io::Write as _;
+                return f.write_all(me.to_string().as_bytes()).is_ok();
+            }
+            Err(_) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let alive = holder
+                    .trim()
+                    .parse::<u32>()
+                    .is_ok_and(|pid| pid == me || Path::new(&format!("/proc/{pid}")).exists());
+                if alive || holder.is_empty() {
+                    // Held by a live test (or being written right now).
+                    return false;
+                }
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    false
 }
 
 /// Waits until a TCP connect to `addr` succeeds; the last connect error after `timeout`.
