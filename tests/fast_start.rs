@@ -6,13 +6,12 @@
 //! Two daemons play the demo (10 s, a key frame every 2 s), one with the default buffer (5 s)
 //! and one with `fast_start_buffer: 0`. FFmpeg joins each over MMSH about 7.5 s into the
 //! station's entry and decodes one video frame; its MD5 (the demo's frames all differ) says
-//! which frame of the file the join started at: with the buffer at least 4 s earlier. The assertion is on
-//! what FFmpeg decoded, not on wall-clock time (the timing only places the join inside the
-//! entry, and the loop count checks it stayed there).
+//! which frame of the file the join started at: with the buffer at least 4 s earlier. The
+//! assertion is on what FFmpeg decoded, not on wall-clock time (the timing only places the join
+//! inside the entry, and the loop count checks it stayed there).
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::thread;
@@ -24,23 +23,13 @@ fn start(dir: &Path, buffer: Option<&str>) -> (Daemon, u16) {
     start_with(dir, buffer, &support::demo_media())
 }
 
-/// [`start`] with the station playing `media` in a loop.
+/// [`start`] with the station playing `media` in a loop (the server as
+/// [`support::outsider_config`] writes it: HTTP only, plus the buffer when given).
 fn start_with(dir: &Path, buffer: Option<&str>, media: &Path) -> (Daemon, u16) {
-    let http = support::free_tcp_port();
     let limits = buffer.map_or(String::new(), |b| {
         format!("limits:\n  fast_start_buffer: {b}\n")
     });
-    std::fs::write(
-        dir.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{http}\n  mms: 127.0.0.1:{}\n  rtsp: 127.0.0.1:{}\n\
-             announce_dir: {}\n{limits}",
-            support::free_tcp_port(),
-            support::free_tcp_port(),
-            dir.join("announce").display()
-        ),
-    )
-    .unwrap();
+    let (http, _api) = support::outsider_config(dir, &limits, false);
     std::fs::write(
         dir.join("demo.yaml"),
         format!(
@@ -51,9 +40,8 @@ fn start_with(dir: &Path, buffer: Option<&str>, media: &Path) -> (Daemon, u16) {
     )
     .unwrap();
     let mut d = Daemon::asfcast(["run", "--config", dir.to_str().unwrap()]);
-    let addr: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
-    d.wait_for_tcp(addr, Duration::from_secs(10));
-    (d, http)
+    d.wait_for_tcp(http, Duration::from_secs(10));
+    (d, http.port())
 }
 
 /// How many playlist entry starts (one per loop) the log has.
