@@ -186,23 +186,21 @@ impl MulticastSender {
     /// multicast packet is a useless one).
     pub fn send_batch(&mut self, datagrams: &[Vec<u8>]) {
         let mut first = 0;
-        if let Some(max) = self.gso_segment {
-            first = self.send_segmented(datagrams, max);
+        loop {
+            // Without segmentation every datagram is a run of its own ([`gso::plan`]).
+            let max = self.gso_segment.unwrap_or(0);
+            first += self.send_segmented(datagrams.get(first..).unwrap_or_default(), max);
+            if first >= datagrams.len() || max == 0 || self.gso_segment.is_some() {
+                break;
+            }
+            // Segmentation was refused just now: the rest one by one.
         }
-        let rest = datagrams.get(first..).unwrap_or_default();
-        if rest.is_empty() {
-            return;
-        }
-        let socket = &self.socket;
-        let (sent, dropped, error) = count_sends(rest.len(), |done| {
-            sendmmsg(socket, rest.get(done..).unwrap_or_default())
-        });
-        self.note(sent, dropped, error);
     }
 
-    /// Sends `datagrams` as runs ([`gso::plan`]), up to 64 runs per `sendmmsg`; returns how
-    /// many datagrams it is done with. A kernel or device that refuses segmentation turns it
-    /// off for this socket, and the datagrams from the refused run on are left to the caller.
+    /// Sends `datagrams` as runs ([`gso::plan`] with segments up to `max`), up to 64 runs per
+    /// `sendmmsg`; returns how many datagrams it is done with. A kernel or device that refuses
+    /// segmentation turns it off for this socket, and the datagrams from the refused run on are
+    /// left to the caller.
     fn send_segmented(&mut self, datagrams: &[Vec<u8>], max: usize) -> usize {
         let mut runs = std::mem::take(&mut self.runs);
         gso::plan(datagrams.iter().map(Vec::len), max, &mut runs);
@@ -227,7 +225,7 @@ impl MulticastSender {
                     break;
                 }
                 Err(e) => {
-                    // As in the plain path: the refused send is dropped, the rest goes on.
+                    // The refused send is dropped, the rest goes on.
                     dropped += first.count as u64;
                     done += first.count;
                     error = Some(e.to_string());
@@ -272,32 +270,6 @@ fn count_sends(
         }
     }
     (sent, dropped, error)
-}
-
-/// Up to 64 datagrams per `sendmmsg(2)` call on a connected socket.
-fn sendmmsg(socket: &UdpSocket, datagrams: &[Vec<u8>]) -> io::Result<usize> {
-    const MAX: usize = 64;
-    let n = datagrams.len().min(MAX);
-    let mut iov: Vec<libc::iovec> = datagrams[..n]
-        .iter()
-        .map(|d| libc::iovec {
-            iov_base: d.as_ptr() as *mut libc::c_void,
-            iov_len: d.len(),
-        })
-        .collect();
-    let mut msgs: Vec<libc::mmsghdr> = iov
-        .iter_mut()
-        .map(|v| {
-            // SAFETY: an all-zero msghdr is a valid "no address, no control data" header.
-            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            h.msg_hdr.msg_iov = v as *mut libc::iovec;
-            h.msg_hdr.msg_iovlen = 1;
-            h
-        })
-        .collect();
-    // SAFETY: `msgs` holds `n` headers whose iovecs borrow `datagrams`, all alive for the
-    // duration of the call; the socket is connected, so no addresses are needed.
-    unsafe { super::udp_batch::send_headers(socket, &mut msgs) }
 }
 
 /// Errors with which a segmented send says the offload itself is unavailable (no
