@@ -45,14 +45,7 @@ pub fn gso_cmsg(segment: u16) -> [u8; GSO_CMSG_LEN] {
 /// [`gso_cmsg`] for a run's segment size as the u64 words of a control buffer (aligned for
 /// `cmsghdr`, as `msg_control` needs).
 pub fn gso_cmsg_words(segment: usize) -> [u64; GSO_CMSG_LEN / 8] {
-    let bytes = gso_cmsg(u16::try_from(segment).unwrap_or(u16::MAX));
-    let mut words = [0u64; GSO_CMSG_LEN / 8];
-    for (w, c) in words.iter_mut().zip(bytes.chunks_exact(8)) {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        *w = u64::from_ne_bytes(b);
-    }
-    words
+    super::cmsg_words(&gso_cmsg(u16::try_from(segment).unwrap_or(u16::MAX)))
 }
 
 /// The largest segment a path of `mtu` bytes carries unfragmented: the MTU less the IP and

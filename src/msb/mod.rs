@@ -120,3 +120,15 @@ pub fn data_span_position(asf: &[u8]) -> Option<u8> {
         _ => None,
     }
 }
+
+/// A 24-byte control message ([`gso::gso_cmsg`], [`txtime::txtime_cmsg`]) as the u64 words of
+/// a control buffer: `msg_control` must be aligned for `cmsghdr`.
+pub fn cmsg_words(bytes: &[u8; 24]) -> [u64; 3] {
+    let mut words = [0u64; 3];
+    for (w, c) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        *w = u64::from_ne_bytes(b);
+    }
+    words
+}

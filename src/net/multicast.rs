@@ -401,14 +401,7 @@ fn sendmmsg_stamped(
     // u64 words: the cmsg buffers must be aligned for cmsghdr.
     let mut control: Vec<[u64; TXTIME_CMSG_LEN / 8]> = datagrams[..n]
         .iter()
-        .map(|(at, _)| {
-            let bytes = txtime_cmsg(clock.ns_of(*at));
-            let mut words = [0u64; TXTIME_CMSG_LEN / 8];
-            for (w, c) in words.iter_mut().zip(bytes.chunks_exact(8)) {
-                *w = u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
-            }
-            words
-        })
+        .map(|(at, _)| crate::msb::cmsg_words(&txtime_cmsg(clock.ns_of(*at))))
         .collect();
     let mut iov: Vec<libc::iovec> = datagrams[..n]
         .iter()
