@@ -266,3 +266,81 @@ fn pipelined_describes_and_gets_never_read_stay_bounded() {
     assert!(fds < fds0 + 40, "fds {fds0} -> {fds}");
     drop(conns);
 }
+
+/// Attack 3: the daemon's fd limit lowered to 96 (prlimit), then 150 MMSH players that read
+/// (each join is served the 5 s fast-start backlog) and 150 that never read: the daemon runs
+/// out of fds, stays up without spinning, and once the flood leaves FFmpeg plays again.
+#[test]
+fn connection_flood_to_fd_exhaustion_with_fast_start_then_ffmpeg_plays() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let s = start("a17-fdflood", &|_: &Path| Vec::new());
+    let pid = s.daemon.pid();
+    let out = std::process::Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg("--nofile=96:96")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "prlimit: {out:?}");
+    let rss = RssWatch::start(pid);
+    let mut readers = Vec::new();
+    let mut idle = Vec::new();
+    for _ in 0..150 {
+        readers.push(CountingReader::mmsh(s.http, "demo"));
+        if let Ok(c) = raw::mmsh_non_reader(s.http, "demo") {
+            idle.push(c);
+        }
+    }
+    thread::sleep(Duration::from_secs(1));
+    let cpu0 = cpu_time(pid);
+    let t0 = Instant::now();
+    thread::sleep(Duration::from_secs(3));
+    let (cpu, wall) = (cpu_time(pid) - cpu0, t0.elapsed());
+    let fds_at_flood = fd_count(pid);
+    let served = readers.iter().filter(|r| r.bytes() > 100_000).count();
+    let total: u64 = readers.iter().map(|r| r.bytes()).sum();
+    drop(idle);
+    for r in readers {
+        r.finish();
+    }
+    thread::sleep(Duration::from_secs(1));
+    let mut frames = s.control_frames(3);
+    if !matches!(frames, Ok(n) if n > 50) {
+        // One retry: slots may take a turn to come back.
+        thread::sleep(Duration::from_secs(2));
+        frames = s.control_frames(3);
+    }
+    let peak = rss.finish();
+    let fds_after = fd_count(pid);
+    let mut d = s.daemon;
+    let log = d.stderr();
+    let emfile = log
+        .lines()
+        .filter(|l| l.contains("Too many open files") || l.contains("EMFILE"))
+        .count();
+    eprintln!(
+        "fd flood: readers served >100 kB {served}/150 ({total} B), daemon CPU {cpu:?} over {wall:?} at \
+         exhaustion, fds {fds_at_flood} at flood -> {fds_after} after, control frames {frames:?}, \
+         RSS peak {} KiB, EMFILE log lines {emfile}, log lines {}",
+        peak / 1024,
+        log.lines().count()
+    );
+    assert!(d.is_running(), "{}", &log[log.len().saturating_sub(4000)..]);
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        matches!(frames, Ok(n) if n > 50),
+        "control {frames:?}\n{}",
+        &log[log.len().saturating_sub(4000)..]
+    );
+    assert!(
+        cpu.as_millis() * 2 < wall.as_millis(),
+        "CPU {cpu:?} over {wall:?}: a busy accept loop?"
+    );
+    assert!(peak <= 128 * MIB, "RSS {} MiB", peak / MIB);
+    assert!(
+        log.lines().count() < 2000,
+        "log flood: {} lines",
+        log.lines().count()
+    );
+}
