@@ -344,3 +344,57 @@ fn connection_flood_to_fd_exhaustion_with_fast_start_then_ffmpeg_plays() {
         log.lines().count()
     );
 }
+
+/// Attack 2b: 1000 DESCRIBEs pipelined in one write (distinct CSeq) and then read: every one
+/// is answered, in order, with its own CSeq and the same SDP (the DESCRIBE cache must not mix
+/// answers up), and FFmpeg then plays the station over RTSP.
+#[test]
+fn a_thousand_pipelined_describes_are_answered_in_order_from_the_cache() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let s = start("a17-describe-order", &|_: &Path| Vec::new());
+    let mut c = TcpStream::connect(s.rtsp).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut all = String::new();
+    for seq in 1..=1000 {
+        all.push_str(&format!(
+            "DESCRIBE rtsp://{}/demo RTSP/1.0\r\nCSeq: {seq}\r\nAccept: application/sdp\r\n\r\n",
+            s.rtsp
+        ));
+    }
+    let writer = {
+        let mut w = c.try_clone().unwrap();
+        thread::spawn(move || w.write_all(all.as_bytes()).is_ok())
+    };
+    let mut bodies = std::collections::HashSet::new();
+    let mut answered = 0;
+    for seq in 1..=1000 {
+        let Ok(resp) = raw::rtsp_read_response(&mut c) else {
+            break;
+        };
+        let cseq = raw::rtsp_header(&resp, "CSeq");
+        assert_eq!(
+            cseq.as_deref(),
+            Some(seq.to_string().as_str()),
+            "answer {seq}: {resp}"
+        );
+        assert!(resp.starts_with("RTSP/1.0 200"), "answer {seq}: {resp}");
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string();
+        bodies.insert(body);
+        answered += 1;
+    }
+    assert!(writer.join().unwrap(), "the pipelined write failed");
+    let frames = raw::ffmpeg_frames(&format!("rtsp://{}/demo", s.rtsp), 3);
+    eprintln!(
+        "pipelined DESCRIBE: {answered}/1000 answered in order, {} distinct SDP bodies, \
+         FFmpeg over RTSP then {frames:?} frames",
+        bodies.len()
+    );
+    assert_eq!(answered, 1000);
+    assert_eq!(bodies.len(), 1, "the cached SDP differed between answers");
+    assert!(matches!(frames, Ok(n) if n > 50), "{frames:?}");
+}
