@@ -68,13 +68,15 @@ fn wait_next_loop(d: &Daemon, limit: Duration) -> Instant {
     Instant::now()
 }
 
-fn ffmpeg(url: &str, transport: Option<&str>) -> Child {
+fn ffmpeg(url: &str, transport: Option<&str>, secs: u32) -> Child {
     let mut cmd = Command::new("timeout");
     cmd.args(["40", "ffmpeg", "-hide_banner", "-nostdin", "-v", "error"]);
     if let Some(t) = transport {
         cmd.args(["-rtsp_transport", t]);
     }
-    cmd.args(["-i", url, "-map", "0:v:0", "-t", "4", "-f", "framemd5", "-"])
+    cmd.args(["-i", url, "-map", "0:v:0", "-t"])
+        .arg(secs.to_string())
+        .args(["-f", "framemd5", "-"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -173,7 +175,7 @@ fn clients_joining_just_before_a_loop_lose_no_media() {
         if let Some(wait) = (boundary - *before).checked_duration_since(Instant::now()) {
             thread::sleep(wait);
         }
-        children.push((i, ffmpeg(url, *transport)));
+        children.push((i, ffmpeg(url, *transport, 4)));
     }
     let mut failures = Vec::new();
     for (i, child) in children {
@@ -194,6 +196,78 @@ fn clients_joining_just_before_a_loop_lose_no_media() {
         } else if gap > 0.3 {
             failures.push(format!(
                 "{name} ({before:?} before): a gap of {gap:.3} s in the decoded video"
+            ));
+        }
+    }
+    assert!(
+        loops(&d) >= 3,
+        "the station looped while the clients played"
+    );
+    assert!(failures.is_empty(), "{failures:#?}\n{}", d.stderr());
+}
+
+/// With the 5 s fast-start buffer a joiner starts ≥ 5 s back, so 4 s of decoded media never
+/// reach the loop boundary it joined before. Here FFmpeg decodes 9 s, joining just before and
+/// just after a boundary (the backlog then spans the previous loop's tail and the header
+/// change): the boundary lies inside what every player decodes, and no gap may be there.
+#[test]
+fn players_spanning_a_loop_boundary_with_the_fast_start_backlog_see_no_gap() {
+    if !support::require_private_netns() {
+        return;
+    }
+    let dir = TempDir::new("loop-span");
+    let (d, [http, mms, rtsp]) = start(dir.path());
+    let t1 = wait_next_loop(&d, Duration::from_secs(30));
+    let t2 = wait_next_loop(&d, Duration::from_secs(30));
+    let period = t2 - t1;
+    assert!(period > Duration::from_secs(5), "loop period {period:?}");
+    let mmst = format!("mmst://127.0.0.1:{mms}/demo");
+    let rtsp = format!("rtsp://127.0.0.1:{rtsp}/demo");
+    let mmsh = format!("mmsh://127.0.0.1:{http}/demo");
+    // (ms relative to the next boundary: negative before it, name, url, transport)
+    let plan: [(i64, &str, &str, Option<&str>); 8] = [
+        (-400, "mmsh", &mmsh, None),
+        (-300, "mmst", &mmst, None),
+        (-200, "rtsp-tcp", &rtsp, Some("tcp")),
+        (-100, "rtsp-udp", &rtsp, Some("udp")),
+        (300, "mmsh", &mmsh, None),
+        (400, "mmst", &mmst, None),
+        (500, "rtsp-tcp", &rtsp, Some("tcp")),
+        (600, "rtsp-udp", &rtsp, Some("udp")),
+    ];
+    let boundary = t2 + period;
+    let mut children = Vec::new();
+    for (offset, name, url, transport) in plan {
+        let at = if offset < 0 {
+            boundary - Duration::from_millis(offset.unsigned_abs())
+        } else {
+            boundary + Duration::from_millis(offset as u64)
+        };
+        if let Some(wait) = at.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+        children.push((offset, name, ffmpeg(url, transport, 9)));
+    }
+    let mut failures = Vec::new();
+    for (offset, name, child) in children {
+        let out = child.wait_with_output().expect("ffmpeg output");
+        let times = video_times(&String::from_utf8_lossy(&out.stdout));
+        let gap = largest_gap(&times);
+        let span = times.iter().cloned().fold(0.0, f64::max)
+            - times.iter().cloned().fold(f64::MAX, f64::min);
+        eprintln!(
+            "{name} joined {offset} ms from the loop: {} video frames over {span:.3} s, largest gap {gap:.3} s",
+            times.len()
+        );
+        if times.len() < 100 {
+            failures.push(format!(
+                "{name} ({offset} ms): only {} video frames: {}",
+                times.len(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        } else if gap > 0.3 {
+            failures.push(format!(
+                "{name} ({offset} ms): a gap of {gap:.3} s in the decoded video"
             ));
         }
     }
