@@ -1,5 +1,5 @@
-//! Outsider attacks on this session's new work (framing 50 ms ahead + a send pass every turn,
-//! MSB as UDP_SEGMENT runs, the RTSP DESCRIBE cache, the 5 s fast-start buffer): a station
+//! Outsider attacks on the stream path's load mechanisms (framing 50 ms ahead + a send pass
+//! every turn, MSB as UDP_SEGMENT runs, the RTSP DESCRIBE cache, the 5 s fast-start buffer): a station
 //! whose data packets are garbage, multicast and unicast at once, next to a good station that
 //! FFmpeg decodes; and clients that pipeline requests (RTSP DESCRIBE, MMSH GET) and never read.
 //! FFmpeg is the judge; the daemon's CPU time, RSS and fds are probes. Inside tests/netns-run
