@@ -9,8 +9,9 @@
 //! - **Fast start:** that backlog is released at `fast_start_rate` × real time (by send time),
 //!   not all at once, and live packets queue behind it until the client has caught up.
 //! - **Slow clients:** the sink reports how many bytes it still has queued for the socket. Above
-//!   `backlog_limit` the feed stops handing out packets and waits for the next clean point, where
-//!   the client resumes cleanly (counted in `skips`). A client that stays behind longer than
+//!   `backlog_limit` (or with more live bytes held behind the fast-start backlog than that
+//!   limit or the backlog itself) the feed stops handing out packets and waits for the next
+//!   clean point, where the client resumes cleanly (counted in `skips`). A client that stays behind longer than
 //!   `stall_timeout` is reported stalled, and the sink closes it.
 //!
 //! Pure: the sink passes `now` and its queue size; the feed returns packets and a deadline.
@@ -51,8 +52,19 @@ const MAX_STEP_MS: u32 = 5_000;
 #[derive(Debug)]
 pub struct LiveFeed {
     config: FeedConfig,
-    /// Packets held back by fast start: (release instant, packet).
+    /// Packets held back by fast start: (release instant, packet); the join backlog first,
+    /// then the live packets that came while it was still being released.
     pending: VecDeque<(Instant, Arc<StationPacket>)>,
+    /// How many of `pending`'s front entries are the join backlog.
+    backlog_held: usize,
+    /// Bytes of the live packets in `pending`. A source whose send times run ahead of real
+    /// time (a hostile pusher's steps just under [`MAX_STEP_MS`]) stretches the fast-start
+    /// schedule, and the live packets behind it must not pile up without bound: above
+    /// `held_allowance` the client is behind, as with a full socket queue.
+    held_live_bytes: usize,
+    /// `backlog_limit`, or the join backlog's bytes when larger: at `fast_start_rate` 1 a
+    /// client stays a whole backlog behind the live edge for good, and that is no fault.
+    held_allowance: usize,
     /// Anchor of the fast-start schedule: (release instant, send time) of its first packet,
     /// and the send time of the last packet scheduled.
     anchor: Option<(Instant, u32, u32)>,
@@ -72,6 +84,9 @@ impl LiveFeed {
         let mut f = LiveFeed {
             config,
             pending: VecDeque::new(),
+            backlog_held: 0,
+            held_live_bytes: 0,
+            held_allowance: config.backlog_limit,
             anchor: None,
             skipping: false,
             behind_since: None,
@@ -88,6 +103,9 @@ impl LiveFeed {
             let p = if i == 0 { p.as_join_point() } else { p };
             f.schedule(p, now);
         }
+        f.backlog_held = f.pending.len();
+        let backlog_bytes = f.pending.iter().map(|(_, p)| p.bytes.len()).sum::<usize>();
+        f.held_allowance = f.held_allowance.max(backlog_bytes);
         f
     }
 
@@ -129,11 +147,13 @@ impl LiveFeed {
         if self.last_seq.is_some_and(|s| p.seq <= s) {
             return self.state(now);
         }
-        if queued > self.config.backlog_limit && !self.skipping {
+        let behind =
+            queued > self.config.backlog_limit || self.held_live_bytes > self.held_allowance;
+        if behind && !self.skipping {
             self.skipping = true;
             self.skips += 1;
             self.behind_since.get_or_insert(now);
-            self.pending.clear();
+            self.drop_held();
         }
         let mut resumed = false;
         if self.skipping {
@@ -159,6 +179,7 @@ impl LiveFeed {
         } else {
             // Still catching up: live packets queue behind the fast-start backlog, released
             // no earlier than now.
+            self.held_live_bytes += p.bytes.len();
             self.pending.push_back((now, p.clone()));
             return self.release(now, out);
         }
@@ -172,11 +193,28 @@ impl LiveFeed {
                 break;
             }
             if let Some((_, p)) = self.pending.pop_front() {
-                self.last_seq = Some(p.seq);
+                self.note_released(&p);
                 out.push(p);
             }
         }
         self.state(now)
+    }
+
+    /// Bookkeeping for a packet leaving `pending`.
+    fn note_released(&mut self, p: &StationPacket) {
+        self.last_seq = Some(p.seq);
+        if self.backlog_held > 0 {
+            self.backlog_held -= 1;
+        } else {
+            self.held_live_bytes = self.held_live_bytes.saturating_sub(p.bytes.len());
+        }
+    }
+
+    /// Drops everything held back (the client skips to the next clean point).
+    fn drop_held(&mut self) {
+        self.pending.clear();
+        self.backlog_held = 0;
+        self.held_live_bytes = 0;
     }
 
     /// When the next fast-start packet is due.
@@ -197,8 +235,8 @@ impl LiveFeed {
     /// held back by fast start go to `out` at once (they come before anything of the new
     /// header, and are never dropped), and the client waits for a clean point of the new one.
     pub fn on_header_change(&mut self, out: &mut Vec<Arc<StationPacket>>) {
-        for (_, p) in self.pending.drain(..) {
-            self.last_seq = Some(p.seq);
+        while let Some((_, p)) = self.pending.pop_front() {
+            self.note_released(&p);
             out.push(p);
         }
         self.anchor = None;
@@ -359,5 +397,64 @@ mod tests {
         assert_eq!(out.len(), 1);
         // Not stalled: it was never behind.
         assert_eq!(f.state(t0 + Duration::from_secs(60)), FeedState::Flowing);
+    }
+
+    /// A source whose send times step ahead just under the re-anchoring bound stretches the
+    /// fast-start schedule far past real time; the live packets that arrive meanwhile are held
+    /// behind it, and their bytes are bounded: past the limit the client skips to the next
+    /// clean point like any client that is behind, and nothing held is kept.
+    #[test]
+    fn live_packets_held_behind_a_stretched_backlog_are_bounded() {
+        let t0 = Instant::now();
+        let step = MAX_STEP_MS - 1;
+        let backlog: Vec<_> = (0..4).map(|i| pkt(i, i as u32 * step, i == 0)).collect();
+        let mut f = LiveFeed::join(CFG, backlog, t0);
+        let mut out = Vec::new();
+        f.release(t0, &mut out);
+        assert_eq!(out.len(), 1);
+        // Each live packet is 100 bytes; the limit is 1000 (CFG): the 11th goes over it.
+        let mut state = FeedState::Flowing;
+        for i in 4..40u64 {
+            state = f.offer(&pkt(i, i as u32 * step, false), 0, t0, &mut out);
+            if state != FeedState::Flowing {
+                break;
+            }
+        }
+        assert_eq!(state, FeedState::Skipping);
+        assert_eq!(f.skips, 1);
+        assert_eq!(f.deadline(), None, "nothing is held while skipping");
+        assert!(f.held_live_bytes <= CFG.backlog_limit);
+        // The next clean point resumes it at once.
+        let n = out.len();
+        assert_eq!(
+            f.offer(&pkt(100, 500_000, true), 0, t0, &mut out),
+            FeedState::Flowing
+        );
+        assert_eq!(out.len(), n + 1);
+    }
+
+    /// At rate 1 the client stays a whole join backlog behind for good: the live packets held
+    /// behind it may reach the backlog's size without counting as behind.
+    #[test]
+    fn a_real_time_fast_start_holds_a_backlog_worth_of_live_packets() {
+        let t0 = Instant::now();
+        let cfg = FeedConfig {
+            fast_start_rate: 1.0,
+            ..CFG
+        };
+        // 30 packets of 100 bytes 40 ms apart: 3000 bytes, three times the limit.
+        let backlog: Vec<_> = (0..30).map(|i| pkt(i, i as u32 * 40, i == 0)).collect();
+        let mut f = LiveFeed::join(cfg, backlog, t0);
+        let mut out = Vec::new();
+        for i in 30..300u64 {
+            let now = t0 + Duration::from_millis((i - 30) * 40);
+            assert_eq!(
+                f.offer(&pkt(i, i as u32 * 40, false), 0, now, &mut out),
+                FeedState::Flowing,
+                "packet {i}"
+            );
+        }
+        assert_eq!(f.skips, 0);
+        assert!(out.len() > 250, "{}", out.len());
     }
 }
