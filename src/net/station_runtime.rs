@@ -290,7 +290,10 @@ impl StationRuntime {
                         .as_ref()
                         .is_some_and(|m| m.departures.len() >= BATCH)
                     {
-                        self.send_due(now, now + lookahead);
+                        // The clock, not the turn's start: reading and framing take time, and
+                        // lateness is measured against when the datagrams really leave.
+                        let t = Instant::now().max(now);
+                        self.send_due(t, t + lookahead);
                     }
                 }
                 SourceEvent::Idle(at) if at <= horizon && at > at_time => {
@@ -321,7 +324,8 @@ impl StationRuntime {
             }
         }
         self.schedule(at_time.max(now));
-        self.send_due(now, now + lookahead);
+        let t = Instant::now().max(now);
+        self.send_due(t, t + lookahead);
         if let Some(d) = self
             .msb
             .as_ref()
