@@ -305,3 +305,121 @@ fn live_packets_behind_a_stretched_fast_start_stay_bounded() {
         "FFmpeg decoded {frames} video frames of 20 s (25 frames/s) on the normal station"
     );
 }
+
+/// A 30 s 1280x720 WMV2 clip at about 6 Mbit/s (noise keeps the encoder at its rate), a key
+/// frame every 2 s, 64 kbit/s WMA2.
+fn six_mbit_clip(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("hd.asf");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=1280x720:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+        .args(["-t", "30", "-vf", "noise=alls=12:allf=t"])
+        .args([
+            "-c:v", "wmv2", "-b:v", "6M", "-maxrate", "6M", "-bufsize", "6M",
+        ])
+        .args(["-g", "50", "-c:a", "wmav2", "-b:a", "64k"])
+        .args(["-packet_size", "3200", "-f", "asf"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg made no clip");
+    path
+}
+
+/// The daemon's session-start and session-end lines for station `hd`'s players.
+fn session_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("station=hd") || l.contains("station=\"hd\""))
+        .filter(|l| {
+            [
+                "MMSH play started",
+                "MMSH play ended",
+                "rtsp play",
+                "rtsp session ended",
+            ]
+            .iter()
+            .any(|k| l.contains(k))
+        })
+        .collect()
+}
+
+/// FFmpeg over MMSH and RTSP/TCP joins a 6 Mbit/s station (the default 5 s fast-start
+/// buffer and client_backlog_bytes) at `rate` twice, 3.3 s apart (other places between key
+/// frames), and decodes 8 s of video each time; the daemon's log says whether the clients
+/// skipped. At rate 1 a client stays the whole join backlog (5–7 s, about 4–5 MB here) behind
+/// for good: the live packets held behind it are no fault and must not make it skip.
+fn six_mbit_station_at_rate(rate: &str) {
+    let dir = TempDir::new("outsider-fast-start-hd");
+    let clip = six_mbit_clip(dir.path());
+    let (hp, rp) = (support::free_tcp_port(), support::free_tcp_port());
+    std::fs::write(
+        dir.path().join("server.yaml"),
+        format!(
+            "listen:\n  http: 127.0.0.1:{hp}\n  mms: false\n  rtsp: 127.0.0.1:{rp}\n\
+             announce_dir: {}\nmetrics:\n  enabled: true\nlimits:\n  fast_start_rate: {rate}\n",
+            dir.path().join("announce").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("hd.yaml"),
+        format!(
+            "name: hd\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n",
+            clip.display()
+        ),
+    )
+    .unwrap();
+    let http = SocketAddr::from(([127, 0, 0, 1], hp));
+    let mut d = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
+    d.wait_for_tcp(http, Duration::from_secs(10));
+    // The buffer reaches back 5 s once the station has played that long.
+    thread::sleep(Duration::from_millis(7_000));
+    let limit = Duration::from_secs(40);
+    let mut decoded = Vec::new();
+    for round in 0..2 {
+        let mmsh = ffmpeg(&format!("mmsh://{http}/hd"), 8, &[], limit);
+        let rtsp = ffmpeg(
+            &format!("rtsp://127.0.0.1:{rp}/hd"),
+            8,
+            &["-rtsp_transport", "tcp"],
+            limit,
+        );
+        decoded.push((round, video_frames(mmsh), video_frames(rtsp)));
+        thread::sleep(Duration::from_millis(3_300));
+    }
+    // The session-end lines come when the players hang up.
+    thread::sleep(Duration::from_millis(1_000));
+    let metrics = get(http, "/metrics");
+    let skips = station_metric(&metrics, "asfcast_client_skips_total", "hd");
+    let (_, log) = d.stop_with_log();
+    let sessions = session_lines(&log).join("\n");
+    eprintln!(
+        "6 Mbit/s station, fast_start_rate {rate}: video frames of -t 8 (round, MMSH, RTSP/TCP) \
+         {decoded:?}; skips in /metrics: {skips}\n{sessions}"
+    );
+    for (round, m, r) in &decoded {
+        assert!(
+            *m >= 195 && *r >= 195,
+            "round {round}: FFmpeg decoded {m} (MMSH) and {r} (RTSP/TCP) video frames of 8 s \
+             at 25 frames/s"
+        );
+    }
+    assert_eq!(skips, 0.0, "clients skipped at fast_start_rate {rate}");
+}
+
+#[test]
+fn a_6_mbit_station_at_fast_start_rate_1_plays_without_skips() {
+    if !support::require_private_netns() {
+        return;
+    }
+    six_mbit_station_at_rate("1");
+}
+
+#[test]
+fn a_6_mbit_station_at_fast_start_rate_16_plays_without_skips() {
+    if !support::require_private_netns() {
+        return;
+    }
+    six_mbit_station_at_rate("16");
+}
