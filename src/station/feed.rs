@@ -11,8 +11,8 @@
 //! - **Slow clients:** the sink reports how many bytes it still has queued for the socket. Above
 //!   `backlog_limit` (or with more live bytes held behind the fast-start backlog than that
 //!   limit or the backlog itself) the feed stops handing out packets and waits for the next
-//!   clean point, where the client resumes cleanly (counted in `skips`). A client that stays behind longer than
-//!   `stall_timeout` is reported stalled, and the sink closes it.
+//!   clean point, where the client resumes cleanly (counted in `skips`). A client that stays
+//!   behind longer than `stall_timeout` is reported stalled, and the sink closes it.
 //!
 //! Pure: the sink passes `now` and its queue size; the feed returns packets and a deadline.
 
