@@ -32,34 +32,20 @@ struct Box_ {
     api: SocketAddr,
 }
 
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
 /// The daemon with HTTP, MMS, RTSP and the control API on 127.0.0.1, the server denying
 /// 127.0.0.2 (watch and api), the logging agent open to 127.0.0.1 only, and station `demo`
 /// (with multicast, so it has a .nsc) closed to 127.0.0.3.
 fn start(dir: &Path) -> Box_ {
-    let (h, m, r, a) = (
-        support::free_tcp_port(),
-        support::free_tcp_port(),
-        support::free_tcp_port(),
-        support::free_tcp_port(),
-    );
-    let mport = support::free_udp_port();
-    std::fs::write(
-        dir.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{h}\n  mms: 127.0.0.1:{m}\n  rtsp: 127.0.0.1:{r}\n  api: 127.0.0.1:{a}\n\
-             announce_dir: {}\n\
-             access:\n\
+    let listen = support::Listen::three().with_api().write(
+        dir,
+        &format!(
+            "access:\n\
              \x20 watch:\n    default: allow\n    rules:\n      - deny: {DENIED}/32\n      - allow: 127.0.0.0/8\n\
              \x20 api:\n    default: deny\n    rules:\n      - deny: \"::ffff:{DENIED}\"\n      - allow: 127.0.0.0/8\n\
-             \x20 log_agent:\n    default: deny\n    rules:\n      - allow: 127.0.0.1\n",
-            dir.join("announce").display()
+             \x20 log_agent:\n    default: deny\n    rules:\n      - allow: 127.0.0.1\n"
         ),
-    )
-    .unwrap();
+    );
+    let mport = support::free_udp_port();
     std::fs::write(
         dir.join("demo.yaml"),
         format!(
@@ -73,17 +59,17 @@ fn start(dir: &Path) -> Box_ {
     )
     .unwrap();
     let mut d = Daemon::asfcast(["run", "--config", dir.to_str().unwrap()]);
-    for p in [h, m, r, a] {
-        d.wait_for_tcp(addr(p), Duration::from_secs(10));
+    for a in listen.all() {
+        d.wait_for_tcp(a, Duration::from_secs(10));
     }
     // The first GOP, so joiners have a clean point and the .nsc exists.
     thread::sleep(Duration::from_millis(700));
     Box_ {
         d,
-        http: addr(h),
-        mms: addr(m),
-        rtsp: addr(r),
-        api: addr(a),
+        http: listen.http(),
+        mms: listen.mms(),
+        rtsp: listen.rtsp(),
+        api: listen.api(),
     }
 }
 

@@ -70,52 +70,35 @@ fn start(dir: &Path, multicast: bool) -> Station {
     let users_hash = text.trim().rsplit(':').next().unwrap().to_string();
     assert_eq!(users_hash.len(), 32, "{text}");
 
-    let http = support::free_tcp_port();
-    let rtsp = support::free_tcp_port();
-    let mms = support::free_tcp_port();
-    std::fs::write(
-        dir.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{http}\n  mms: 127.0.0.1:{mms}\n  rtsp: 127.0.0.1:{rtsp}\n\
-             announce_dir: {}\nlimits:\n  request_max_bytes: 16384\n\
-             auth:\n  realm: {REALM}\n",
-            dir.join("announce").display()
-        ),
-    )
-    .unwrap();
+    let listen = support::Listen::three().write(
+        dir,
+        &format!("limits:\n  request_max_bytes: 16384\nauth:\n  realm: {REALM}\n"),
+    );
     let mcast = if multicast {
         let port = support::free_udp_port();
         format!("multicast:\n  group: 239.255.44.1\n  port: {port}\n  interface: lo\n  ttl: 0\n")
     } else {
         String::new()
     };
-    std::fs::write(
-        dir.join("demo.yaml"),
-        format!(
-            "name: demo\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n{mcast}\
-             unicast:\n  mms: true\n  mmsh: true\n  rtsp: true\n\
-             auth:\n  users_file: users.digest\n",
-            support::demo_media().display()
+    support::demo_station(
+        dir,
+        &format!(
+            "{mcast}unicast:\n  mms: true\n  mmsh: true\n  rtsp: true\n\
+             auth:\n  users_file: users.digest\n"
         ),
-    )
-    .unwrap();
+    );
     let mut cmd = Command::new(support::asfcast_bin());
     cmd.args(["run", "--config", dir.to_str().unwrap()])
         .env("ASFCAST_LOG", "debug");
     let mut daemon = Daemon::spawn("asfcast", cmd);
-    let http_addr: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
-    daemon.wait_for_tcp(http_addr, Duration::from_secs(10));
-    daemon.wait_for_tcp(
-        format!("127.0.0.1:{rtsp}").parse().unwrap(),
-        Duration::from_secs(10),
-    );
-    let mms: SocketAddr = format!("127.0.0.1:{mms}").parse().unwrap();
-    daemon.wait_for_tcp(mms, Duration::from_secs(10));
+    daemon.wait_for_tcp(listen.http(), Duration::from_secs(10));
+    daemon.wait_for_tcp(listen.rtsp(), Duration::from_secs(10));
+    daemon.wait_for_tcp(listen.mms(), Duration::from_secs(10));
     Station {
         daemon,
-        http: http_addr,
-        rtsp_port: rtsp,
-        mms,
+        http: listen.http(),
+        rtsp_port: listen.rtsp().port(),
+        mms: listen.mms(),
         users_hash,
     }
 }

@@ -40,43 +40,32 @@ struct Setup {
 fn start() -> Setup {
     let dir = TempDir::new("client-logs");
     let p = dir.path();
-    let (http, mms, rtsp) = (
-        support::free_tcp_port(),
-        support::free_tcp_port(),
-        support::free_tcp_port(),
-    );
     let logs = p.join("wmlogs");
-    std::fs::write(
-        p.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{http}\n  mms: 127.0.0.1:{mms}\n  rtsp: 127.0.0.1:{rtsp}\n\
-             announce_dir: {}\nlog:\n  clients:\n    dir: {}\n    max_bytes: 1MiB\n    keep_days: 3\n",
-            p.join("announce").display(),
+    let listen = support::Listen::three().write(
+        p,
+        &format!(
+            "log:\n  clients:\n    dir: {}\n    max_bytes: 1MiB\n    keep_days: 3\n",
             logs.display()
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        p.join("demo.yaml"),
-        format!(
-            "name: demo\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n\
-             announcement:\n  log_url: http://127.0.0.1:{http}/scripts/wmslog.dll\n",
-            support::demo_media().display()
+    );
+    support::demo_station(
+        p,
+        &format!(
+            "announcement:\n  log_url: http://{}/scripts/wmslog.dll\n",
+            listen.http()
         ),
-    )
-    .unwrap();
+    );
     let mut daemon = Daemon::asfcast(["run", "--config", p.to_str().unwrap()]);
-    let addr = |port: u16| -> SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
-    for a in [addr(http), addr(mms), addr(rtsp)] {
+    for a in listen.all() {
         daemon.wait_for_tcp(a, Duration::from_secs(10));
     }
     Setup {
         _dir: dir,
         logs,
         daemon,
-        http: addr(http),
-        mms: addr(mms),
-        rtsp: addr(rtsp),
+        http: listen.http(),
+        mms: listen.mms(),
+        rtsp: listen.rtsp(),
     }
 }
 

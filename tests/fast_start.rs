@@ -30,15 +30,7 @@ fn start_with(dir: &Path, buffer: Option<&str>, media: &Path) -> (Daemon, u16) {
         format!("limits:\n  fast_start_buffer: {b}\n")
     });
     let (http, _api) = support::outsider_config(dir, &limits, false);
-    std::fs::write(
-        dir.join("demo.yaml"),
-        format!(
-            "name: demo\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n\
-             unicast:\n  mmsh: true\n",
-            media.display()
-        ),
-    )
-    .unwrap();
+    support::playlist_station(dir, "demo", media, "unicast:\n  mmsh: true\n");
     let mut d = Daemon::asfcast(["run", "--config", dir.to_str().unwrap()]);
     d.wait_for_tcp(http, Duration::from_secs(10));
     (d, http.port())

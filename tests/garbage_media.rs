@@ -51,24 +51,16 @@ fn bad_media(dir: &Path, data: Data) -> PathBuf {
 }
 
 fn write_config(dir: &Path, media: &Path, group: Ipv4Addr, port: u16) {
-    std::fs::write(
-        dir.join("server.yaml"),
-        format!(
-            "listen:\n  http: false\n  mms: false\n  rtsp: false\nannounce_dir: {}\n",
-            dir.join("announce").display()
+    support::Listen::new().write(dir, "");
+    support::playlist_station(
+        dir,
+        "bad",
+        media,
+        &format!(
+            "multicast:\n  group: {group}\n  port: {port}\n  interface: lo\n  ttl: 0\n\
+             unicast:\n  mms: false\n  mmsh: false\n  rtsp: false\n"
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("bad.yaml"),
-        format!(
-            "name: bad\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n\
-             multicast:\n  group: {group}\n  port: {port}\n  interface: lo\n  ttl: 0\n\
-             unicast:\n  mms: false\n  mmsh: false\n  rtsp: false\n",
-            media.display()
-        ),
-    )
-    .unwrap();
+    );
 }
 
 /// CPU time (user + system) the process has used, from /proc/PID/stat.

@@ -19,17 +19,11 @@ use support::{Daemon, TempDir};
 /// Writes server.yaml (HTTP only, on a free port, with `limits` lines added) and one station
 /// with multicast; the HTTP address.
 fn write_config(dir: &std::path::Path, limits: &str) -> SocketAddr {
-    let port = support::free_tcp_port();
+    let listen = support::Listen::new().with_http().write(
+        dir,
+        &format!("limits:\n  handshake_timeout: 30s\n  idle_timeout: 60s\n{limits}"),
+    );
     let mport = support::free_udp_port();
-    std::fs::write(
-        dir.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{port}\n  mms: false\n  rtsp: false\nannounce_dir: {}\n\
-             limits:\n  handshake_timeout: 30s\n  idle_timeout: 60s\n{limits}",
-            dir.join("announce").display()
-        ),
-    )
-    .unwrap();
     std::fs::write(
         dir.join("web.yaml"),
         format!(
@@ -40,7 +34,7 @@ fn write_config(dir: &std::path::Path, limits: &str) -> SocketAddr {
         ),
     )
     .unwrap();
-    format!("127.0.0.1:{port}").parse().unwrap()
+    listen.http()
 }
 
 /// GET /web.nsc on a fresh connection from `from` (None: any local address); the answer, or

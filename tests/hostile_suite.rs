@@ -52,12 +52,10 @@ fn start(tag: &str, limits: &str, copy_media: bool, extra: &[(&str, String)]) ->
     } else {
         support::demo_media()
     };
-    let (h, m, r) = (
-        support::free_tcp_port(),
-        support::free_tcp_port(),
-        support::free_tcp_port(),
+    let listen = support::Listen::three().write(
+        dir.path(),
+        &format!("limits:\n  max_clients_per_ip: 2000\n{limits}"),
     );
-    write_server(dir.path(), h, m, r, limits);
     std::fs::write(
         dir.path().join("demo.yaml"),
         station_yaml("demo", &media, ""),
@@ -66,9 +64,8 @@ fn start(tag: &str, limits: &str, copy_media: bool, extra: &[(&str, String)]) ->
     for (file, yaml) in extra {
         std::fs::write(dir.path().join(file), yaml).unwrap();
     }
-    let addr = |p: u16| -> SocketAddr { format!("127.0.0.1:{p}").parse().unwrap() };
     let mut daemon = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
-    for a in [addr(h), addr(m), addr(r)] {
+    for a in listen.all() {
         daemon.wait_for_tcp(a, Duration::from_secs(10));
     }
     assert!(
@@ -82,23 +79,11 @@ fn start(tag: &str, limits: &str, copy_media: bool, extra: &[(&str, String)]) ->
     Setup {
         dir,
         daemon,
-        http: addr(h),
-        mms: addr(m),
-        rtsp: addr(r),
+        http: listen.http(),
+        mms: listen.mms(),
+        rtsp: listen.rtsp(),
         media,
     }
-}
-
-fn write_server(dir: &Path, http: u16, mms: u16, rtsp: u16, limits: &str) {
-    std::fs::write(
-        dir.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{http}\n  mms: 127.0.0.1:{mms}\n  rtsp: 127.0.0.1:{rtsp}\n\
-             announce_dir: {}\nlimits:\n  max_clients_per_ip: 2000\n{limits}",
-            dir.join("announce").display()
-        ),
-    )
-    .unwrap();
 }
 
 impl Setup {

@@ -11,17 +11,14 @@ use std::time::Duration;
 use support::{Daemon, TempDir};
 
 fn start(dir: &std::path::Path) -> (Daemon, SocketAddr) {
-    let port = support::free_tcp_port();
+    let addr = support::Listen::new()
+        .with_http()
+        .write(
+            dir,
+            "limits:\n  request_max_bytes: 8192\n  handshake_timeout: 2s\n",
+        )
+        .http();
     let mport = support::free_udp_port();
-    std::fs::write(
-        dir.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{port}\n  mms: false\n  rtsp: false\nannounce_dir: {}\n\
-             limits:\n  request_max_bytes: 8192\n  handshake_timeout: 2s\n",
-            dir.join("announce").display()
-        ),
-    )
-    .unwrap();
     std::fs::write(
         dir.join("web.yaml"),
         format!(
@@ -32,7 +29,6 @@ fn start(dir: &std::path::Path) -> (Daemon, SocketAddr) {
         ),
     )
     .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut d = Daemon::asfcast(["run", "--config", dir.to_str().unwrap()]);
     d.wait_for_tcp(addr, Duration::from_secs(10));
     (d, addr)

@@ -39,36 +39,18 @@ fn header_bitrate() -> u64 {
 /// server.yaml and one station `web` with `station_limits` lines under its `limits:`.
 fn start(tag: &str, server_limits: &str, station_limits: &str) -> Setup {
     let dir = TempDir::new(tag);
-    let (h, m, r) = (
-        support::free_tcp_port(),
-        support::free_tcp_port(),
-        support::free_tcp_port(),
+    let listen = support::Listen::three().write(
+        dir.path(),
+        &format!("limits:\n  handshake_timeout: 30s\n{server_limits}"),
     );
-    std::fs::write(
-        dir.path().join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{h}\n  mms: 127.0.0.1:{m}\n  rtsp: 127.0.0.1:{r}\n\
-             announce_dir: {}\nlimits:\n  handshake_timeout: 30s\n{server_limits}",
-            dir.path().join("announce").display()
-        ),
-    )
-    .unwrap();
     let station_limits = if station_limits.is_empty() {
         String::new()
     } else {
         format!("limits:\n{station_limits}")
     };
-    std::fs::write(
-        dir.path().join("web.yaml"),
-        format!(
-            "name: web\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n{station_limits}",
-            support::demo_media().display()
-        ),
-    )
-    .unwrap();
-    let addr = |p: u16| -> SocketAddr { format!("127.0.0.1:{p}").parse().unwrap() };
+    support::playlist_station(dir.path(), "web", &support::demo_media(), &station_limits);
     let mut daemon = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
-    for a in [addr(h), addr(m), addr(r)] {
+    for a in listen.all() {
         daemon.wait_for_tcp(a, Duration::from_secs(10));
     }
     assert!(
@@ -81,9 +63,9 @@ fn start(tag: &str, server_limits: &str, station_limits: &str) -> Setup {
     Setup {
         _dir: dir,
         daemon,
-        http: addr(h),
-        mms: addr(m),
-        rtsp: addr(r),
+        http: listen.http(),
+        mms: listen.mms(),
+        rtsp: listen.rtsp(),
     }
 }
 

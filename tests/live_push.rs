@@ -41,20 +41,7 @@ struct Box_ {
 fn start(tag: &str, source: &str, multicast: bool) -> Box_ {
     let dir = TempDir::new(tag);
     let path = dir.path().to_path_buf();
-    let (hp, mp, rp) = (
-        support::free_tcp_port(),
-        support::free_tcp_port(),
-        support::free_tcp_port(),
-    );
-    std::fs::write(
-        path.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{hp}\n  mms: 127.0.0.1:{mp}\n  rtsp: 127.0.0.1:{rp}\n\
-             announce_dir: {}\nlimits:\n  idle_timeout: 10s\n",
-            path.join("announce").display()
-        ),
-    )
-    .unwrap();
+    let listen = support::Listen::three().write(&path, "limits:\n  idle_timeout: 10s\n");
     let mc = if multicast {
         let port = support::free_udp_port();
         format!(
@@ -69,16 +56,15 @@ fn start(tag: &str, source: &str, multicast: bool) -> Box_ {
         format!("name: live\nsource:\n  type: push\n{source}{mc}"),
     )
     .unwrap();
-    let http: SocketAddr = format!("127.0.0.1:{hp}").parse().unwrap();
     let mut daemon = Daemon::asfcast(["run", "--config", path.to_str().unwrap()]);
-    daemon.wait_for_tcp(http, Duration::from_secs(10));
+    daemon.wait_for_tcp(listen.http(), Duration::from_secs(10));
     Box_ {
         _dir: dir,
         dir: path,
         daemon,
-        http,
-        mms: format!("127.0.0.1:{mp}").parse().unwrap(),
-        rtsp: format!("127.0.0.1:{rp}").parse().unwrap(),
+        http: listen.http(),
+        mms: listen.mms(),
+        rtsp: listen.rtsp(),
     }
 }
 

@@ -11,7 +11,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -20,33 +19,14 @@ use std::time::{Duration, Instant};
 use support::{Daemon, TempDir};
 
 fn start(dir: &Path) -> (Daemon, [u16; 3]) {
-    let (http, mms, rtsp) = (
-        support::free_tcp_port(),
-        support::free_tcp_port(),
-        support::free_tcp_port(),
-    );
-    std::fs::write(
-        dir.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{http}\n  mms: 127.0.0.1:{mms}\n  rtsp: 127.0.0.1:{rtsp}\n\
-             announce_dir: {}\n",
-            dir.join("announce").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("demo.yaml"),
-        format!(
-            "name: demo\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n\
-             unicast:\n  mms: true\n  mmsh: true\n  rtsp: true\n",
-            support::demo_media().display()
-        ),
-    )
-    .unwrap();
+    let listen = support::Listen::three().write(dir, "");
+    support::demo_station(dir, "unicast:\n  mms: true\n  mmsh: true\n  rtsp: true\n");
     let mut d = Daemon::asfcast(["run", "--config", dir.to_str().unwrap()]);
-    let addr: SocketAddr = format!("127.0.0.1:{rtsp}").parse().unwrap();
-    d.wait_for_tcp(addr, Duration::from_secs(10));
-    (d, [http, mms, rtsp])
+    d.wait_for_tcp(listen.rtsp(), Duration::from_secs(10));
+    (
+        d,
+        [listen.http(), listen.mms(), listen.rtsp()].map(|a| a.port()),
+    )
 }
 
 /// How many "playing" lines (one per playlist entry start, i.e. per loop) the log has.

@@ -54,30 +54,14 @@ fn mbr_media() -> PathBuf {
 
 fn start(tag: &str) -> Setup {
     let dir = TempDir::new(tag);
-    let (http, mms, rtsp) = (
-        support::free_tcp_port(),
-        support::free_tcp_port(),
-        support::free_tcp_port(),
-    );
-    std::fs::write(
-        dir.path().join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{http}\n  mms: 127.0.0.1:{mms}\n  rtsp: 127.0.0.1:{rtsp}\n\
-             announce_dir: {}\nlog:\n  level: info\n",
-            dir.path().join("announce").display()
-        ),
-    )
-    .unwrap();
+    let listen = support::Listen::three().write(dir.path(), "log:\n  level: info\n");
     for (name, media) in [("demo", support::demo_media()), ("mbr", mbr_media())] {
-        std::fs::write(
-            dir.path().join(format!("{name}.yaml")),
-            format!(
-                "name: {name}\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n\
-                 unicast:\n  mms: true\n  mmsh: true\n  rtsp: true\n  max_clients: 100\n",
-                media.display()
-            ),
-        )
-        .unwrap();
+        support::playlist_station(
+            dir.path(),
+            name,
+            &media,
+            "unicast:\n  mms: true\n  mmsh: true\n  rtsp: true\n  max_clients: 100\n",
+        );
     }
     // A push station with no fallback: what an encoder pushes is all it plays.
     std::fs::write(
@@ -95,16 +79,15 @@ fn start(tag: &str) -> Setup {
         }
         None => Daemon::asfcast(["run", "--config", &config]),
     };
-    let addr = |p: u16| -> SocketAddr { format!("127.0.0.1:{p}").parse().unwrap() };
-    daemon.wait_for_tcp(addr(rtsp), Duration::from_secs(10));
+    daemon.wait_for_tcp(listen.rtsp(), Duration::from_secs(10));
     // A first GOP for joiners.
     thread::sleep(Duration::from_millis(2500));
     Setup {
         daemon,
         dir,
-        http: addr(http),
-        mms: addr(mms),
-        rtsp: addr(rtsp),
+        http: listen.http(),
+        mms: listen.mms(),
+        rtsp: listen.rtsp(),
     }
 }
 

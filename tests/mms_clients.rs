@@ -24,16 +24,10 @@ use support::{Daemon, TempDir};
 const WIRE_PACKET: usize = 3208;
 
 fn start(dir: &Path, limits: &str) -> (Daemon, SocketAddr) {
-    let port = support::free_tcp_port();
-    std::fs::write(
-        dir.join("server.yaml"),
-        format!(
-            "listen:\n  http: false\n  mms: 127.0.0.1:{port}\n  rtsp: false\nannounce_dir: {}\n\
-             limits:\n{limits}",
-            dir.join("announce").display()
-        ),
-    )
-    .unwrap();
+    let addr = support::Listen::new()
+        .with_mms()
+        .write(dir, &format!("limits:\n{limits}"))
+        .mms();
     std::fs::write(
         dir.join("demo.yaml"),
         format!(
@@ -42,7 +36,6 @@ fn start(dir: &Path, limits: &str) -> (Daemon, SocketAddr) {
         ),
     )
     .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut d = Daemon::asfcast(["run", "--config", dir.to_str().unwrap()]);
     d.wait_for_tcp(addr, Duration::from_secs(10));
     // Let the station produce its first GOP, so joiners have a clean point.

@@ -47,17 +47,14 @@ struct Setup {
 /// station, unicast only. `limits` is extra YAML under `limits:`.
 fn start(tag: &str, limits: &str) -> Setup {
     let dir = TempDir::new(tag);
-    let port = support::free_tcp_port();
     let path = dir.path().to_path_buf();
-    std::fs::write(
-        path.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{port}\n  mms: false\n  rtsp: false\nannounce_dir: {}\n\
-             limits:\n  handshake_timeout: 3s\n{limits}",
-            path.join("announce").display()
-        ),
-    )
-    .unwrap();
+    let addr = support::Listen::new()
+        .with_http()
+        .write(
+            &path,
+            &format!("limits:\n  handshake_timeout: 3s\n{limits}"),
+        )
+        .http();
     std::fs::write(
         path.join("demo.yaml"),
         format!(
@@ -66,7 +63,6 @@ fn start(tag: &str, limits: &str) -> Setup {
         ),
     )
     .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut daemon = Daemon::asfcast(["run", "--config", path.to_str().unwrap()]);
     daemon.wait_for_tcp(addr, Duration::from_secs(10));
     // The station needs its first header before a Describe can be answered.
@@ -429,16 +425,8 @@ fn stopping_the_daemon_ends_a_stream_with_e() {
 #[test]
 fn a_station_refuses_clients_beyond_its_max_clients() {
     let dir = TempDir::new("mmsh-max");
-    let port = support::free_tcp_port();
     let path = dir.path();
-    std::fs::write(
-        path.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{port}\n  mms: false\n  rtsp: false\nannounce_dir: {}\n",
-            path.join("announce").display()
-        ),
-    )
-    .unwrap();
+    let addr = support::Listen::new().with_http().write(path, "").http();
     std::fs::write(
         path.join("demo.yaml"),
         format!(
@@ -447,7 +435,6 @@ fn a_station_refuses_clients_beyond_its_max_clients() {
         ),
     )
     .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut daemon = Daemon::asfcast(["run", "--config", path.to_str().unwrap()]);
     daemon.wait_for_tcp(addr, Duration::from_secs(10));
     assert!(daemon.wait_for_stderr("playing", Duration::from_secs(10)));

@@ -25,15 +25,7 @@ fn write_config_on(
     group: &str,
     interface: &str,
 ) {
-    let announce = dir.join("announce");
-    std::fs::write(
-        dir.join("server.yaml"),
-        format!(
-            "listen:\n  http: false\n  mms: false\n  rtsp: false\nannounce_dir: {}\n",
-            announce.display()
-        ),
-    )
-    .unwrap();
+    support::Listen::new().write(dir, "");
     let list: String = files
         .iter()
         .map(|f| format!("    - {}\n", f.display()))

@@ -24,18 +24,11 @@ use support::{Daemon, TempDir};
 const HOSTILE_AGENT: &str = "<script>alert(1)</script>";
 
 fn start(dir: &Path) -> (Daemon, SocketAddr, SocketAddr) {
-    let http = support::free_tcp_port();
-    let rtsp = support::free_tcp_port();
+    let listen = support::Listen::new().with_http().with_rtsp().write(
+        dir,
+        "status:\n  enabled: true\n  refresh_s: 0\nmetrics:\n  enabled: true\n",
+    );
     let mport = support::free_udp_port();
-    std::fs::write(
-        dir.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{http}\n  mms: false\n  rtsp: 127.0.0.1:{rtsp}\n\
-             announce_dir: {}\nstatus:\n  enabled: true\n  refresh_s: 0\nmetrics:\n  enabled: true\n",
-            dir.join("announce").display()
-        ),
-    )
-    .unwrap();
     std::fs::write(
         dir.join("demo.yaml"),
         format!(
@@ -46,8 +39,7 @@ fn start(dir: &Path) -> (Daemon, SocketAddr, SocketAddr) {
         ),
     )
     .unwrap();
-    let http: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
-    let rtsp: SocketAddr = format!("127.0.0.1:{rtsp}").parse().unwrap();
+    let (http, rtsp) = (listen.http(), listen.rtsp());
     let mut d = Daemon::asfcast(["run", "--config", dir.to_str().unwrap()]);
     d.wait_for_tcp(http, Duration::from_secs(10));
     d.wait_for_tcp(rtsp, Duration::from_secs(10));

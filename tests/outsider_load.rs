@@ -65,34 +65,14 @@ struct Setup {
 /// `extra` station files.
 fn start(tag: &str, extra: &dyn Fn(&Path) -> Vec<(String, String)>) -> Setup {
     let dir = TempDir::new(tag);
-    let (h, m, r) = (
-        support::free_tcp_port(),
-        support::free_tcp_port(),
-        support::free_tcp_port(),
-    );
-    std::fs::write(
-        dir.path().join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{h}\n  mms: 127.0.0.1:{m}\n  rtsp: 127.0.0.1:{r}\n\
-             announce_dir: {}\nlimits:\n  max_clients_per_ip: 2000\n",
-            dir.path().join("announce").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("demo.yaml"),
-        format!(
-            "name: demo\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n",
-            support::demo_media().display()
-        ),
-    )
-    .unwrap();
+    let listen =
+        support::Listen::three().write(dir.path(), "limits:\n  max_clients_per_ip: 2000\n");
+    support::demo_station(dir.path(), "");
     for (file, yaml) in extra(dir.path()) {
         std::fs::write(dir.path().join(file), yaml).unwrap();
     }
-    let addr = |p: u16| -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], p)) };
     let mut daemon = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
-    for a in [addr(h), addr(m), addr(r)] {
+    for a in listen.all() {
         daemon.wait_for_tcp(a, Duration::from_secs(10));
     }
     assert!(
@@ -104,8 +84,8 @@ fn start(tag: &str, extra: &dyn Fn(&Path) -> Vec<(String, String)>) -> Setup {
     Setup {
         _dir: dir,
         daemon,
-        http: addr(h),
-        rtsp: addr(r),
+        http: listen.http(),
+        rtsp: listen.rtsp(),
     }
 }
 

@@ -32,45 +32,17 @@ fn wait_fds_at_most(pid: u32, limit: usize, within: Duration) -> usize {
     }
 }
 
-struct Ports {
-    http: SocketAddr,
-    mms: SocketAddr,
-    rtsp: SocketAddr,
-}
-
-fn start(dir: &std::path::Path) -> (Daemon, Ports) {
-    let (h, m, r) = (
-        support::free_tcp_port(),
-        support::free_tcp_port(),
-        support::free_tcp_port(),
+fn start(dir: &std::path::Path) -> (Daemon, support::Listen) {
+    let listen = support::Listen::three().write(
+        dir,
+        "limits:\n  handshake_timeout: 1s\n  idle_timeout: 5s\n",
     );
-    std::fs::write(
-        dir.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{h}\n  mms: 127.0.0.1:{m}\n  rtsp: 127.0.0.1:{r}\n\
-             announce_dir: {}\nlimits:\n  handshake_timeout: 1s\n  idle_timeout: 5s\n",
-            dir.join("announce").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("demo.yaml"),
-        format!(
-            "name: demo\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n",
-            support::demo_media().display()
-        ),
-    )
-    .unwrap();
-    let ports = Ports {
-        http: format!("127.0.0.1:{h}").parse().unwrap(),
-        mms: format!("127.0.0.1:{m}").parse().unwrap(),
-        rtsp: format!("127.0.0.1:{r}").parse().unwrap(),
-    };
+    support::demo_station(dir, "");
     let mut d = Daemon::asfcast(["run", "--config", dir.to_str().unwrap()]);
-    d.wait_for_tcp(ports.http, Duration::from_secs(10));
-    d.wait_for_tcp(ports.mms, Duration::from_secs(10));
-    d.wait_for_tcp(ports.rtsp, Duration::from_secs(10));
-    (d, ports)
+    d.wait_for_tcp(listen.http(), Duration::from_secs(10));
+    d.wait_for_tcp(listen.mms(), Duration::from_secs(10));
+    d.wait_for_tcp(listen.rtsp(), Duration::from_secs(10));
+    (d, listen)
 }
 
 /// Sends `request` and FIN (in one write + shutdown, or split), reads (bounded) until the
@@ -113,7 +85,7 @@ fn request_with_fin_is_answered_and_closed_on_every_protocol() {
         // MMSH describe (no xPlayStrm): the header answer, then close.
         let describe = "GET /demo HTTP/1.0\r\nUser-Agent: NSPlayer/4.1.0.3856\r\n\
                         Pragma: xClientGUID={c77e7400-738a-11d2-9add-0020af0a3278}\r\n\r\n";
-        let (a, closed) = request_then_fin(p.http, describe.as_bytes(), split);
+        let (a, closed) = request_then_fin(p.http(), describe.as_bytes(), split);
         let text = String::from_utf8_lossy(&a[..a.len().min(200)]).into_owned();
         assert!(
             text.starts_with("HTTP/1."),
@@ -126,7 +98,7 @@ fn request_with_fin_is_answered_and_closed_on_every_protocol() {
         assert!(closed, "MMSH describe split={split}: not closed after FIN");
 
         // MMSH play request + FIN: some answer, and the connection ends.
-        let (a, closed) = request_then_fin(p.http, mmsh_play_request("demo").as_bytes(), split);
+        let (a, closed) = request_then_fin(p.http(), mmsh_play_request("demo").as_bytes(), split);
         let text = String::from_utf8_lossy(&a[..a.len().min(200)]).into_owned();
         assert!(
             text.starts_with("HTTP/1."),
@@ -135,8 +107,11 @@ fn request_with_fin_is_answered_and_closed_on_every_protocol() {
         assert!(closed, "MMSH play split={split}: not closed after FIN");
 
         // RTSP OPTIONS + FIN.
-        let options = format!("OPTIONS rtsp://{}/demo RTSP/1.0\r\nCSeq: 1\r\n\r\n", p.rtsp);
-        let (a, closed) = request_then_fin(p.rtsp, options.as_bytes(), split);
+        let options = format!(
+            "OPTIONS rtsp://{}/demo RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+            p.rtsp()
+        );
+        let (a, closed) = request_then_fin(p.rtsp(), options.as_bytes(), split);
         let text = String::from_utf8_lossy(&a).into_owned();
         assert!(
             text.starts_with("RTSP/1.0 200"),
@@ -146,7 +121,7 @@ fn request_with_fin_is_answered_and_closed_on_every_protocol() {
 
         // MMST LinkViewerToMacConnect + FIN: a reply command, then close.
         let (num, fields) = &mms_commands("\\\\127.0.0.1\\TCP\\1755", "demo")[0];
-        let mut s = TcpStream::connect(p.mms).unwrap();
+        let mut s = TcpStream::connect(p.mms()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         s.write_all(&mms_command(*num, fields)).unwrap();
         if split {
@@ -181,7 +156,7 @@ fn silent_and_pipelining_clients_are_closed_and_descriptors_return_to_baseline()
     std::thread::sleep(Duration::from_millis(300));
     let baseline = fd_count(pid);
     let mut held = Vec::new();
-    for addr in [p.http, p.mms, p.rtsp] {
+    for addr in [p.http(), p.mms(), p.rtsp()] {
         for _ in 0..10 {
             held.push(TcpStream::connect(addr).unwrap());
         }
@@ -191,11 +166,11 @@ fn silent_and_pipelining_clients_are_closed_and_descriptors_return_to_baseline()
     for i in 0..200 {
         many.push_str(&format!(
             "OPTIONS rtsp://{}/demo RTSP/1.0\r\nCSeq: {i}\r\n\r\n",
-            p.rtsp
+            p.rtsp()
         ));
     }
     for _ in 0..5 {
-        let mut s = TcpStream::connect(p.rtsp).unwrap();
+        let mut s = TcpStream::connect(p.rtsp()).unwrap();
         s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
         let _ = s.write_all(many.as_bytes());
         held.push(s);
@@ -206,7 +181,7 @@ fn silent_and_pipelining_clients_are_closed_and_descriptors_return_to_baseline()
         gets.push_str("GET /demo.nsc HTTP/1.1\r\nHost: x\r\n\r\n");
     }
     for _ in 0..5 {
-        let mut s = TcpStream::connect(p.http).unwrap();
+        let mut s = TcpStream::connect(p.http()).unwrap();
         s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
         let _ = s.write_all(gets.as_bytes());
         held.push(s);
@@ -217,8 +192,12 @@ fn silent_and_pipelining_clients_are_closed_and_descriptors_return_to_baseline()
     let after = wait_fds_at_most(pid, baseline, Duration::from_secs(20));
     // The daemon still answers afterwards.
     let (a, _) = request_then_fin(
-        p.rtsp,
-        format!("OPTIONS rtsp://{}/demo RTSP/1.0\r\nCSeq: 1\r\n\r\n", p.rtsp).as_bytes(),
+        p.rtsp(),
+        format!(
+            "OPTIONS rtsp://{}/demo RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+            p.rtsp()
+        )
+        .as_bytes(),
         false,
     );
     drop(held);
@@ -279,15 +258,7 @@ fn smoothing_stations_with_broken_send_times_leave_the_daemon_serving() {
     }
     let dir = TempDir::new("outsider-perf-smooth");
     let d_path = dir.path();
-    let h = support::free_tcp_port();
-    std::fs::write(
-        d_path.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{h}\n  mms: false\n  rtsp: false\nannounce_dir: {}\n",
-            d_path.join("announce").display()
-        ),
-    )
-    .unwrap();
+    let http = support::Listen::new().with_http().write(d_path, "").http();
     let mut receivers = Vec::new();
     for (i, how) in [SendTimes::AllZero, SendTimes::Frozen, SendTimes::Backwards]
         .into_iter()
@@ -313,15 +284,7 @@ fn smoothing_stations_with_broken_send_times_leave_the_daemon_serving() {
         )
         .unwrap();
     }
-    std::fs::write(
-        d_path.join("good.yaml"),
-        format!(
-            "name: good\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n",
-            support::demo_media().display()
-        ),
-    )
-    .unwrap();
-    let http: SocketAddr = format!("127.0.0.1:{h}").parse().unwrap();
+    support::playlist_station(d_path, "good", &support::demo_media(), "");
     let started = Instant::now();
     let mut d = Daemon::asfcast(["run", "--config", d_path.to_str().unwrap()]);
     d.wait_for_tcp(http, Duration::from_secs(10));
@@ -340,7 +303,7 @@ fn smoothing_stations_with_broken_send_times_leave_the_daemon_serving() {
         drain(&mut received, &mut buf);
         std::thread::sleep(Duration::from_millis(20));
     }
-    let frames = support::raw::ffmpeg_frames(&format!("mmsh://127.0.0.1:{h}/good"), 3);
+    let frames = support::raw::ffmpeg_frames(&format!("mmsh://{http}/good"), 3);
     drain(&mut received, &mut buf);
     let watched = started.elapsed().as_secs_f64();
     let still_running = d.is_running();
@@ -376,9 +339,9 @@ fn a_client_that_keeps_talking_outlives_the_early_deadline_entries() {
     }
     let dir = TempDir::new("outsider-perf-keep");
     let (d, p) = start(dir.path());
-    let mut s = TcpStream::connect(p.rtsp).unwrap();
+    let mut s = TcpStream::connect(p.rtsp()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let url = format!("rtsp://{}/demo", p.rtsp);
+    let url = format!("rtsp://{}/demo", p.rtsp());
     let describe = format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n");
     let answer = support::raw::rtsp_exchange(&mut s, &describe).unwrap();
     assert!(answer.starts_with("RTSP/1.0 200"), "{answer}");

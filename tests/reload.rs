@@ -41,14 +41,7 @@ fn a_receiver_of_an_unchanged_station_is_untouched_by_reloads() {
     }
     let dir = TempDir::new("reload");
     let port = support::free_udp_port();
-    std::fs::write(
-        dir.path().join("server.yaml"),
-        format!(
-            "listen:\n  http: false\n  mms: false\n  rtsp: false\nannounce_dir: {}\n",
-            dir.path().join("announce").display()
-        ),
-    )
-    .unwrap();
+    support::Listen::new().write(dir.path(), "");
     let a = station_yaml("alpha", &support::demo_media(), 1, port);
     let b_path = dir.path().join("beta.yaml");
     std::fs::write(dir.path().join("alpha.yaml"), &a).unwrap();

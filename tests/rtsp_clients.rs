@@ -8,7 +8,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -21,29 +21,12 @@ const CLIENT_LIMIT: Duration = Duration::from_secs(60);
 /// Writes a server file (RTSP only, with `rtsp_section` appended) and the unicast-only demo
 /// station, starts the daemon and waits for the RTSP listener.
 fn start(dir: &Path, rtsp_section: &str) -> (Daemon, String) {
-    let port = support::free_tcp_port();
-    std::fs::write(
-        dir.join("server.yaml"),
-        format!(
-            "listen:\n  http: false\n  mms: false\n  rtsp: 127.0.0.1:{port}\nannounce_dir: {}\n\
-             limits:\n  request_max_bytes: 8192\n{rtsp_section}",
-            dir.join("announce").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("demo.yaml"),
-        format!(
-            "name: demo\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n\
-             unicast:\n  mms: false\n  mmsh: false\n  rtsp: true\n",
-            support::demo_media().display()
-        ),
-    )
-    .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let extra = format!("limits:\n  request_max_bytes: 8192\n{rtsp_section}");
+    let rtsp = support::Listen::new().with_rtsp().write(dir, &extra).rtsp();
+    support::demo_station(dir, "unicast:\n  mms: false\n  mmsh: false\n  rtsp: true\n");
     let mut d = Daemon::asfcast(["run", "--config", dir.to_str().unwrap()]);
-    d.wait_for_tcp(addr, Duration::from_secs(10));
-    (d, format!("rtsp://127.0.0.1:{port}/demo"))
+    d.wait_for_tcp(rtsp, Duration::from_secs(10));
+    (d, format!("rtsp://{rtsp}/demo"))
 }
 
 /// Frames FFmpeg decoded in `-t 5 -f null`, as (video, audio), or its stderr on failure.

@@ -212,6 +212,11 @@ impl LiveFeed {
                 out.push(p);
             }
         }
+        if self.pending.is_empty() && self.pending.capacity() > 0 {
+            // Caught up: the queue is not used again (only a join fills it), so its room for
+            // a whole fast-start backlog goes back, for every client of a big audience.
+            self.pending = VecDeque::new();
+        }
         self.state(now)
     }
 
@@ -309,7 +314,9 @@ mod tests {
             out.iter().map(|p| p.seq).collect::<Vec<_>>(),
             [0, 1, 2, 3, 4, 5]
         );
-        // Caught up: live packets go straight through; duplicates never.
+        // Caught up: the backlog's room is given back; live packets go straight through;
+        // duplicates never.
+        assert_eq!(f.pending.capacity(), 0);
         f.offer(
             &pkt(6, 3040, false),
             0,

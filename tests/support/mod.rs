@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+pub mod config;
 pub mod gst;
 pub mod partition;
 pub mod push;
@@ -28,6 +29,10 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+
+// Not every test file uses every writer.
+#[allow(unused_imports)]
+pub use config::{demo_station, playlist_station, Listen};
 
 /// Interfaces `tests/netns-run` leaves in its namespace: lo and its IPv6 veth pair.
 const NETNS_INTERFACES: [&str; 3] = ["lo", "mc0", "mc1"];
@@ -660,28 +665,9 @@ pub fn chromium(profile: &Path, args: &[&str], url: &str) -> String {
 /// `dir`, then `extra` (more server.yaml lines); with `demo`, a `demo` station looping the demo
 /// media. Returns the HTTP and API addresses.
 pub fn outsider_config(dir: &Path, extra: &str, demo: bool) -> (SocketAddr, SocketAddr) {
-    let (hp, ap) = (free_tcp_port(), free_tcp_port());
-    std::fs::write(
-        dir.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{hp}\n  mms: false\n  rtsp: false\n  api: 127.0.0.1:{ap}\n\
-             announce_dir: {}\n{extra}",
-            dir.join("announce").display()
-        ),
-    )
-    .unwrap_or_else(|e| panic!("server.yaml: {e}"));
+    let listen = Listen::new().with_http().with_api().write(dir, extra);
     if demo {
-        std::fs::write(
-            dir.join("demo.yaml"),
-            format!(
-                "name: demo\nsource:\n  type: playlist\n  files:\n    - {}\n  loop: true\n",
-                demo_media().display()
-            ),
-        )
-        .unwrap_or_else(|e| panic!("demo.yaml: {e}"));
+        demo_station(dir, "");
     }
-    (
-        SocketAddr::from(([127, 0, 0, 1], hp)),
-        SocketAddr::from(([127, 0, 0, 1], ap)),
-    )
+    (listen.http(), listen.api())
 }
