@@ -13,8 +13,9 @@
 //!
 //! And the other side of the bound: on an honest 6 Mbit/s station the default limits must
 //! not make a joiner skip at any `fast_start_rate` — at rate 1 the live packets held behind
-//! the join backlog are the backlog's whole span of media (4.5–5.7 MB), handed to the socket
-//! at once when the backlog is out.
+//! the join backlog are the backlog's whole span of media (4.5–5.7 MB), for good (they follow
+//! the backlog's schedule; when they were handed to the socket at once as the backlog ended,
+//! every joiner skipped).
 
 mod support;
 

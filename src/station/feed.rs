@@ -7,18 +7,14 @@
 //!   [`super::Station::set_join_reach_back`]) to now, so its decoder starts on a key frame and
 //!   its player's buffer fills at once.
 //! - **Fast start:** that backlog is released at `fast_start_rate` × real time (by send time),
-//!   not all at once, and live packets queue behind it until the client has caught up.
+//!   not all at once, and the live packets that come meanwhile continue the same schedule
+//!   behind it until the client has caught up (at rate 1 it never does: the client stays the
+//!   buffer behind the live edge, a steady delay, never a burst).
 //! - **Slow clients:** the sink reports how many bytes it still has queued for the socket. Above
 //!   `backlog_limit` (or with more live bytes held behind the fast-start backlog than that
 //!   limit plus the backlog's own bytes) the feed stops handing out packets and waits for the
 //!   next clean point, where the client resumes cleanly (counted in `skips`). A client that
 //!   stays behind longer than `stall_timeout` is reported stalled, and the sink closes it.
-//!
-//!   The live packets held behind the backlog go out at once when it is out: at
-//!   `fast_start_rate` 1 that is the backlog's whole span of live media (5–7 s with the default
-//!   buffer: 4.5–5.7 MB on a 6 Mbit/s station, more than the default 4 MiB). Until the queue
-//!   is back under `backlog_limit`, those bytes are allowed on top of it: a client reading at
-//!   once is not one that is behind.
 //!
 //! Pure: the sink passes `now` and its queue size; the feed returns packets and a deadline.
 
@@ -70,12 +66,8 @@ pub struct LiveFeed {
     held_live_bytes: usize,
     /// `backlog_limit` plus the join backlog's bytes: the most live bytes held behind the
     /// backlog before the client is behind. At `fast_start_rate` 1 a backlog's span of live
-    /// packets is held, and its bytes vary around the backlog's own.
+    /// packets is held for good, and its bytes vary around the backlog's own.
     held_allowance: usize,
-    /// Bytes of held live packets handed out since the socket queue was last seen under
-    /// `backlog_limit`: they went out at once behind the backlog, and may be queued on top of
-    /// the limit.
-    released_held: usize,
     /// Anchor of the fast-start schedule: (release instant, send time) of its first packet,
     /// and the send time of the last packet scheduled.
     anchor: Option<(Instant, u32, u32)>,
@@ -98,7 +90,6 @@ impl LiveFeed {
             backlog_held: 0,
             held_live_bytes: 0,
             held_allowance: config.backlog_limit,
-            released_held: 0,
             anchor: None,
             skipping: false,
             behind_since: None,
@@ -159,11 +150,8 @@ impl LiveFeed {
         if self.last_seq.is_some_and(|s| p.seq <= s) {
             return self.state(now);
         }
-        let queue_limit = self.config.backlog_limit.saturating_add(self.released_held);
-        let behind = queued > queue_limit || self.held_live_bytes > self.held_allowance;
-        if queued <= self.config.backlog_limit {
-            self.released_held = 0;
-        }
+        let behind =
+            queued > self.config.backlog_limit || self.held_live_bytes > self.held_allowance;
         if behind && !self.skipping {
             self.skipping = true;
             self.skips += 1;
@@ -192,10 +180,10 @@ impl LiveFeed {
             self.last_seq = Some(p.seq);
             out.push(p.clone());
         } else {
-            // Still catching up: live packets queue behind the fast-start backlog, released
-            // no earlier than now.
+            // Still catching up: the live packet continues the fast-start schedule behind the
+            // backlog (released at once when the schedule has reached it: caught up).
             self.held_live_bytes += p.bytes.len();
-            self.pending.push_back((now, p.clone()));
+            self.schedule(p.clone(), now);
             return self.release(now, out);
         }
         self.state(now)
@@ -227,7 +215,6 @@ impl LiveFeed {
             self.backlog_held -= 1;
         } else {
             self.held_live_bytes = self.held_live_bytes.saturating_sub(p.bytes.len());
-            self.released_held = self.released_held.saturating_add(p.bytes.len());
         }
     }
 
@@ -236,7 +223,6 @@ impl LiveFeed {
         self.pending.clear();
         self.backlog_held = 0;
         self.held_live_bytes = 0;
-        self.released_held = 0;
     }
 
     /// When the next fast-start packet is due.
@@ -309,7 +295,11 @@ mod tests {
         );
         assert_eq!(st, FeedState::Flowing);
         assert_eq!(out.len(), 4);
+        // It continues the schedule: 2000 ms of send time after the anchor at 4x = 500 ms.
         f.release(t0 + Duration::from_millis(400), &mut out);
+        assert_eq!(out.len(), 5);
+        assert_eq!(f.deadline(), Some(t0 + Duration::from_millis(500)));
+        f.release(t0 + Duration::from_millis(500), &mut out);
         assert_eq!(
             out.iter().map(|p| p.seq).collect::<Vec<_>>(),
             [0, 1, 2, 3, 4, 5]
@@ -457,71 +447,48 @@ mod tests {
         assert_eq!(out.len(), n + 1);
     }
 
-    /// At rate 1 the client stays a whole join backlog behind for good: the live packets held
-    /// behind it may reach the backlog's size without counting as behind.
+    /// At rate 1 the live packets continue the backlog's schedule: the client stays the
+    /// backlog's span behind the live edge, each packet held for the same time, and nothing
+    /// comes out in a burst when the backlog is out (a burst of the whole span made every
+    /// FFmpeg on a 6 Mbit/s station skip: 4.5–5.7 MB against the default 4 MiB).
     #[test]
-    fn a_real_time_fast_start_holds_a_backlog_worth_of_live_packets() {
+    fn at_real_time_the_live_packets_keep_a_steady_delay_without_a_burst() {
         let t0 = Instant::now();
         let cfg = FeedConfig {
             fast_start_rate: 1.0,
             ..CFG
         };
-        // 30 packets of 100 bytes 40 ms apart: 3000 bytes, three times the limit.
+        // 30 packets of 100 bytes 40 ms apart (3000 bytes, three times the limit): a span of
+        // 1200 ms from the first to the first live packet.
         let backlog: Vec<_> = (0..30).map(|i| pkt(i, i as u32 * 40, i == 0)).collect();
         let mut f = LiveFeed::join(cfg, backlog, t0);
         let mut out = Vec::new();
-        for i in 30..300u64 {
-            let now = t0 + Duration::from_millis((i - 30) * 40);
+        let mut released_at = std::collections::HashMap::new();
+        for step in 0..500u64 {
+            let now = t0 + Duration::from_millis(step * 20);
+            out.clear();
+            if step % 2 == 0 {
+                // A live packet every 40 ms; what was released is written at once (queued 0).
+                let i = 30 + step / 2;
+                assert_eq!(
+                    f.offer(&pkt(i, i as u32 * 40, false), 0, now, &mut out),
+                    FeedState::Flowing
+                );
+            }
+            f.release(now, &mut out);
+            assert!(out.len() <= 2, "a burst of {} at {step}", out.len());
+            for p in &out {
+                released_at.insert(p.seq, step * 20);
+            }
+        }
+        assert_eq!(f.skips, 0);
+        // Every live packet left 1200 ms after it came.
+        for i in 30..250u64 {
             assert_eq!(
-                f.offer(&pkt(i, i as u32 * 40, false), 0, now, &mut out),
-                FeedState::Flowing,
+                released_at.get(&i),
+                Some(&((i - 30) * 40 + 1200)),
                 "packet {i}"
             );
         }
-        assert_eq!(f.skips, 0);
-        assert!(out.len() > 250, "{}", out.len());
-    }
-
-    /// At rate 1 the live packets held behind the backlog (a backlog's span of them) go out at
-    /// once when the backlog is out, all queued for the socket before the next write: that
-    /// is no client behind. (A 6 Mbit/s station with the default 5 s buffer and 4 MiB limit
-    /// held 4.5–5.7 MB; every FFmpeg over MMSH and RTSP skipped there.)
-    #[test]
-    fn the_live_packets_held_behind_a_real_time_backlog_may_all_be_queued() {
-        let t0 = Instant::now();
-        let cfg = FeedConfig {
-            fast_start_rate: 1.0,
-            ..CFG
-        };
-        // 30 packets of 100 bytes 40 ms apart: 3000 bytes, three times the limit.
-        let backlog: Vec<_> = (0..30).map(|i| pkt(i, i as u32 * 40, i == 0)).collect();
-        let mut f = LiveFeed::join(cfg, backlog, t0);
-        let mut out = Vec::new();
-        // The client reads everything at once until the backlog's last packet (at 1160 ms);
-        // the live packets of that span (29 of them, 2900 bytes) come out with it.
-        for i in 30..59u64 {
-            let now = t0 + Duration::from_millis((i - 30) * 40 + 20);
-            f.offer(&pkt(i, i as u32 * 40, false), 0, now, &mut out);
-        }
-        out.clear();
-        f.release(t0 + Duration::from_millis(1_160), &mut out);
-        assert_eq!(
-            out.len(),
-            30,
-            "the backlog's last packet and the held live ones"
-        );
-        let queued: usize = out.iter().map(|p| p.bytes.len()).sum();
-        assert!(queued > CFG.backlog_limit, "{queued}");
-        // All of it still queued when the next live packet comes: flowing, not skipping.
-        assert_eq!(
-            f.offer(
-                &pkt(59, 59 * 40, false),
-                queued,
-                t0 + Duration::from_millis(1_180),
-                &mut out
-            ),
-            FeedState::Flowing
-        );
-        assert_eq!(f.skips, 0);
     }
 }
