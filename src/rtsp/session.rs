@@ -204,11 +204,16 @@ enum Data<'a> {
 }
 
 impl Data<'_> {
-    fn bytes(&self) -> &[u8] {
+    /// The buffer, shared: the station's or this session's rewrite of it.
+    fn arc(&self) -> &Arc<[u8]> {
         match self {
             Data::Shared(a) => a,
             Data::Owned(v) => v,
         }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.arc()
     }
 }
 
@@ -1108,15 +1113,11 @@ fn emit(
                 let mut b = Vec::with_capacity(rtp::RTP_HEADER + rtp::PF_HEADER);
                 b.extend_from_slice(&head);
                 b.extend_from_slice(&f.pf_header);
-                let shared = match data {
-                    Data::Shared(a) => Arc::clone(a),
-                    Data::Owned(a) => Arc::clone(a),
-                };
                 datagrams.push(Datagram::split(
                     UdpChannel::Rtp,
                     SocketAddr::new(peer.ip(), port),
                     b,
-                    shared,
+                    Arc::clone(data.arc()),
                     f.start..f.end,
                     0,
                 ));
@@ -1125,24 +1126,17 @@ fn emit(
                 let Some(prefix) = rtp::interleaved_prefix(ch, size) else {
                     continue;
                 };
-                match data {
-                    Data::Shared(arc) if whole => {
-                        // Prefix, RTP header, payload-format header: inline, not allocated.
-                        let mut b = [0u8; 4 + rtp::RTP_HEADER + rtp::PF_HEADER];
-                        b[..4].copy_from_slice(&prefix);
-                        b[4..4 + rtp::RTP_HEADER].copy_from_slice(&head);
-                        b[4 + rtp::RTP_HEADER..].copy_from_slice(&f.pf_header);
-                        out.push_small(&b);
-                        out.push_shared(Arc::clone(arc));
-                    }
-                    _ => {
-                        let mut b = Vec::with_capacity(4 + size);
-                        b.extend_from_slice(&prefix);
-                        b.extend_from_slice(&head);
-                        b.extend_from_slice(&f.pf_header);
-                        b.extend_from_slice(piece);
-                        out.push_owned(b);
-                    }
+                // Prefix, RTP header, payload-format header: inline, not allocated; then the
+                // packet or its fragment, shared with every other session, never copied.
+                let mut b = [0u8; 4 + rtp::RTP_HEADER + rtp::PF_HEADER];
+                b[..4].copy_from_slice(&prefix);
+                b[4..4 + rtp::RTP_HEADER].copy_from_slice(&head);
+                b[4 + rtp::RTP_HEADER..].copy_from_slice(&f.pf_header);
+                out.push_small(&b);
+                if whole {
+                    out.push_shared(Arc::clone(data.arc()));
+                } else {
+                    out.push_piece(data.arc(), f.start..f.end);
                 }
             }
         }

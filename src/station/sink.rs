@@ -47,13 +47,15 @@ impl Step {
 }
 
 /// One chunk of stream output: bytes the session made, a short per-packet head kept inline
-/// (the framing in front of a shared packet: no allocation per packet per client), or a
-/// station packet shared by all sessions (never copied per client).
+/// (the framing in front of a shared packet: no allocation per packet per client), a station
+/// packet shared by all sessions (never copied per client), or a piece of one (an RTP
+/// fragment of it: shared too).
 #[derive(Debug, Clone)]
 pub enum Chunk {
     Owned(Vec<u8>),
     Small { len: u8, bytes: [u8; SMALL_CHUNK] },
     Shared(Arc<[u8]>),
+    Piece { of: Arc<[u8]>, start: u32, end: u32 },
 }
 
 /// Longest head kept inline: an RTSP interleaved prefix + RTP header + x-asf-pf header (20
@@ -66,6 +68,9 @@ impl Chunk {
             Chunk::Owned(v) => v,
             Chunk::Small { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
             Chunk::Shared(a) => a,
+            Chunk::Piece { of, start, end } => {
+                of.get(*start as usize..*end as usize).unwrap_or_default()
+            }
         }
     }
 }
@@ -116,6 +121,23 @@ impl OutQueue {
             self.queued += b.len();
             self.chunks.push_back(Chunk::Shared(b));
         }
+    }
+
+    /// Queues `range` of a shared buffer without copying it (an empty or out-of-bounds range
+    /// queues nothing).
+    pub fn push_piece(&mut self, of: &Arc<[u8]>, range: std::ops::Range<usize>) {
+        let (Ok(start), Ok(end)) = (u32::try_from(range.start), u32::try_from(range.end)) else {
+            return;
+        };
+        if range.start >= range.end || range.end > of.len() {
+            return;
+        }
+        self.queued += range.end - range.start;
+        self.chunks.push_back(Chunk::Piece {
+            of: Arc::clone(of),
+            start,
+            end,
+        });
     }
 
     /// Bytes waiting to be written.
@@ -528,5 +550,24 @@ mod tests {
         q.push_owned(vec![9]);
         assert_eq!(q.drop_unstarted(), 1);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn pieces_of_a_shared_buffer_are_queued_without_copies() {
+        let packet: Arc<[u8]> = Arc::from((0u8..10).collect::<Vec<_>>());
+        let mut q = OutQueue::new();
+        q.push_small(&[0xff]);
+        q.push_piece(&packet, 0..4);
+        q.push_small(&[0xfe]);
+        q.push_piece(&packet, 4..10);
+        q.push_piece(&packet, 7..7);
+        q.push_piece(&packet, 8..11);
+        assert_eq!(q.queued_bytes(), 12);
+        assert_eq!(Arc::strong_count(&packet), 3, "shared, not copied");
+        let flat: Vec<u8> = q.io_slices(16).iter().flat_map(|s| s.to_vec()).collect();
+        assert_eq!(flat, [0xff, 0, 1, 2, 3, 0xfe, 4, 5, 6, 7, 8, 9]);
+        q.advance(3);
+        let flat: Vec<u8> = q.io_slices(16).iter().flat_map(|s| s.to_vec()).collect();
+        assert_eq!(flat, [2, 3, 0xfe, 4, 5, 6, 7, 8, 9]);
     }
 }
