@@ -616,9 +616,7 @@ impl Framer for Media {
         }
         self.out.push_small(&head.encode());
         self.out.push_shared(p.bytes.clone());
-        if pad > 0 {
-            self.out.push_owned(vec![0; pad]);
-        }
+        self.out.push_zeros(pad);
     }
 
     fn queue(&mut self) -> &mut OutQueue {

@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::catalog::AnnouncementCatalog;
@@ -120,6 +120,18 @@ impl OutQueue {
         if !b.is_empty() {
             self.queued += b.len();
             self.chunks.push_back(Chunk::Shared(b));
+        }
+    }
+
+    /// Queues `n` zero bytes (padding) from one buffer shared by every session: no allocation
+    /// per packet per client.
+    pub fn push_zeros(&mut self, mut n: usize) {
+        static ZEROS: OnceLock<Arc<[u8]>> = OnceLock::new();
+        let zeros = ZEROS.get_or_init(|| Arc::from(vec![0u8; 1 << 16]));
+        while n > 0 {
+            let k = n.min(zeros.len());
+            self.push_piece(zeros, 0..k);
+            n -= k;
         }
     }
 
@@ -569,5 +581,18 @@ mod tests {
         q.advance(3);
         let flat: Vec<u8> = q.io_slices(16).iter().flat_map(|s| s.to_vec()).collect();
         assert_eq!(flat, [2, 3, 0xfe, 4, 5, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn padding_comes_from_one_shared_buffer() {
+        let mut q = OutQueue::new();
+        q.push_zeros(0);
+        assert!(q.is_empty());
+        q.push_zeros(3);
+        q.push_zeros((1 << 16) + 5);
+        assert_eq!(q.queued_bytes(), 3 + (1 << 16) + 5);
+        let flat: Vec<u8> = q.io_slices(16).iter().flat_map(|s| s.to_vec()).collect();
+        assert_eq!(flat.len(), q.queued_bytes());
+        assert!(flat.iter().all(|&b| b == 0));
     }
 }
