@@ -77,29 +77,15 @@ fn station_metric(metrics: &str, name: &str, station: &str) -> f64 {
 /// A daemon with a push station `live` (no fallback) and a playlist station `demo` looping
 /// the demo, over HTTP (MMSH, `/metrics`) and RTSP, with `limits` in server.yaml.
 fn start(dir: &Path, limits: &str) -> (Daemon, SocketAddr, SocketAddr) {
-    let (hp, rp) = (support::free_tcp_port(), support::free_tcp_port());
-    std::fs::write(
-        dir.join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{hp}\n  mms: false\n  rtsp: 127.0.0.1:{rp}\n\
-             announce_dir: {}\nmetrics:\n  enabled: true\nlimits:\n  idle_timeout: 30s\n{limits}",
-            dir.join("announce").display()
-        ),
-    )
-    .unwrap();
+    let listen = support::Listen::new().with_http().with_rtsp().write(
+        dir,
+        &format!("metrics:\n  enabled: true\nlimits:\n  idle_timeout: 30s\n{limits}"),
+    );
     std::fs::write(dir.join("live.yaml"), "name: live\nsource:\n  type: push\n").unwrap();
-    std::fs::write(
-        dir.join("demo.yaml"),
-        format!(
-            "name: demo\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n",
-            support::demo_media().display()
-        ),
-    )
-    .unwrap();
-    let http = SocketAddr::from(([127, 0, 0, 1], hp));
+    support::demo_station(dir, "");
     let mut d = Daemon::asfcast(["run", "--config", dir.to_str().unwrap()]);
-    d.wait_for_tcp(http, Duration::from_secs(10));
-    (d, http, SocketAddr::from(([127, 0, 0, 1], rp)))
+    d.wait_for_tcp(listen.http(), Duration::from_secs(10));
+    (d, listen.http(), listen.rtsp())
 }
 
 /// `packet` with its Send Time field set to `t` (\[ASF\] §5.2.2).
@@ -368,25 +354,12 @@ fn session_lines(log: &str) -> Vec<&str> {
 fn six_mbit_station_at_rate(rate: &str) {
     let dir = TempDir::new("outsider-fast-start-hd");
     let clip = six_mbit_clip(dir.path());
-    let (hp, rp) = (support::free_tcp_port(), support::free_tcp_port());
-    std::fs::write(
-        dir.path().join("server.yaml"),
-        format!(
-            "listen:\n  http: 127.0.0.1:{hp}\n  mms: false\n  rtsp: 127.0.0.1:{rp}\n\
-             announce_dir: {}\nmetrics:\n  enabled: true\nlimits:\n  fast_start_rate: {rate}\n",
-            dir.path().join("announce").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("hd.yaml"),
-        format!(
-            "name: hd\nsource:\n  type: playlist\n  files: [{}]\n  loop: true\n",
-            clip.display()
-        ),
-    )
-    .unwrap();
-    let http = SocketAddr::from(([127, 0, 0, 1], hp));
+    let listen = support::Listen::new().with_http().with_rtsp().write(
+        dir.path(),
+        &format!("metrics:\n  enabled: true\nlimits:\n  fast_start_rate: {rate}\n"),
+    );
+    support::playlist_station(dir.path(), "hd", &clip, "");
+    let (http, rtsp_addr) = (listen.http(), listen.rtsp());
     let mut d = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
     d.wait_for_tcp(http, Duration::from_secs(10));
     // The buffer reaches back 5 s once the station has played that long.
@@ -399,7 +372,7 @@ fn six_mbit_station_at_rate(rate: &str) {
     for round in 0..2 {
         let mmsh = ffmpeg_with(&format!("mmsh://{http}/hd"), 8, &[], &copy, limit);
         let rtsp = ffmpeg_with(
-            &format!("rtsp://127.0.0.1:{rp}/hd"),
+            &format!("rtsp://{rtsp_addr}/hd"),
             8,
             &["-rtsp_transport", "tcp"],
             &copy,
@@ -412,6 +385,8 @@ fn six_mbit_station_at_rate(rate: &str) {
     thread::sleep(Duration::from_millis(1_000));
     let metrics = get(http, "/metrics");
     let skips = station_metric(&metrics, "asfcast_client_skips_total", "hd");
+    let leaves = station_metric(&metrics, "asfcast_client_leaves_total", "hd");
+    let drops = station_metric(&metrics, "asfcast_client_drops_total", "hd");
     let (_, log) = d.stop_with_log();
     let sessions = session_lines(&log).join("\n");
     eprintln!(
@@ -426,6 +401,13 @@ fn six_mbit_station_at_rate(rate: &str) {
         );
     }
     assert_eq!(skips, 0.0, "clients skipped at fast_start_rate {rate}");
+    // Each FFmpeg hung up by itself after its 8 s (resetting, with data in flight): those are
+    // clients that left, not clients the server dropped.
+    assert_eq!(
+        (leaves, drops),
+        (4.0, 0.0),
+        "leaves and drops in /metrics\n{metrics}"
+    );
 }
 
 #[test]

@@ -43,6 +43,7 @@ use crate::ops::wmlog_client::ClientReport;
 use crate::station::feed::FeedConfig;
 use crate::station::sink::{
     ClientInfo, OutQueue, Protocol, SelectStream, Session, Sink, StationView, Step,
+    PEER_CLOSED_CONNECTION,
 };
 use crate::station::{StationHeader, StationPacket};
 
@@ -560,7 +561,7 @@ impl Session for HttpSession {
             i.on_closed(now);
             return Step::close("the encoder closed its connection");
         }
-        Step::close("peer closed")
+        Step::close(PEER_CLOSED_CONNECTION)
     }
 
     fn take_client_logs(&mut self, out: &mut Vec<ClientReport>) {

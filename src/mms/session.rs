@@ -346,7 +346,7 @@ impl MmsSession {
                     now,
                 );
             }
-            ClientMessage::CloseFile => return Step::close("client closed the file"),
+            ClientMessage::CloseFile => return Step::ended_by_peer("client closed the file"),
             ClientMessage::Pong | ClientMessage::Logging => {}
             ClientMessage::Unsupported { command } => {
                 return self.unexpected(&format!("command 0x{command:02x}"));

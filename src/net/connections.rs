@@ -17,7 +17,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use tracing::{debug, info, warn};
 
-use crate::station::sink::{Session, StationView, Step};
+use crate::station::sink::{Session, StationView, Step, PEER_CLOSED_CONNECTION, PEER_ENDED};
 
 /// Which protocol a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +153,7 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.mark_closing(format!("read error: {e}"));
+                    self.mark_closing(io_close_reason("read", &e));
                     return false;
                 }
             }
@@ -206,7 +206,7 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.closing
-                        .get_or_insert_with(|| format!("write error: {e}"));
+                        .get_or_insert_with(|| io_close_reason("write", &e));
                     return false;
                 }
             }
@@ -278,10 +278,22 @@ impl PeerCounts {
     }
 }
 
+/// Why a read or write error closed a connection. A reset or a broken pipe is the client
+/// hanging up (a player that quits with data in flight resets), as a clean close is: the
+/// metrics count it among the clients that left, not those dropped.
+fn io_close_reason(op: &str, e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => format!("{PEER_ENDED}: {op}: {e}"),
+        _ => format!("{op} error: {e}"),
+    }
+}
+
 pub fn log_close(conn: &Connection) {
     let proto = conn.session.protocol();
     match conn.close_reason() {
-        Some(r) if r.starts_with("peer closed") => {
+        Some(r) if r == PEER_CLOSED_CONNECTION => {
             debug!(peer = %conn.peer, protocol = proto, "connection closed")
         }
         Some(r) => info!(peer = %conn.peer, protocol = proto, reason = r, "connection closed"),
@@ -303,5 +315,16 @@ mod tests {
         assert_eq!(wanted_interest(101, 100), Interest::WRITABLE);
         // A limit of 0 still reads an idle connection.
         assert_eq!(wanted_interest(0, 0), Interest::READABLE);
+    }
+
+    #[test]
+    fn a_reset_or_broken_pipe_is_the_peer_closing() {
+        use crate::station::sink::ended_by_peer;
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert!(ended_by_peer(&io_close_reason("read", &reset)));
+        let pipe = io::Error::from(io::ErrorKind::BrokenPipe);
+        assert!(ended_by_peer(&io_close_reason("write", &pipe)));
+        let other = io::Error::from(io::ErrorKind::InvalidData);
+        assert!(!ended_by_peer(&io_close_reason("read", &other)));
     }
 }

@@ -42,7 +42,7 @@ impl OpsState {
 
     /// A connection closed; `close_reason` as the connection recorded it (None: dropped).
     pub fn closed(&mut self, info: &ClientInfo, close_reason: Option<&str>) {
-        let by_peer = close_reason.is_some_and(|r| r.starts_with("peer closed"));
+        let by_peer = close_reason.is_some_and(crate::station::sink::ended_by_peer);
         self.totals.ended(info, by_peer);
     }
 

@@ -64,7 +64,7 @@ use crate::station::delivery::{
 use crate::station::feed::FeedConfig;
 use crate::station::sink::{
     ClientInfo, Datagram, OutQueue, Protocol, Session, Sink, StationView, Step, UdpChannel,
-    UdpPorts,
+    UdpPorts, PEER_CLOSED_CONNECTION,
 };
 use crate::station::{StationHeader, StationPacket};
 
@@ -601,7 +601,7 @@ impl RtspSession {
                 self.reply(Reply::new(200), cseq, true);
                 self.playing = false;
                 self.stats.end = "teardown";
-                Step::close("rtsp teardown")
+                Step::ended_by_peer("rtsp teardown")
             }
             Method::Announce | Method::Record | Method::Redirect | Method::PlayNotify => {
                 let r = Reply::new(405).header(headers::ALLOW, PUBLIC);
@@ -1391,7 +1391,7 @@ impl Session for RtspSession {
         if self.stats.end == "connection closed" {
             self.stats.end = "peer closed";
         }
-        Step::close("peer closed the connection")
+        Step::close(PEER_CLOSED_CONNECTION)
     }
 }
 

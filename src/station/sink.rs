@@ -38,11 +38,30 @@ pub enum Step {
     },
 }
 
+/// How the reason of a close the client asked for begins (its connection closed or reset, an
+/// RTSP TEARDOWN, an MMS CloseFile): the metrics count those clients as having left, not as
+/// dropped by the server ([`ended_by_peer`]).
+pub const PEER_ENDED: &str = "peer closed";
+
+/// The reason of the commonest close of all, the client closing its connection (logged
+/// quietly).
+pub const PEER_CLOSED_CONNECTION: &str = "peer closed: the connection";
+
+/// Did the client end it (a close reason made by [`Step::ended_by_peer`])?
+pub fn ended_by_peer(reason: &str) -> bool {
+    reason.starts_with(PEER_ENDED)
+}
+
 impl Step {
     pub fn close(reason: impl Into<String>) -> Step {
         Step::Close {
             reason: reason.into(),
         }
+    }
+
+    /// The client ended its session (`how`: what it did).
+    pub fn ended_by_peer(how: &str) -> Step {
+        Step::close(format!("{PEER_ENDED}: {how}"))
     }
 }
 
@@ -487,7 +506,7 @@ pub trait Session: Sink {
     }
     /// The peer closed its side: default is to close.
     fn on_peer_closed(&mut self, _now: Instant) -> Step {
-        Step::close("peer closed the connection")
+        Step::close(PEER_CLOSED_CONNECTION)
     }
     /// The logs the player sent about itself ([MS-WMLOG]: an MMSH log POST, an RTSP
     /// SET_PARAMETER log, the multicast logging agent), taken by the shell when the connection
