@@ -170,7 +170,7 @@ pub fn render(snap: &Snapshot) -> String {
         (
             "asfcast_client_leaves_total",
             "counter",
-            "Clients that ended their session themselves (closed the connection).",
+            "Clients that ended their session themselves (closed or reset the connection, RTSP TEARDOWN, MMS CloseFile).",
             |r| r.leaves,
         ),
         (
