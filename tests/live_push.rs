@@ -493,12 +493,7 @@ fn wmhttp_client_setup_start_header_change_drop_and_resume() {
     let head = response_head(&mut s);
     assert!(head.starts_with("HTTP/1.1 204"), "{head}");
     assert!(head.contains("Server: Cougar/9"), "{head}");
-    let push_id = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Set-Cookie: push-id="))
-        .unwrap_or_else(|| panic!("no push-id: {head}"))
-        .trim()
-        .to_string();
+    let push_id = support::push::push_id(&head);
     assert!(push_id.len() >= 16 && push_id != "0", "{push_id}");
 
     // PushStart on the same connection (§3.2.5.1: it stays open): `$H` and 3 s of `$D` in

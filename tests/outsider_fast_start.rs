@@ -136,12 +136,7 @@ fn push_session(addr: SocketAddr) -> TcpStream {
     .unwrap();
     let head = response_head(&mut s);
     assert!(head.starts_with("HTTP/1.1 204"), "{head}");
-    let push_id = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Set-Cookie: push-id="))
-        .unwrap_or_else(|| panic!("no push-id: {head}"))
-        .trim()
-        .to_string();
+    let push_id = support::push::push_id(&head);
     write_push_start(&mut s, addr, &push_id);
     s
 }

@@ -35,6 +35,15 @@ pub fn response_head(s: &mut TcpStream) -> String {
     String::from_utf8_lossy(&head).into_owned()
 }
 
+/// The push-id a PushSetup answer sets (`Set-Cookie: push-id=…`, [MS-WMHTTP] 2.2.3.1).
+pub fn push_id(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("Set-Cookie: push-id="))
+        .unwrap_or_else(|| panic!("no push-id: {head}"))
+        .trim()
+        .to_string()
+}
+
 pub fn push_start(addr: SocketAddr, push_id: &str) -> TcpStream {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
