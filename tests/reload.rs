@@ -262,6 +262,11 @@ fn a_description_change_rewrites_the_announcements_and_touches_no_client() {
     let mut d = Daemon::asfcast(["run", "--config", dir.path().to_str().unwrap()]);
     d.wait_for_tcp(addr, Duration::from_secs(10));
     let nsc_file = dir.path().join("announce/alpha.nsc");
+    // Written once the station has its header, a moment after the listener is up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !nsc_file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(nsc_file.exists());
 
     // An MMSH player for 12 s, and an MSB receiver for 7 s: it ends before the playlist loops
